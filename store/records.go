@@ -1,0 +1,391 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Instance states.
+const (
+	StateDone      = "done"
+	StateRejected  = "rejected"
+	StateDuplicate = "duplicate"
+)
+
+// Instance is one received file, by content hash. It holds de-identified
+// values only.
+type Instance struct {
+	SHA256         string    `json:"sha256"`
+	State          string    `json:"state"`
+	Reason         string    `json:"reason,omitempty"`
+	StudyUID       string    `json:"study_uid,omitempty"`
+	SeriesUID      string    `json:"series_uid,omitempty"`
+	SOPInstanceUID string    `json:"sop_instance_uid,omitempty"`
+	Modality       string    `json:"modality,omitempty"`
+	BodyPart       string    `json:"body_part,omitempty"`
+	TransferSyntax string    `json:"transfer_syntax,omitempty"`
+	ArchivePath    string    `json:"archive_path,omitempty"`
+	DuplicateOf    string    `json:"duplicate_of,omitempty"`
+	ReceivedAt     time.Time `json:"received_at"`
+	CompletedAt    time.Time `json:"completed_at"`
+}
+
+// Prediction is one classifier result.
+type Prediction struct {
+	ID                int64         `json:"id"`
+	InstanceSHA256    string        `json:"instance_sha256"`
+	ModelID           string        `json:"model_id"`
+	ModelSHA256       string        `json:"model_sha256"`
+	PreprocessVersion string        `json:"preprocess_version"`
+	Probability       float64       `json:"probability"`
+	Threshold         float64       `json:"threshold"`
+	Flagged           bool          `json:"flagged"`
+	Latency           time.Duration `json:"-"`
+	CreatedAt         time.Time     `json:"created_at"`
+}
+
+// Model is a registered model.
+type Model struct {
+	ID                string          `json:"id"`
+	Arch              string          `json:"arch"`
+	WeightsSHA256     string          `json:"weights_sha256"`
+	Path              string          `json:"path"`
+	PreprocessVersion string          `json:"preprocess_version"`
+	Threshold         float64         `json:"threshold"`
+	Metadata          json.RawMessage `json:"metadata,omitempty"`
+	TrainingRunID     string          `json:"training_run_id,omitempty"`
+	RegisteredAt      time.Time       `json:"registered_at"`
+	Active            bool            `json:"active"`
+}
+
+// Label is ground truth for one de-identified SOP instance.
+type Label struct {
+	ID             int64     `json:"id"`
+	SOPInstanceUID string    `json:"sop_instance_uid"`
+	Fractured      bool      `json:"fractured"`
+	Source         string    `json:"source"`
+	Actor          string    `json:"actor"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeFormat)
+}
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(TimeFormat, s)
+	return t
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Instance returns the instance with the given content hash.
+func (tx *Tx) Instance(ctx context.Context, sha string) (Instance, error) {
+	return scanInstance(tx.tx.QueryRowContext(ctx, instanceSelect+` WHERE sha256 = ?`, sha))
+}
+
+// Instance returns the instance with the given content hash.
+func (db *DB) Instance(ctx context.Context, sha string) (Instance, error) {
+	return scanInstance(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sha256 = ?`, sha))
+}
+
+// DoneInstanceBySOP returns the processed instance with this de-identified
+// SOP Instance UID, so a re-sent study is recognised as a duplicate.
+func (tx *Tx) DoneInstanceBySOP(ctx context.Context, sopUID string) (Instance, error) {
+	return scanInstance(tx.tx.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID))
+}
+
+const instanceSelect = `SELECT sha256, state, reason, study_uid, series_uid, sop_instance_uid, modality, body_part,
+	transfer_syntax, archive_path, coalesce(duplicate_of, ''), received_at, completed_at FROM instances`
+
+func scanInstance(row *sql.Row) (Instance, error) {
+	var in Instance
+	var recv, done string
+	err := row.Scan(&in.SHA256, &in.State, &in.Reason, &in.StudyUID, &in.SeriesUID, &in.SOPInstanceUID,
+		&in.Modality, &in.BodyPart, &in.TransferSyntax, &in.ArchivePath, &in.DuplicateOf, &recv, &done)
+	if errors.Is(err, sql.ErrNoRows) {
+		return in, ErrNotFound
+	}
+	if err != nil {
+		return in, fmt.Errorf("store: read instance: %w", err)
+	}
+	in.ReceivedAt, in.CompletedAt = parseTime(recv), parseTime(done)
+	return in, nil
+}
+
+// InsertInstance records a file's terminal state.
+func (tx *Tx) InsertInstance(ctx context.Context, in Instance) error {
+	switch in.State {
+	case StateDone, StateRejected, StateDuplicate:
+	default:
+		return fmt.Errorf("store: instance state %q is not one of done, rejected, duplicate", in.State)
+	}
+	if in.CompletedAt.IsZero() {
+		in.CompletedAt = tx.db.Now()
+	}
+	if in.ReceivedAt.IsZero() {
+		in.ReceivedAt = in.CompletedAt
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO instances(sha256, state, reason, study_uid, series_uid,
+		sop_instance_uid, modality, body_part, transfer_syntax, archive_path, duplicate_of, received_at, completed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		in.SHA256, in.State, in.Reason, in.StudyUID, in.SeriesUID, in.SOPInstanceUID, in.Modality, in.BodyPart,
+		in.TransferSyntax, in.ArchivePath, nullIfEmpty(in.DuplicateOf), fmtTime(in.ReceivedAt), fmtTime(in.CompletedAt))
+	if err != nil {
+		return fmt.Errorf("store: insert instance %s: %w", in.SHA256, err)
+	}
+	return nil
+}
+
+// InsertPrediction records a prediction and returns its id.
+func (tx *Tx) InsertPrediction(ctx context.Context, p Prediction) (int64, error) {
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = tx.db.Now()
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO predictions(instance_sha256, model_id, model_sha256,
+		preprocess_version, probability, threshold, flagged, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.InstanceSHA256, p.ModelID, p.ModelSHA256, p.PreprocessVersion, p.Probability, p.Threshold, p.Flagged,
+		float64(p.Latency)/float64(time.Millisecond), fmtTime(p.CreatedAt))
+	if err != nil {
+		return 0, fmt.Errorf("store: insert prediction for %s: %w", p.InstanceSHA256, err)
+	}
+	return res.LastInsertId()
+}
+
+// RegisterModel adds a model (inactive) to the registry.
+func (tx *Tx) RegisterModel(ctx context.Context, m Model) error {
+	if m.RegisteredAt.IsZero() {
+		m.RegisteredAt = tx.db.Now()
+	}
+	meta := string(m.Metadata)
+	if meta == "" {
+		meta = "{}"
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO models(id, arch, weights_sha256, path, preprocess_version,
+		threshold, metadata, training_run_id, registered_at, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		m.ID, m.Arch, m.WeightsSHA256, m.Path, m.PreprocessVersion, m.Threshold, meta, nullIfEmpty(m.TrainingRunID), fmtTime(m.RegisteredAt))
+	if err != nil {
+		return fmt.Errorf("store: register model %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// ActivateModel makes id the single active model.
+func (tx *Tx) ActivateModel(ctx context.Context, id string) error {
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE models SET active = 0 WHERE active = 1 AND id <> ?`, id); err != nil {
+		return fmt.Errorf("store: activate model %s: %w", id, err)
+	}
+	res, err := tx.tx.ExecContext(ctx, `UPDATE models SET active = 1 WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("store: activate model %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: activate model %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+const modelSelect = `SELECT id, arch, weights_sha256, path, preprocess_version, threshold, metadata,
+	coalesce(training_run_id, ''), registered_at, active FROM models`
+
+func scanModels(rows *sql.Rows) ([]Model, error) {
+	defer rows.Close()
+	var out []Model
+	for rows.Next() {
+		var m Model
+		var meta, reg string
+		if err := rows.Scan(&m.ID, &m.Arch, &m.WeightsSHA256, &m.Path, &m.PreprocessVersion, &m.Threshold,
+			&meta, &m.TrainingRunID, &reg, &m.Active); err != nil {
+			return nil, fmt.Errorf("store: read model: %w", err)
+		}
+		m.Metadata, m.RegisteredAt = json.RawMessage(meta), parseTime(reg)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Models lists the registry, newest first.
+func (db *DB) Models(ctx context.Context) ([]Model, error) {
+	rows, err := db.sql.QueryContext(ctx, modelSelect+` ORDER BY registered_at DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list models: %w", err)
+	}
+	return scanModels(rows)
+}
+
+// Model returns one model by id.
+func (db *DB) Model(ctx context.Context, id string) (Model, error) {
+	rows, err := db.sql.QueryContext(ctx, modelSelect+` WHERE id = ?`, id)
+	if err != nil {
+		return Model{}, fmt.Errorf("store: read model %s: %w", id, err)
+	}
+	ms, err := scanModels(rows)
+	if err != nil {
+		return Model{}, err
+	}
+	if len(ms) == 0 {
+		return Model{}, fmt.Errorf("store: model %s: %w", id, ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+// ActiveModel returns the active model, or ErrNotFound.
+func (db *DB) ActiveModel(ctx context.Context) (Model, error) {
+	rows, err := db.sql.QueryContext(ctx, modelSelect+` WHERE active = 1`)
+	if err != nil {
+		return Model{}, fmt.Errorf("store: read active model: %w", err)
+	}
+	ms, err := scanModels(rows)
+	if err != nil {
+		return Model{}, err
+	}
+	if len(ms) == 0 {
+		return Model{}, fmt.Errorf("store: active model: %w", ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+// AddLabel records ground truth; a second label from the same source for the
+// same instance is an error rather than a silent overwrite.
+func (tx *Tx) AddLabel(ctx context.Context, l Label) (int64, error) {
+	if l.CreatedAt.IsZero() {
+		l.CreatedAt = tx.db.Now()
+	}
+	res, err := tx.tx.ExecContext(ctx, `INSERT INTO labels(sop_instance_uid, fractured, source, actor, created_at)
+		VALUES (?, ?, ?, ?, ?)`, l.SOPInstanceUID, l.Fractured, l.Source, l.Actor, fmtTime(l.CreatedAt))
+	if err != nil {
+		return 0, fmt.Errorf("store: add label: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// Labels lists all labels in id order.
+func (db *DB) Labels(ctx context.Context) ([]Label, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT id, sop_instance_uid, fractured, source, actor, created_at FROM labels ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list labels: %w", err)
+	}
+	defer rows.Close()
+	var out []Label
+	for rows.Next() {
+		var l Label
+		var ts string
+		if err := rows.Scan(&l.ID, &l.SOPInstanceUID, &l.Fractured, &l.Source, &l.Actor, &ts); err != nil {
+			return nil, fmt.Errorf("store: list labels: %w", err)
+		}
+		l.CreatedAt = parseTime(ts)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Result is one row of the auditors' results view.
+type Result struct {
+	PredictionID      int64     `json:"prediction_id"`
+	PredictedAt       time.Time `json:"predicted_at"`
+	InstanceSHA256    string    `json:"instance_sha256"`
+	StudyUID          string    `json:"study_uid"`
+	SeriesUID         string    `json:"series_uid"`
+	SOPInstanceUID    string    `json:"sop_instance_uid"`
+	Modality          string    `json:"modality"`
+	BodyPart          string    `json:"body_part"`
+	Probability       float64   `json:"probability"`
+	Threshold         float64   `json:"threshold"`
+	Flagged           bool      `json:"flagged"`
+	ModelID           string    `json:"model_id"`
+	ModelArch         string    `json:"model_arch"`
+	ModelSHA256       string    `json:"model_sha256"`
+	PreprocessVersion string    `json:"preprocess_version"`
+	LatencyMS         float64   `json:"latency_ms"`
+}
+
+// ResultFilter selects results. Zero values mean "no constraint".
+type ResultFilter struct {
+	FlaggedOnly  bool
+	Since, Until time.Time
+	ModelID      string
+	Limit        int
+}
+
+// Results queries the results view in prediction order.
+func (db *DB) Results(ctx context.Context, f ResultFilter) ([]Result, error) {
+	var where []string
+	var args []any
+	if f.FlaggedOnly {
+		where = append(where, "flagged = 1")
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "predicted_at >= ?")
+		args = append(args, fmtTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "predicted_at < ?")
+		args = append(args, fmtTime(f.Until))
+	}
+	if f.ModelID != "" {
+		where = append(where, "model_id = ?")
+		args = append(args, f.ModelID)
+	}
+	q := `SELECT prediction_id, predicted_at, instance_sha256, study_uid, series_uid, sop_instance_uid, modality,
+		body_part, probability, threshold, flagged, model_id, model_arch, model_sha256, preprocess_version, latency_ms FROM results`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY prediction_id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: query results: %w", err)
+	}
+	defer rows.Close()
+	var out []Result
+	for rows.Next() {
+		var r Result
+		var ts string
+		if err := rows.Scan(&r.PredictionID, &ts, &r.InstanceSHA256, &r.StudyUID, &r.SeriesUID, &r.SOPInstanceUID,
+			&r.Modality, &r.BodyPart, &r.Probability, &r.Threshold, &r.Flagged, &r.ModelID, &r.ModelArch,
+			&r.ModelSHA256, &r.PreprocessVersion, &r.LatencyMS); err != nil {
+			return nil, fmt.Errorf("store: query results: %w", err)
+		}
+		r.PredictedAt = parseTime(ts)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Counts returns how many instances are in each state.
+func (db *DB) Counts(ctx context.Context) (map[string]int64, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT state, count(*) FROM instances GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count instances: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
