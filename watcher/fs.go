@@ -1,0 +1,85 @@
+//go:build linux
+
+package watcher
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// SameFilesystem reports whether a rename(2) from path a to path b can
+// succeed as far as the mount layout goes: both must be on the same device
+// (st_dev) and, where the kernel reports it (statx STATX_MNT_ID, Linux 5.8+),
+// on the same mount. The mount check matters because two bind mounts of one
+// filesystem share st_dev yet rename between them fails with EXDEV — a common
+// layout in containers. Symlinks are followed. Paths are admin-configured
+// directories, so they may appear in the error.
+func SameFilesystem(a, b string) (bool, error) {
+	sa, err := mountOf(a)
+	if err != nil {
+		return false, err
+	}
+	sb, err := mountOf(b)
+	if err != nil {
+		return false, err
+	}
+	if sa.dev != sb.dev {
+		return false, nil
+	}
+	if sa.hasMnt && sb.hasMnt {
+		return sa.mnt == sb.mnt, nil
+	}
+	return true, nil
+}
+
+type mountID struct {
+	dev    uint64
+	mnt    uint64
+	hasMnt bool
+}
+
+func mountOf(p string) (mountID, error) {
+	var sx unix.Statx_t
+	err := unix.Statx(unix.AT_FDCWD, p, unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &sx)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		// Old kernel or a seccomp filter without statx: st_dev alone.
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return mountID{}, fmt.Errorf("watcher: stat %s: %w", p, err)
+		}
+		return mountID{dev: uint64(st.Dev)}, nil
+	}
+	if err != nil {
+		return mountID{}, fmt.Errorf("watcher: statx %s: %w", p, err)
+	}
+	return mountID{
+		dev:    unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+		mnt:    sx.Mnt_id,
+		hasMnt: sx.Mask&unix.STATX_MNT_ID != 0,
+	}, nil
+}
+
+// FreeBytes returns the bytes available to an unprivileged user on the
+// filesystem holding path (statfs f_bavail * f_bsize), for the disk
+// watermark: the root-reserved blocks are not counted because the daemon
+// should not run the disk into them.
+func FreeBytes(path string) (uint64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("watcher: statfs %s: %w", path, err)
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// fileID returns the device and inode of a file, so that a path whose file
+// was replaced (rename over it) is told apart from the file that was emitted.
+func fileID(fi fs.FileInfo) (dev, ino uint64) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Dev, st.Ino
+	}
+	return 0, 0
+}

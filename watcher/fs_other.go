@@ -1,0 +1,22 @@
+//go:build !linux
+
+package watcher
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+)
+
+// SameFilesystem is only implemented on Linux, where fracd runs.
+func SameFilesystem(a, b string) (bool, error) {
+	return false, fmt.Errorf("watcher: same filesystem check: %w", errors.ErrUnsupported)
+}
+
+// FreeBytes is only implemented on Linux, where fracd runs.
+func FreeBytes(path string) (uint64, error) {
+	return 0, fmt.Errorf("watcher: free bytes: %w", errors.ErrUnsupported)
+}
+
+// fileID is unknown here; change detection falls back to size and mtime.
+func fileID(fs.FileInfo) (dev, ino uint64) { return 0, 0 }
