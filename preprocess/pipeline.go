@@ -1,0 +1,151 @@
+package preprocess
+
+import (
+	"fmt"
+	"image"
+	"sync"
+)
+
+// scratch is every reusable buffer of one preprocessing run.
+type scratch struct {
+	gray   []uint8
+	eq     []uint8
+	thumbB []uint8
+	clahe  claheScratch
+	thumb  thumbScratch
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch  { return scratchPool.Get().(*scratch) }
+func putScratch(s *scratch) { scratchPool.Put(s) }
+
+// Plane runs the seed's whole chain on src (gray if it has colour, CLAHE,
+// thumbnail, centred pad) and returns the Size x Size plane. It is safe for
+// concurrent use; buffers are pooled between calls.
+func Plane(src image.Image) (*image.Gray, error) {
+	dst := newGray(Size, Size)
+	if err := PlaneInto(dst, src); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// PlaneInto is Plane writing into dst, which must be Size x Size; with a
+// reused dst the chain allocates nothing in steady state.
+func PlaneInto(dst *image.Gray, src image.Image) error {
+	if dst.Bounds().Dx() != Size || dst.Bounds().Dy() != Size {
+		return fmt.Errorf("preprocess: destination is %dx%d, want %dx%d", dst.Bounds().Dx(), dst.Bounds().Dy(), Size, Size)
+	}
+	b := src.Bounds()
+	if err := checkSize(b); err != nil {
+		return err
+	}
+	s := getScratch()
+	defer putScratch(s)
+	w, h := b.Dx(), b.Dy()
+
+	var in plane
+	if g, ok := src.(*image.Gray); ok {
+		in = planeOf(g)
+	} else {
+		s.gray = grow(s.gray, w*h)
+		gi := &image.Gray{Pix: s.gray, Stride: w, Rect: image.Rect(0, 0, w, h)}
+		grayInto(gi, src)
+		in = planeOf(gi)
+	}
+
+	s.eq = grow(s.eq, w*h)
+	eq := plane{pix: s.eq, w: w, h: h, stride: w}
+	claheInto(eq, in, ClipLimit, TilesX, TilesY, &s.clahe)
+
+	tw, th, resize := ThumbnailSize(w, h, Size)
+	thumb := eq
+	if resize {
+		s.thumbB = grow(s.thumbB, tw*th)
+		thumb = plane{pix: s.thumbB, w: tw, h: th, stride: tw}
+		thumbInto(thumb, eq, &s.thumb)
+	}
+	padInto(planeOf(dst), thumb)
+	return nil
+}
+
+// Pad pastes src centred on a black size x size canvas at
+// ((size-w)/2, (size-h)/2) as PIL's Image.paste does; parts outside the
+// canvas are cut off.
+func Pad(src *image.Gray, size int) *image.Gray {
+	dst := newGray(size, size)
+	padInto(planeOf(dst), planeOf(src))
+	return dst
+}
+
+func padInto(dst, src plane) {
+	ox, oy := floorDiv(dst.w-src.w, 2), floorDiv(dst.h-src.h, 2)
+	for y := 0; y < dst.h; y++ {
+		d := dst.row(y)
+		sy := y - oy
+		if sy < 0 || sy >= src.h {
+			clear(d)
+			continue
+		}
+		sr := src.row(sy)
+		for x := range d {
+			sx := x - ox
+			if sx >= 0 && sx < src.w {
+				d[x] = sr[sx]
+			} else {
+				d[x] = 0
+			}
+		}
+	}
+}
+
+// floorDiv is Python's // for the offsets of images larger than the canvas.
+func floorDiv(a, b int) int {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// TensorLen is the number of float32 values of one model input (3 x Size x Size).
+const TensorLen = 3 * Size * Size
+
+// ToTensor writes the model input of a Size x Size plane into dst (grown to
+// TensorLen when short) and returns it: CHW float32, the same plane in all
+// three channels, x/255 then (x-mean)/std per channel, in float32 as
+// torchvision's ToTensor + Normalize compute it.
+func ToTensor(plane *image.Gray, mean, std [3]float32, dst []float32) []float32 {
+	dst = grow(dst, TensorLen)
+	p := planeOf(plane)
+	var lut [3][256]float32
+	for c := 0; c < 3; c++ {
+		for v := 0; v < 256; v++ {
+			x := float32(v) / 255
+			lut[c][v] = float32(x-mean[c]) / std[c]
+		}
+	}
+	n := Size * Size
+	for c := 0; c < 3; c++ {
+		ch := dst[c*n : (c+1)*n]
+		for y := 0; y < Size; y++ {
+			r := ch[y*Size : (y+1)*Size]
+			if y >= p.h {
+				for x := range r {
+					r[x] = lut[c][0]
+				}
+				continue
+			}
+			sr := p.row(y)
+			for x := range r {
+				if x < p.w {
+					r[x] = lut[c][sr[x]]
+				} else {
+					r[x] = lut[c][0]
+				}
+			}
+		}
+	}
+	return dst
+}
