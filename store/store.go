@@ -62,6 +62,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // use it so that they can never change what they inspect.
 func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("store: no database at %s (set paths.db or --db; fracd serve creates it): %w", path, err)
+		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db, err := open(ctx, path, true)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fracd/fracd/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerCommand(newAuditCmd) }
+
+func newAuditCmd(m *Main) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Inspect and verify the hash-chained audit trail",
+	}
+	cmd.AddCommand(newAuditListCmd(m), newAuditVerifyCmd(m))
+	return cmd
+}
+
+func newAuditListCmd(m *Main) *cobra.Command {
+	var (
+		since, until, action, subject, format string
+		limit                                 int
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List audit rows (the database is opened read-only)",
+		Example: `  fracd audit list --since 2026-11-01 --action instance.
+  fracd audit list --format json --limit 100`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := store.AuditFilter{Action: action, Subject: subject, Limit: limit}
+			var err error
+			now := time.Now()
+			if f.Since, err = parseTimeFlag("since", since, now); err != nil {
+				return err
+			}
+			if f.Until, err = parseTimeFlag("until", until, now); err != nil {
+				return err
+			}
+			if limit < 0 {
+				return fmt.Errorf("--limit: must be >= 0")
+			}
+			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			es, err := db.ListAudit(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if es == nil {
+				es = []store.AuditEntry{}
+			}
+			t := table{header: []string{"id", "ts", "actor", "action", "subject", "detail", "hash"}, records: es}
+			for _, e := range es {
+				t.rows = append(t.rows, []string{strconv.FormatInt(e.ID, 10), e.TS.UTC().Format(time.RFC3339Nano), e.Actor,
+					e.Action, e.Subject, string(e.Detail), e.Hash})
+			}
+			return t.write(m.Stdout, format)
+		},
+	}
+	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
+	cmd.Flags().StringVar(&until, "until", "", "before this time (same forms as --since)")
+	cmd.Flags().StringVar(&action, "action", "", "only this action, or a prefix ending in '.' (instance.)")
+	cmd.Flags().StringVar(&subject, "subject", "", "only rows about this subject (content hash, UID, model id)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many rows (0: all)")
+	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	return cmd
+}
+
+func newAuditVerifyCmd(m *Main) *cobra.Command {
+	var anchor string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Walk the audit chain and name the first row that breaks it (exit status 2 if broken)",
+		Long: `Recomputes every row's hash from its contents and the previous row's hash.
+An edited, deleted or inserted row breaks the chain at that row. Removing rows
+from the end cannot be seen from inside the database: keep the head printed here
+somewhere else and pass it back with --anchor ID:HASH.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := db.VerifyAudit(cmd.Context())
+			var ce *store.ChainError
+			if errors.As(err, &ce) {
+				return &exitError{code: 2, err: err}
+			}
+			if err != nil {
+				return err
+			}
+			if anchor != "" {
+				idStr, hash, ok := strings.Cut(anchor, ":")
+				id, perr := strconv.ParseInt(idStr, 10, 64)
+				if !ok || perr != nil || len(hash) != 64 {
+					return fmt.Errorf("--anchor: %q is not ID:HASH", anchor)
+				}
+				if id > res.HeadID {
+					return &exitError{code: 2, err: fmt.Errorf("audit chain ends at row %d but the anchor names row %d: rows were removed from the end", res.HeadID, id)}
+				}
+				es, err := db.ListAudit(cmd.Context(), store.AuditFilter{})
+				if err != nil {
+					return err
+				}
+				if es[id-1].Hash != hash {
+					return &exitError{code: 2, err: fmt.Errorf("audit chain broken at row %d: hash differs from the anchor", id)}
+				}
+			}
+			fmt.Fprintf(m.Stdout, "audit chain OK: %d rows, head %d %s\n", res.Rows, res.HeadID, res.HeadHash)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&anchor, "anchor", "", "ID:HASH of a head recorded earlier; fails if that row is gone or changed")
+	return cmd
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is fracd's whole configuration. Every key has a working default
+// (defaultConfig); config.yaml at the repository root documents each one.
+type Config struct {
+	Paths     PathsConfig     `mapstructure:"paths" json:"paths"`
+	Workers   int             `mapstructure:"workers" json:"workers"`
+	Settle    time.Duration   `mapstructure:"settle" json:"settle"`
+	Rescan    time.Duration   `mapstructure:"rescan" json:"rescan"`
+	MinFreeMB int64           `mapstructure:"min_free_mb" json:"min_free_mb"`
+	Shutdown  time.Duration   `mapstructure:"shutdown_timeout" json:"shutdown_timeout"`
+	DICOM     DICOMConfig     `mapstructure:"dicom" json:"dicom"`
+	Anonymize AnonymizeConfig `mapstructure:"anonymize" json:"anonymize"`
+	Model     ModelConfig     `mapstructure:"model" json:"model"`
+	Log       LogConfig       `mapstructure:"log" json:"log"`
+	HTTP      HTTPConfig      `mapstructure:"http" json:"http"`
+}
+
+type PathsConfig struct {
+	Inbox   string `mapstructure:"inbox" json:"inbox"`
+	Spool   string `mapstructure:"spool" json:"spool"`
+	Archive string `mapstructure:"archive" json:"archive"`
+	DB      string `mapstructure:"db" json:"db"`
+	Models  string `mapstructure:"models" json:"models"`
+}
+
+type DICOMConfig struct {
+	// MaxPixelBytes bounds rows x columns x frames x bytes per sample before
+	// anything is allocated.
+	MaxPixelBytes int64 `mapstructure:"max_pixel_bytes" json:"max_pixel_bytes"`
+}
+
+type AnonymizeConfig struct {
+	SecretFile                   string `mapstructure:"secret_file" json:"secret_file"`
+	RetainLongitudinalModified   bool   `mapstructure:"retain_longitudinal_modified_dates" json:"retain_longitudinal_modified_dates"`
+	RetainPatientCharacteristics bool   `mapstructure:"retain_patient_characteristics" json:"retain_patient_characteristics"`
+	RetainDeviceIdentity         bool   `mapstructure:"retain_device_identity" json:"retain_device_identity"`
+	RetainInstitutionIdentity    bool   `mapstructure:"retain_institution_identity" json:"retain_institution_identity"`
+	RetainUIDs                   bool   `mapstructure:"retain_uids" json:"retain_uids"`
+	CleanDescriptors             bool   `mapstructure:"clean_descriptors" json:"clean_descriptors"`
+	AllowBurnedIn                bool   `mapstructure:"allow_burned_in_annotation" json:"allow_burned_in_annotation"`
+	RejectRiskySOPClasses        bool   `mapstructure:"reject_risky_sop_classes" json:"reject_risky_sop_classes"`
+}
+
+type ModelConfig struct {
+	// Path to a safetensors file; empty means the registry's active model.
+	Path string `mapstructure:"path" json:"path"`
+	// Threshold overrides the model's own decision threshold when > 0.
+	Threshold float64 `mapstructure:"threshold" json:"threshold"`
+}
+
+type LogConfig struct {
+	Level  string `mapstructure:"level" json:"level"`
+	Format string `mapstructure:"format" json:"format"`
+}
+
+type HTTPConfig struct {
+	Listen string `mapstructure:"listen" json:"listen"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Paths: PathsConfig{
+			Inbox:   "data/inbox",
+			Spool:   "data/spool",
+			Archive: "data/archive",
+			DB:      "data/fracd.db",
+			Models:  "data/models",
+		},
+		Workers:   0,
+		Settle:    2 * time.Second,
+		Rescan:    30 * time.Second,
+		MinFreeMB: 512,
+		Shutdown:  30 * time.Second,
+		DICOM:     DICOMConfig{MaxPixelBytes: 1 << 30},
+		Anonymize: AnonymizeConfig{
+			SecretFile:            "data/secret.key",
+			RejectRiskySOPClasses: true,
+		},
+		Log:  LogConfig{Level: "info", Format: "text"},
+		HTTP: HTTPConfig{Listen: "127.0.0.1:9464"},
+	}
+}
+
+// EffectiveWorkers resolves workers = 0 to the number of cores.
+func (c Config) EffectiveWorkers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return runtime.NumCPU()
+}
+
+// Validate checks values that decode fine but make no sense, naming the key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, why string) { errs = append(errs, fmt.Errorf("%s: %s", key, why)) }
+	for key, p := range map[string]string{"paths.inbox": c.Paths.Inbox, "paths.spool": c.Paths.Spool,
+		"paths.archive": c.Paths.Archive, "paths.db": c.Paths.DB, "paths.models": c.Paths.Models,
+		"anonymize.secret_file": c.Anonymize.SecretFile} {
+		if strings.TrimSpace(p) == "" {
+			bad(key, "must not be empty")
+		}
+	}
+	if c.Workers < 0 {
+		bad("workers", "must be >= 0 (0 means one per core)")
+	}
+	if c.Settle <= 0 {
+		bad("settle", "must be a positive duration such as 2s")
+	}
+	if c.Rescan <= 0 {
+		bad("rescan", "must be a positive duration such as 30s")
+	}
+	if c.Shutdown <= 0 {
+		bad("shutdown_timeout", "must be a positive duration")
+	}
+	if c.MinFreeMB < 0 {
+		bad("min_free_mb", "must be >= 0")
+	}
+	if c.DICOM.MaxPixelBytes <= 0 {
+		bad("dicom.max_pixel_bytes", "must be > 0")
+	}
+	if c.Model.Threshold < 0 || c.Model.Threshold > 1 {
+		bad("model.threshold", "must be between 0 and 1 (0 means the model's own)")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", fmt.Sprintf("%q is not one of text, json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// knownKeys lists every leaf key of Config as viper spells it.
+func knownKeys() map[string]bool {
+	keys := map[string]bool{}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := f.Tag.Get("mapstructure")
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(f.Type, prefix+name+".")
+				continue
+			}
+			keys[prefix+name] = true
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return keys
+}
+
+// setDefaults registers every default with viper so that environment
+// variables (FRACD_PATHS_INBOX, ...) are seen for every key.
+func setDefaults(v *viper.Viper, c Config) {
+	var walk func(val reflect.Value, prefix string)
+	walk = func(val reflect.Value, prefix string) {
+		t := val.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := prefix + f.Tag.Get("mapstructure")
+			if f.Type.Kind() == reflect.Struct {
+				walk(val.Field(i), name+".")
+				continue
+			}
+			v.SetDefault(name, val.Field(i).Interface())
+		}
+	}
+	walk(reflect.ValueOf(c), "")
+}
+
+// loadConfig reads the optional config file, FRACD_* environment variables
+// and flags (bound by the caller), in increasing priority. An unknown key in
+// the file is an error naming the key and the file.
+func loadConfig(v *viper.Viper, file string, explicit bool) (Config, string, error) {
+	setDefaults(v, defaultConfig())
+	v.SetEnvPrefix("FRACD")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	used := ""
+	if file != "" {
+		if _, err := os.Stat(file); err != nil {
+			if explicit || !errors.Is(err, os.ErrNotExist) {
+				return Config{}, "", fmt.Errorf("config: %w", err)
+			}
+		} else {
+			fv := viper.New()
+			fv.SetConfigFile(file)
+			if err := fv.ReadInConfig(); err != nil {
+				return Config{}, "", fmt.Errorf("config: %s: %w", file, err)
+			}
+			known := knownKeys()
+			var unknown []string
+			for _, k := range fv.AllKeys() {
+				if !known[k] {
+					unknown = append(unknown, k)
+				}
+			}
+			if len(unknown) > 0 {
+				sort.Strings(unknown)
+				return Config{}, "", fmt.Errorf("config: %s: unknown key %s", file, strings.Join(unknown, ", "))
+			}
+			if err := v.MergeConfigMap(fv.AllSettings()); err != nil {
+				return Config{}, "", fmt.Errorf("config: %s: %w", file, err)
+			}
+			used = file
+		}
+	}
+	var c Config
+	decode := func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.WeaklyTypedInput = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc())
+	}
+	if err := v.Unmarshal(&c, decode); err != nil {
+		return Config{}, "", fmt.Errorf("config%s: %w", inFile(used), err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, "", fmt.Errorf("config%s: %w", inFile(used), err)
+	}
+	return c, used, nil
+}
+
+func inFile(f string) string {
+	if f == "" {
+		return ""
+	}
+	return ": " + f
+}

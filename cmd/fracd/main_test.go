@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fracd/fracd/store"
+)
+
+// runFracd runs one command line in-process, as the binary would.
+func runFracd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	m := NewMain()
+	m.Stdin, m.Stdout, m.Stderr = strings.NewReader(""), &stdout, &stderr
+	err := m.Run(context.Background(), args)
+	return stdout.String(), stderr.String(), err
+}
+
+// seedDB makes a database with one model, three results (two flagged) and
+// their audit rows, as the pipeline would write them.
+func seedDB(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fracd.db")
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	base := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return base }
+	sha := func(c byte) string { return strings.Repeat(string(c), 64) }
+	err = db.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.RegisterModel(ctx, store.Model{ID: "resnet18-test", Arch: "resnet18", WeightsSHA256: sha('f'), Path: "w.safetensors", PreprocessVersion: "pp-test", Threshold: 0.5}); err != nil {
+			return err
+		}
+		if _, err := tx.AppendAudit(ctx, "admin", store.ActionModelAdded, "resnet18-test", nil); err != nil {
+			return err
+		}
+		return tx.ActivateModel(ctx, "resnet18-test")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []float64{0.1, 0.6, 0.95} {
+		db.Now = func() time.Time { return base.Add(time.Duration(i) * 24 * time.Hour) }
+		err := db.Update(ctx, func(tx *store.Tx) error {
+			s := sha(byte('a' + i))
+			uid := fmt.Sprintf("2.25.10%d", i)
+			if err := tx.InsertInstance(ctx, store.Instance{SHA256: s, State: store.StateDone, StudyUID: "2.25.1", SOPInstanceUID: uid, Modality: "DX", BodyPart: "HAND"}); err != nil {
+				return err
+			}
+			if _, err := tx.InsertPrediction(ctx, store.Prediction{InstanceSHA256: s, ModelID: "resnet18-test", ModelSHA256: sha('f'), PreprocessVersion: "pp-test", Probability: p, Threshold: 0.5, Flagged: p >= 0.5}); err != nil {
+				return err
+			}
+			_, err := tx.AppendAudit(ctx, "fracd", store.ActionPredicted, s, map[string]any{"sop_instance_uid": uid, "probability": p})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+func TestResultsEndToEnd(t *testing.T) {
+	db := seedDB(t)
+	cases := []struct {
+		name string
+		args []string
+		want []string // SOP instance UIDs in order
+	}{
+		{"all", nil, []string{"2.25.100", "2.25.101", "2.25.102"}},
+		{"flagged", []string{"--flagged"}, []string{"2.25.101", "2.25.102"}},
+		{"since", []string{"--since", "2026-11-02"}, []string{"2.25.101", "2.25.102"}},
+		{"until", []string{"--until", "2026-11-02T00:00:00Z"}, []string{"2.25.100"}},
+		{"model", []string{"--model", "resnet18-test", "--limit", "2"}, []string{"2.25.100", "2.25.101"}},
+		{"unknown model", []string{"--model", "nope"}, []string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := runFracd(t, append([]string{"--db", db, "results", "--format", "json"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rs []store.Result
+			if err := json.Unmarshal([]byte(out), &rs); err != nil {
+				t.Fatalf("json output does not parse: %v\n%s", err, out)
+			}
+			var got []string
+			for _, r := range rs {
+				got = append(got, r.SOPInstanceUID)
+				if r.ModelSHA256 == "" || r.PreprocessVersion != "pp-test" || r.ModelArch != "resnet18" {
+					t.Errorf("result lacks its model: %+v", r)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("got %v; want %v", got, tc.want)
+			}
+		})
+	}
+
+	out, _, err := runFracd(t, "--db", db, "results", "--format", "csv", "--flagged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) != 3 || recs[0][0] != "predicted_at" {
+		t.Fatalf("csv = %q, %v", out, err)
+	}
+	out, _, err = runFracd(t, "--db", db, "results")
+	if err != nil || !strings.Contains(out, "2.25.102") || !strings.Contains(out, "0.9500") {
+		t.Fatalf("table = %q, %v", out, err)
+	}
+	for _, bad := range [][]string{{"--format", "xml"}, {"--since", "yesterday"}, {"--limit", "-1"}} {
+		if _, _, err := runFracd(t, append([]string{"--db", db, "results"}, bad...)...); err == nil {
+			t.Errorf("results %v: no error", bad)
+		}
+	}
+	if _, _, err := runFracd(t, "--db", filepath.Join(t.TempDir(), "none.db"), "results"); err == nil || !strings.Contains(err.Error(), "no database") {
+		t.Fatalf("missing db: %v", err)
+	}
+}
+
+func TestAuditListAndVerifyEndToEnd(t *testing.T) {
+	db := seedDB(t)
+	out, _, err := runFracd(t, "--db", db, "audit", "list", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []store.AuditEntry
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 4 {
+		t.Fatalf("audit list json: %d rows, %v\n%s", len(es), err, out)
+	}
+	out, _, err = runFracd(t, "--db", db, "audit", "list", "--format", "json", "--action", "instance.", "--since", "2026-11-02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 2 {
+		t.Fatalf("filtered audit list: %d rows, %v", len(es), err)
+	}
+
+	out, _, err = runFracd(t, "--db", db, "audit", "verify")
+	if err != nil || !strings.Contains(out, "audit chain OK: 4 rows") {
+		t.Fatalf("verify = %q, %v", out, err)
+	}
+	headHash := strings.Fields(out)[len(strings.Fields(out))-1]
+	if _, _, err := runFracd(t, "--db", db, "audit", "verify", "--anchor", "4:"+headHash); err != nil {
+		t.Fatalf("verify with a good anchor: %v", err)
+	}
+	if _, _, err := runFracd(t, "--db", db, "audit", "verify", "--anchor", "5:"+headHash); exitCode(err) != 2 {
+		t.Fatalf("verify with an anchor past the end: %v", err)
+	}
+
+	// Tamper as someone with file access would, then verify must fail with
+	// exit status 2 and name the row.
+	raw, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.SQL().Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET detail = '{"probability":0.01,"sop_instance_uid":"2.25.102"}' WHERE id = 4`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	_, _, err = runFracd(t, "--db", db, "audit", "verify")
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "row 4") {
+		t.Fatalf("verify after tampering: %v (exit %d); want exit 2 naming row 4", err, exitCode(err))
+	}
+}
+
+func TestQueryCommandsDoNotWrite(t *testing.T) {
+	db := seedDB(t)
+	before, _ := os.ReadFile(db)
+	for _, args := range [][]string{{"results"}, {"audit", "list"}, {"audit", "verify"}} {
+		if _, _, err := runFracd(t, append([]string{"--db", db}, args...)...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	after, _ := os.ReadFile(db)
+	if !bytes.Equal(before, after) {
+		t.Fatal("a query command changed the database file")
+	}
+}
+
+func TestConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string // substring; "" means success
+		check   func(Config) error
+	}{
+		{name: "defaults without a file", args: []string{"-c", ""}, check: func(c Config) error {
+			if c != defaultConfig() {
+				return fmt.Errorf("got %+v", c)
+			}
+			return nil
+		}},
+		{name: "repository config.yaml equals the defaults", args: []string{"-c", "../../config.yaml"}, check: func(c Config) error {
+			if c != defaultConfig() {
+				return fmt.Errorf("config.yaml drifted from defaultConfig: %+v", c)
+			}
+			return nil
+		}},
+		{name: "file value", args: []string{"-c", write("a.yaml", "workers: 3\nsettle: 500ms\npaths:\n  inbox: /srv/inbox\n")}, check: func(c Config) error {
+			if c.Workers != 3 || c.Settle != 500*time.Millisecond || c.Paths.Inbox != "/srv/inbox" || c.Paths.DB != "data/fracd.db" {
+				return fmt.Errorf("got %+v", c)
+			}
+			return nil
+		}},
+		{name: "env overrides file", args: []string{"-c", write("b.yaml", "workers: 3\n")}, env: map[string]string{"FRACD_WORKERS": "5", "FRACD_PATHS_ARCHIVE": "/a"}, check: func(c Config) error {
+			if c.Workers != 5 || c.Paths.Archive != "/a" {
+				return fmt.Errorf("got %+v", c)
+			}
+			return nil
+		}},
+		{name: "flag overrides env", args: []string{"-c", "", "--log-level", "debug"}, env: map[string]string{"FRACD_LOG_LEVEL": "warn"}, check: func(c Config) error {
+			if c.Log.Level != "debug" {
+				return fmt.Errorf("got %+v", c.Log)
+			}
+			return nil
+		}},
+		{name: "unknown key names key and file", args: []string{"-c", write("c.yaml", "paths:\n  inbx: x\n")}, wantErr: "c.yaml: unknown key paths.inbx"},
+		{name: "invalid duration names key", args: []string{"-c", write("d.yaml", "settle: soon\n")}, wantErr: "settle"},
+		{name: "invalid value names key", args: []string{"-c", write("e.yaml", "workers: -2\nlog:\n  format: xml\n")}, wantErr: "workers: must be >= 0"},
+		{name: "invalid enum names key", args: []string{"-c", write("f.yaml", "log:\n  format: xml\n")}, wantErr: "log.format"},
+		{name: "missing explicit file", args: []string{"-c", filepath.Join(dir, "absent.yaml")}, wantErr: "absent.yaml"},
+		{name: "not yaml", args: []string{"-c", write("g.yaml", "workers: [\n")}, wantErr: "g.yaml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			m := NewMain()
+			m.Stdout, m.Stderr = &stdout, &stderr
+			err := m.Run(context.Background(), append(tc.args, "config", "--format", "json"))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tree map[string]any
+			if err := json.Unmarshal(stdout.Bytes(), &tree); err != nil {
+				t.Fatalf("config --format json does not parse: %v", err)
+			}
+			if err := tc.check(m.Config); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	tree := map[string]any{"anonymize": map[string]any{"secret_file": "data/secret.key", "secret": "hunter2"}, "http": map[string]any{"token": "abc"}}
+	redact(tree)
+	if tree["anonymize"].(map[string]any)["secret"] != "<redacted>" || tree["http"].(map[string]any)["token"] != "<redacted>" {
+		t.Fatalf("secret not redacted: %v", tree)
+	}
+	if tree["anonymize"].(map[string]any)["secret_file"] != "data/secret.key" {
+		t.Fatal("a path to a secret was redacted")
+	}
+}
+
+func TestVersionNeedsNoConfig(t *testing.T) {
+	t.Setenv("FRACD_CONFIG", filepath.Join(t.TempDir(), "absent.yaml"))
+	out, _, err := runFracd(t, "version")
+	if err != nil || !strings.HasPrefix(out, "fracd ") {
+		t.Fatalf("version = %q, %v", out, err)
+	}
+}

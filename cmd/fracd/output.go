@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// table is what query commands print: a header, rows of strings for table
+// and CSV output, and the typed records for JSON.
+type table struct {
+	header  []string
+	rows    [][]string
+	records any
+}
+
+func (t table) write(w io.Writer, format string) error {
+	switch format {
+	case "table":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		writeTabRow(tw, t.header)
+		for _, r := range t.rows {
+			writeTabRow(tw, r)
+		}
+		return tw.Flush()
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write(t.header)
+		cw.WriteAll(t.rows)
+		return cw.Error()
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(t.records)
+	default:
+		return fmt.Errorf("--format: %q is not one of table, csv, json", format)
+	}
+}
+
+func writeTabRow(w io.Writer, cells []string) {
+	for i, c := range cells {
+		if i > 0 {
+			io.WriteString(w, "\t")
+		}
+		io.WriteString(w, c)
+	}
+	io.WriteString(w, "\n")
+}
+
+// parseTimeFlag accepts RFC 3339, a date, or a duration meaning "ago".
+func parseTimeFlag(name, s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--%s: %q is not a time (use RFC 3339, YYYY-MM-DD, or a duration such as 24h)", name, s)
+}
+
+func fmtTS(t time.Time) string { return t.UTC().Format(time.RFC3339) }
