@@ -1,0 +1,32 @@
+# fracd: `make run` starts the daemon on the default config; `make test` runs
+# the whole test suite (the command CI runs). Both install missing Debian
+# packages first.
+GO ?= go
+BIN := bin/fracd
+
+.PHONY: deps build test run vet fmt bench clean
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/fracd
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+run: build
+	./$(BIN) serve
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w .
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin
