@@ -1,0 +1,260 @@
+package dicomio
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// Default limits; both are configurable per call.
+const (
+	DefaultMaxFileBytes  = 1 << 30 // 1 GiB of input (and of inflated data set)
+	DefaultMaxPixelBytes = 1 << 30 // 1 GiB of decoded stored values (int32 each)
+)
+
+type options struct {
+	maxFileBytes  int64
+	maxPixelBytes int64
+}
+
+// Option configures Parse.
+type Option func(*options)
+
+// WithMaxFileBytes refuses inputs (and inflated deflated data sets) larger
+// than n bytes with ErrTooLarge.
+func WithMaxFileBytes(n int64) Option { return func(o *options) { o.maxFileBytes = n } }
+
+// WithMaxPixelBytes refuses files whose decoded pixel data
+// (Rows x Columns x Samples x Frames x 4 bytes) would exceed n bytes, before
+// anything is allocated for it.
+func WithMaxPixelBytes(n int64) Option { return func(o *options) { o.maxPixelBytes = n } }
+
+func toOptions(opts []Option) options {
+	o := options{maxFileBytes: DefaultMaxFileBytes, maxPixelBytes: DefaultMaxPixelBytes}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.maxFileBytes <= 0 {
+		o.maxFileBytes = DefaultMaxFileBytes
+	}
+	if o.maxPixelBytes <= 0 {
+		o.maxPixelBytes = DefaultMaxPixelBytes
+	}
+	return o
+}
+
+// File is a parsed DICOM file. Dataset holds every element, the file meta
+// group included; its Pixel Data value is left unprocessed (native: the raw
+// bytes in the transfer syntax's byte order; encapsulated: the fragments and
+// the Basic Offset Table) so that Write reproduces it byte for byte.
+// Callers (de-identification) may edit Dataset; decoding and rendering read
+// the attributes they need from it at call time.
+type File struct {
+	Dataset dicom.Dataset
+	// SHA256 is the hex sha256 of the input bytes: the only name errors use.
+	SHA256 string
+	// TransferSyntaxUID is the syntax the data set was read with.
+	TransferSyntaxUID string
+	// TransferSyntaxInferred is true when the file had no (0002,0010) and the
+	// encoding was guessed from the first element.
+	TransferSyntaxInferred bool
+	// HasPreamble reports the 128-byte preamble and "DICM" magic.
+	HasPreamble bool
+	// HasFileMeta reports a group 0002 file meta information block.
+	HasFileMeta bool
+	// Size is the input length in bytes.
+	Size int64
+
+	opts options
+	ts   tsInfo
+}
+
+// Parse parses a DICOM file held in memory.
+func Parse(data []byte, opts ...Option) (*File, error) {
+	return ParseContext(context.Background(), data, opts...)
+}
+
+// ParseContext is Parse with cancellation checked between stages.
+func ParseContext(ctx context.Context, data []byte, opts ...Option) (f *File, err error) {
+	o := toOptions(opts)
+	sum := sha256.Sum256(data)
+	id := hex.EncodeToString(sum[:])
+	defer func() {
+		if r := recover(); r != nil {
+			f = nil
+			err = &FileError{SHA256: id, Op: "parse", Err: fmt.Errorf("%w: %v", ErrPanic, sanitizePanic(r))}
+		}
+	}()
+	if int64(len(data)) > o.maxFileBytes {
+		return nil, &FileError{SHA256: id, Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, len(data), o.maxFileBytes)}
+	}
+	f, err = parse(ctx, data, o)
+	if err != nil {
+		return nil, &FileError{SHA256: id, Op: "parse", Err: err}
+	}
+	f.SHA256 = id
+	return f, nil
+}
+
+// ParseReader reads all of r (at most the file-size limit) and parses it.
+func ParseReader(r io.Reader, opts ...Option) (*File, error) {
+	o := toOptions(opts)
+	data, err := io.ReadAll(io.LimitReader(r, o.maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("dicomio: read: %w", err)
+	}
+	if int64(len(data)) > o.maxFileBytes {
+		sum := sha256.Sum256(data)
+		return nil, &FileError{SHA256: hex.EncodeToString(sum[:]), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
+	}
+	return Parse(data, opts...)
+}
+
+// ParseFile reads and parses the file at path. The path is not put into
+// errors (it may carry patient names); only the content hash is.
+func ParseFile(path string, opts ...Option) (*File, error) {
+	o := toOptions(opts)
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dicomio: open: %w", err)
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err == nil && st.Size() > o.maxFileBytes {
+		return nil, &FileError{SHA256: "(not read)", Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, st.Size(), o.maxFileBytes)}
+	}
+	return ParseReader(fh, opts...)
+}
+
+// sanitizePanic keeps only the panic's type and a generic message: panic
+// values from a parser may quote element values (patient data).
+func sanitizePanic(r any) string {
+	switch v := r.(type) {
+	case error:
+		var re interface{ RuntimeError() }
+		if errors.As(v, &re) {
+			return "runtime error: " + runtimeKind(v.Error())
+		}
+		return fmt.Sprintf("%T", v)
+	default:
+		return fmt.Sprintf("%T", r)
+	}
+}
+
+func runtimeKind(s string) string {
+	for _, k := range []string{"index out of range", "nil pointer dereference", "slice bounds out of range", "makeslice", "integer divide by zero", "out of memory"} {
+		if bytes.Contains([]byte(s), []byte(k)) {
+			return k
+		}
+	}
+	return "other"
+}
+
+func parse(ctx context.Context, data []byte, o options) (*File, error) {
+	l, err := scan(data, o.maxFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f := &File{
+		TransferSyntaxUID:      l.tsUID,
+		TransferSyntaxInferred: l.tsInferred,
+		HasPreamble:            l.hasPreamble,
+		HasFileMeta:            l.metaEnd > l.metaStart,
+		Size:                   int64(len(data)),
+		opts:                   o,
+		ts:                     l.ts,
+	}
+	var elems []*dicom.Element
+	if f.HasFileMeta {
+		meta, err := parseElements(data[l.metaStart:l.metaEnd], binary.LittleEndian, false)
+		if err != nil {
+			// suyashkumar's messages can quote element values: keep them out.
+			return nil, fmt.Errorf("%w: file meta group not readable", ErrMalformed)
+		}
+		elems = append(elems, meta...)
+	}
+	body, err := parseElements(l.body, l.ts.bo, l.ts.implicit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: data set not readable", ErrMalformed)
+	}
+	elems = append(elems, body...)
+	f.Dataset = dicom.Dataset{Elements: elems}
+	if findIn(elems, tag.TransferSyntaxUID) == nil {
+		// Make the dataset self-describing so Write encodes it the way it was read.
+		if e, err := dicom.NewElement(tag.TransferSyntaxUID, []string{l.tsUID}); err == nil {
+			f.Dataset.Elements = append([]*dicom.Element{e}, f.Dataset.Elements...)
+		}
+	}
+	if l.pixel != nil && l.pixel.encapsulated {
+		if err := f.attachOffsets(l.pixel); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// attachOffsets stores the Basic Offset Table suyashkumar skips, so frames
+// can be located and Write reproduces the item list exactly.
+func (f *File) attachOffsets(px *rawPixel) error {
+	el, err := f.Dataset.FindElementByTag(tag.PixelData)
+	if err != nil {
+		return fmt.Errorf("%w: pixel data element lost", ErrMalformed)
+	}
+	info, ok := el.Value.GetValue().(dicom.PixelDataInfo)
+	if !ok || !info.IsEncapsulated {
+		return fmt.Errorf("%w: pixel data not encapsulated as expected", ErrMalformed)
+	}
+	if len(info.Frames) != px.fragments {
+		return fmt.Errorf("%w: %d fragments read, %d expected", ErrMalformed, len(info.Frames), px.fragments)
+	}
+	info.Offsets = px.bot
+	v, err := dicom.NewValue(info)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	el.Value = v
+	return nil
+}
+
+// parseElements runs suyashkumar's element reader over bytes the walker has
+// already checked, with the transfer syntax forced (never inferred by it).
+func parseElements(b []byte, bo binary.ByteOrder, implicit bool) ([]*dicom.Element, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	// suyashkumar peeks 100 bytes to infer a syntax we then override; the pad
+	// satisfies the peek while the limit keeps it from being parsed.
+	padded := make([]byte, len(b)+128)
+	copy(padded, b)
+	p, _ := dicom.NewParser(bytes.NewReader(padded), int64(len(b)), nil,
+		dicom.SkipMetadataReadOnNewParserInit(),
+		dicom.SkipProcessingPixelDataValue(),
+		dicom.AllowUnknownSpecificCharacterSet(),
+		dicom.AllowMismatchPixelDataLength())
+	if p == nil {
+		return nil, errors.New("parser init failed")
+	}
+	p.SetTransferSyntax(bo, implicit)
+	var out []*dicom.Element
+	for {
+		el, err := p.Next()
+		if err != nil {
+			if errors.Is(err, dicom.ErrorEndOfDICOM) || errors.Is(err, io.EOF) && el == nil && len(out) > 0 {
+				return out, nil
+			}
+			return nil, err
+		}
+		out = append(out, el)
+	}
+}

@@ -1,0 +1,345 @@
+package dicomio
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// layout is what the raw walk learns about a file before suyashkumar sees it.
+type layout struct {
+	metaStart, metaEnd int // byte range of the group 0002 elements (empty when absent)
+	hasPreamble        bool
+	tsUID              string // from the meta group, or inferred ("" never leaves scan)
+	tsInferred         bool
+	ts                 tsInfo
+	body               []byte // data set after the meta group (inflated when deflated)
+	pixel              *rawPixel
+}
+
+// rawPixel locates the top-level Pixel Data element inside layout.body.
+type rawPixel struct {
+	vr           string
+	encapsulated bool
+	bot          []uint32 // Basic Offset Table (may be empty)
+	fragments    int      // number of fragments after the BOT
+}
+
+const (
+	maxDepth = 64 // sequence nesting limit; deeper files are rejected as malformed
+)
+
+var le = binary.LittleEndian
+
+func isVR(b []byte) bool {
+	if len(b) < 2 {
+		return false
+	}
+	return b[0] >= 'A' && b[0] <= 'Z' && b[1] >= 'A' && b[1] <= 'Z'
+}
+
+// longVR reports VRs whose explicit encoding has 2 reserved bytes and a 32-bit length.
+func longVR(vr string) bool {
+	switch vr {
+	case "OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV":
+		return true
+	}
+	return false
+}
+
+// scan decides the file layout. limits.MaxFileBytes bounds the inflated size.
+func scan(b []byte, maxInflated int64) (*layout, error) {
+	l := &layout{}
+	pos := 0
+	if len(b) >= 132 && string(b[128:132]) == "DICM" {
+		l.hasPreamble = true
+		pos = 132
+	} else if len(b) >= 4 && string(b[0:4]) == "DICM" {
+		// Preamble missing but magic present: seen from some broken exporters.
+		pos = 4
+	}
+	// Meta group: always explicit VR little endian.
+	if len(b) >= pos+8 && le.Uint16(b[pos:]) == 0x0002 && isVR(b[pos+4:]) {
+		l.metaStart = pos
+		for len(b) >= pos+8 && le.Uint16(b[pos:]) == 0x0002 {
+			el := le.Uint16(b[pos+2:])
+			vr := string(b[pos+4 : pos+6])
+			if !isVR(b[pos+4:]) {
+				return nil, fmt.Errorf("%w: bad VR in file meta group", ErrMalformed)
+			}
+			hdr, vl := 8, uint32(le.Uint16(b[pos+6:]))
+			if longVR(vr) {
+				if len(b) < pos+12 {
+					return nil, fmt.Errorf("%w: in file meta group", ErrTruncated)
+				}
+				hdr, vl = 12, le.Uint32(b[pos+8:])
+			}
+			if vl == 0xFFFFFFFF || uint64(pos)+uint64(hdr)+uint64(vl) > uint64(len(b)) {
+				return nil, fmt.Errorf("%w: file meta element length", ErrTruncated)
+			}
+			val := b[pos+hdr : pos+hdr+int(vl)]
+			if el == 0x0010 {
+				l.tsUID = strings.TrimRight(string(val), " \x00")
+			}
+			pos += hdr + int(vl)
+		}
+		l.metaEnd = pos
+	} else if l.hasPreamble || pos == 4 {
+		// DICM without a meta group: treat what follows as a bare data set.
+		l.metaStart, l.metaEnd = pos, pos
+	}
+	rest := b[pos:]
+	if len(rest) == 0 {
+		if l.metaEnd > l.metaStart {
+			return nil, fmt.Errorf("%w: file meta group but no data set", ErrTruncated)
+		}
+		return nil, ErrNotDICOM
+	}
+	if l.tsUID == "" {
+		uid, ok := inferTS(rest)
+		if !ok {
+			return nil, ErrNotDICOM
+		}
+		l.tsUID, l.tsInferred = uid, true
+	}
+	ts, ok := transferSyntaxes[l.tsUID]
+	if !ok {
+		return nil, unsupportedTS(l.tsUID, "unknown transfer syntax, data set encoding unknown")
+	}
+	l.ts = ts
+	if ts.deflated {
+		fr := flate.NewReader(bytes.NewReader(rest))
+		defer fr.Close()
+		inflated, err := io.ReadAll(io.LimitReader(fr, maxInflated+1))
+		if err != nil && len(inflated) == 0 {
+			return nil, fmt.Errorf("%w: inflate: %v", ErrMalformed, err)
+		}
+		if int64(len(inflated)) > maxInflated {
+			return nil, fmt.Errorf("%w: inflated data set exceeds %d bytes", ErrTooLarge, maxInflated)
+		}
+		rest = inflated
+	} else if !ts.implicit && len(rest) >= 6 && !isVR(rest[4:]) && l.metaEnd > l.metaStart {
+		// Meta says explicit VR but the data set is implicit: a known exporter
+		// bug. Read it as implicit rather than misparse it.
+		l.ts.implicit = true
+	}
+	l.body = rest
+	w := walker{b: rest, bo: l.ts.bo, implicit: l.ts.implicit}
+	end, err := w.walk(0, len(rest), 0, true)
+	if err != nil {
+		return nil, err
+	}
+	if !l.hasPreamble && l.metaEnd == l.metaStart && end < 8 {
+		return nil, ErrNotDICOM
+	}
+	l.body = rest[:end]
+	l.pixel = w.pixel
+	return l, nil
+}
+
+// inferTS guesses the encoding of a data set without meta information from
+// its first element. Only the three uncompressed syntaxes are possible.
+func inferTS(b []byte) (string, bool) {
+	if len(b) < 8 {
+		return "", false
+	}
+	gLE, gBE := le.Uint16(b), binary.BigEndian.Uint16(b)
+	explicit := isVR(b[4:])
+	switch {
+	case explicit && gLE >= 0x0002 && gLE <= 0x0028 && gLE%2 == 0:
+		return UIDExplicitVRLittleEndian, true
+	case explicit && gBE >= 0x0002 && gBE <= 0x0028 && gBE%2 == 0:
+		return UIDExplicitVRBigEndian, true
+	case !explicit && gLE >= 0x0002 && gLE <= 0x0028 && gLE%2 == 0:
+		return UIDImplicitVRLittleEndian, true
+	}
+	return "", false
+}
+
+type walker struct {
+	b        []byte
+	bo       binary.ByteOrder
+	implicit bool
+	pixel    *rawPixel
+}
+
+// walk checks the elements in b[pos:end] and returns where the last complete
+// top-level element ends. Trailing bytes too short to be an element are
+// ignored (padding), anything else that does not fit is an error.
+func (w *walker) walk(pos, end, depth int, top bool) (int, error) {
+	if depth > maxDepth {
+		return 0, fmt.Errorf("%w: sequences nested deeper than %d", ErrMalformed, maxDepth)
+	}
+	for pos < end {
+		if end-pos < 8 {
+			if top {
+				return pos, nil
+			}
+			return 0, fmt.Errorf("%w: element header", ErrTruncated)
+		}
+		next, stop, err := w.element(pos, end, depth, top)
+		if err != nil {
+			return 0, err
+		}
+		if stop {
+			return next, nil
+		}
+		pos = next
+	}
+	return pos, nil
+}
+
+// element checks one element at pos. stop reports an item/sequence delimiter.
+func (w *walker) element(pos, end, depth int, top bool) (int, bool, error) {
+	b := w.b
+	group, elem := w.bo.Uint16(b[pos:]), w.bo.Uint16(b[pos+2:])
+	if group == 0xFFFE {
+		// Delimiters end an item of undefined length; items cannot appear here.
+		switch elem {
+		case 0xE00D, 0xE0DD:
+			return pos + 8, true, nil
+		}
+		return 0, false, fmt.Errorf("%w: unexpected item tag outside a sequence", ErrMalformed)
+	}
+	var vr string
+	hdr := 8
+	var vl uint32
+	if w.implicit {
+		vl = w.bo.Uint32(b[pos+4:])
+	} else {
+		if !isVR(b[pos+4:]) {
+			return 0, false, fmt.Errorf("%w: invalid VR", ErrMalformed)
+		}
+		vr = string(b[pos+4 : pos+6])
+		if longVR(vr) {
+			if end-pos < 12 {
+				return 0, false, fmt.Errorf("%w: element header", ErrTruncated)
+			}
+			hdr, vl = 12, w.bo.Uint32(b[pos+8:])
+		} else {
+			vl = uint32(w.bo.Uint16(b[pos+6:]))
+		}
+	}
+	start := pos + hdr
+	isPixel := group == 0x7FE0 && elem == 0x0010
+	if vl == 0xFFFFFFFF {
+		if isPixel {
+			if !top {
+				// Icon pixel data nested in a sequence: walk it but do not record it.
+				n, _, err := w.encapsulated(start, end)
+				return n, false, err
+			}
+			n, px, err := w.encapsulated(start, end)
+			if err != nil {
+				return 0, false, err
+			}
+			px.vr = vr
+			w.pixel = px
+			return n, false, nil
+		}
+		// Undefined length: a sequence (SQ, UN, or implicit).
+		sub := *w
+		if vr == "UN" {
+			sub.implicit, sub.bo = true, le // PS3.5 6.2.2: UN of undefined length is implicit LE
+		}
+		n, err := sub.sequence(start, end, depth+1)
+		return n, false, err
+	}
+	if uint64(start)+uint64(vl) > uint64(end) {
+		return 0, false, fmt.Errorf("%w: element (%04X,%04X) length %d past end", ErrTruncated, group, elem, vl)
+	}
+	if vr == "SQ" && vl > 0 {
+		sub := *w
+		if _, err := sub.sequence(start, start+int(vl), depth+1); err != nil {
+			return 0, false, err
+		}
+	}
+	if isPixel && top {
+		w.pixel = &rawPixel{vr: vr}
+	}
+	return start + int(vl), false, nil
+}
+
+// sequence walks items until a sequence delimiter (undefined length) or end.
+func (w *walker) sequence(pos, end, depth int) (int, error) {
+	if depth > maxDepth {
+		return 0, fmt.Errorf("%w: sequences nested deeper than %d", ErrMalformed, maxDepth)
+	}
+	b := w.b
+	for pos < end {
+		if end-pos < 8 {
+			return 0, fmt.Errorf("%w: sequence item header", ErrTruncated)
+		}
+		group, elem := w.bo.Uint16(b[pos:]), w.bo.Uint16(b[pos+2:])
+		vl := w.bo.Uint32(b[pos+4:])
+		if group != 0xFFFE {
+			return 0, fmt.Errorf("%w: non-item in sequence", ErrMalformed)
+		}
+		switch elem {
+		case 0xE0DD:
+			return pos + 8, nil
+		case 0xE000:
+		default:
+			return 0, fmt.Errorf("%w: unexpected delimiter in sequence", ErrMalformed)
+		}
+		start := pos + 8
+		if vl == 0xFFFFFFFF {
+			n, err := w.walk(start, end, depth+1, false)
+			if err != nil {
+				return 0, err
+			}
+			pos = n
+			continue
+		}
+		if uint64(start)+uint64(vl) > uint64(end) {
+			return 0, fmt.Errorf("%w: sequence item length past end", ErrTruncated)
+		}
+		if _, err := w.walk(start, start+int(vl), depth+1, false); err != nil {
+			return 0, err
+		}
+		pos = start + int(vl)
+	}
+	return pos, nil
+}
+
+// encapsulated walks the item list of encapsulated pixel data.
+func (w *walker) encapsulated(pos, end int) (int, *rawPixel, error) {
+	b := w.b
+	px := &rawPixel{encapsulated: true}
+	first := true
+	for {
+		if end-pos < 8 {
+			return 0, nil, fmt.Errorf("%w: encapsulated pixel data", ErrTruncated)
+		}
+		group, elem := le.Uint16(b[pos:]), le.Uint16(b[pos+2:])
+		vl := le.Uint32(b[pos+4:])
+		if group != 0xFFFE {
+			return 0, nil, fmt.Errorf("%w: encapsulated pixel data: expected item", ErrMalformed)
+		}
+		if elem == 0xE0DD {
+			return pos + 8, px, nil
+		}
+		if elem != 0xE000 || vl == 0xFFFFFFFF {
+			return 0, nil, fmt.Errorf("%w: encapsulated pixel data: bad item", ErrMalformed)
+		}
+		start := pos + 8
+		if uint64(start)+uint64(vl) > uint64(end) {
+			return 0, nil, fmt.Errorf("%w: encapsulated pixel data fragment past end", ErrTruncated)
+		}
+		if first {
+			if vl%4 != 0 {
+				return 0, nil, fmt.Errorf("%w: basic offset table length %d", ErrMalformed, vl)
+			}
+			for i := 0; i < int(vl); i += 4 {
+				px.bot = append(px.bot, le.Uint32(b[start+i:]))
+			}
+			first = false
+		} else {
+			px.fragments++
+		}
+		pos = start + int(vl)
+	}
+}
