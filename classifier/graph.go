@@ -1,0 +1,238 @@
+package classifier
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// builder assembles a gorgonia graph from the network description.
+type builder struct {
+	g  *G.ExprGraph
+	ws *workspace
+	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
+	// running statistics (used by gradient checks).
+	noRunningUpdate bool
+	nodes           map[*param]*G.Node
+}
+
+func newBuilder() *builder {
+	return &builder{g: G.NewGraph(), ws: &workspace{}, nodes: map[*param]*G.Node{}}
+}
+
+// paramNode returns the graph input bound to p's storage (no copy: the
+// solver updates p.data in place).
+func (b *builder) paramNode(p *param) *G.Node {
+	if n, ok := b.nodes[p]; ok {
+		return n
+	}
+	t := tensor.New(tensor.WithShape(p.shape...), tensor.WithBacking(p.data))
+	n := G.NewTensor(b.g, tensor.Float32, len(p.shape), G.WithShape(p.shape...), G.WithName(p.name), G.WithValue(t))
+	b.nodes[p] = n
+	return n
+}
+
+// constNode adds an input holding derived data (folded weights).
+func (b *builder) constNode(name string, data []float32, shape ...int) *G.Node {
+	t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	return G.NewTensor(b.g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(t))
+}
+
+func geomFor(x *G.Node, c *convSpec) convGeom {
+	s := x.Shape()
+	return newConvGeom(s[1], s[2], s[3], c.cout, c.k, c.stride, c.pad)
+}
+
+// foldBN returns the convolution weights and bias with eval-mode BatchNorm
+// folded in: w' = w*gamma/sqrt(var+eps), b' = beta - mean*gamma/sqrt(var+eps).
+func foldBN(c *convSpec, bn *bnSpec) (w, bias []float32) {
+	per := len(c.w.data) / c.cout
+	w = make([]float32, len(c.w.data))
+	bias = make([]float32, c.cout)
+	for co := 0; co < c.cout; co++ {
+		scale := float64(bn.weight.data[co]) / math.Sqrt(float64(bn.variance.data[co])+bnEps)
+		for i := 0; i < per; i++ {
+			w[co*per+i] = float32(float64(c.w.data[co*per+i]) * scale)
+		}
+		bias[co] = float32(float64(bn.bias.data[co]) - float64(bn.mean.data[co])*scale)
+	}
+	return w, bias
+}
+
+// foldedConv adds conv+BN(eval)[+residual][+ReLU] as one fused op.
+func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, relu bool) (*G.Node, error) {
+	w, bias := foldBN(c, bn)
+	wn := b.constNode(c.w.name+".folded", w, c.w.shape...)
+	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
+	return b.conv(x, wn, geomFor(x, c), convOpts{bias: bn2, res: res, relu: relu})
+}
+
+// inferenceGraph builds the eval-mode network for n images of size x size:
+// BatchNorm folded into every convolution, residual add and ReLU fused.
+func (net *netSpec) inferenceGraph(n, size int) (*graph, error) {
+	b := newBuilder()
+	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
+	h, err := b.foldedConv(x, &net.conv1, &net.bn1, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	if h, err = b.maxPool(h, 3, 2, 1); err != nil {
+		return nil, err
+	}
+	for bi := range net.blocks {
+		blk := &net.blocks[bi]
+		identity := h
+		if blk.down != nil {
+			if identity, err = b.foldedConv(h, blk.down, blk.downBN, nil, false); err != nil {
+				return nil, err
+			}
+		}
+		a := h
+		last := len(blk.convs) - 1
+		for i := 0; i < last; i++ {
+			if a, err = b.foldedConv(a, &blk.convs[i], &blk.bns[i], nil, true); err != nil {
+				return nil, err
+			}
+		}
+		if h, err = b.foldedConv(a, &blk.convs[last], &blk.bns[last], identity, true); err != nil {
+			return nil, err
+		}
+	}
+	pooled, err := b.globalAvgPool(h)
+	if err != nil {
+		return nil, err
+	}
+	logits, err := b.linear(pooled, b.constNode("fc.weight", append([]float32(nil), net.fcW.data...), net.fcW.shape...), b.constNode("fc.bias", append([]float32(nil), net.fcB.data...), 1))
+	if err != nil {
+		return nil, err
+	}
+	gr := &graph{b: b, x: x, logits: logits, n: n, size: size}
+	gr.xT = tensor.New(tensor.WithShape(n, 3, size, size), tensor.Of(tensor.Float32))
+	gr.vm = G.NewTapeMachine(b.g)
+	return gr, nil
+}
+
+// graph is a compiled network for a fixed batch and image size.
+type graph struct {
+	b        *builder
+	vm       G.VM
+	x        *G.Node
+	xT       *tensor.Dense
+	labels   *G.Node
+	labelsT  *tensor.Dense
+	logits   *G.Node
+	cost     *G.Node
+	params   []*param
+	grads    G.Nodes
+	n, size  int
+	version  uint64
+	lossFunc FocalLoss
+}
+
+// run binds the inputs and executes the tape once.
+func (gr *graph) run(inputs, labels []float32) error {
+	copy(gr.xT.Data().([]float32), inputs)
+	if err := G.Let(gr.x, gr.xT); err != nil {
+		return fmt.Errorf("classifier: bind input: %w", err)
+	}
+	if gr.labels != nil {
+		copy(gr.labelsT.Data().([]float32), labels)
+		if err := G.Let(gr.labels, gr.labelsT); err != nil {
+			return fmt.Errorf("classifier: bind labels: %w", err)
+		}
+	}
+	gr.vm.Reset()
+	if err := gr.vm.RunAll(); err != nil {
+		return fmt.Errorf("classifier: run graph: %w", err)
+	}
+	return nil
+}
+
+func (gr *graph) logitValues() ([]float32, error) {
+	return floats(gr.logits.Value())
+}
+
+// trainGraph builds the train-mode network (batch-statistics BatchNorm),
+// the focal loss and, through gorgonia's symbolic differentiation, the
+// gradient of every trainable parameter.
+func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool) (*graph, error) {
+	b := newBuilder()
+	b.noRunningUpdate = !updateRunning
+	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
+	labels := G.NewTensor(b.g, tensor.Float32, 1, G.WithShape(n), G.WithName("labels"))
+	convBN := func(x *G.Node, c *convSpec, bn *bnSpec, relu, first bool) (*G.Node, error) {
+		h, err := b.conv(x, b.paramNode(c.w), geomFor(x, c), convOpts{noInputGrad: first})
+		if err != nil {
+			return nil, err
+		}
+		return b.batchNorm(h, b.paramNode(bn.weight), b.paramNode(bn.bias), bn, relu)
+	}
+	h, err := convBN(x, &net.conv1, &net.bn1, true, true)
+	if err != nil {
+		return nil, err
+	}
+	if h, err = b.maxPool(h, 3, 2, 1); err != nil {
+		return nil, err
+	}
+	for bi := range net.blocks {
+		blk := &net.blocks[bi]
+		a := h
+		for i := range blk.convs {
+			if a, err = convBN(a, &blk.convs[i], &blk.bns[i], i < len(blk.convs)-1, false); err != nil {
+				return nil, err
+			}
+		}
+		identity := h
+		if blk.down != nil {
+			if identity, err = convBN(h, blk.down, blk.downBN, false, false); err != nil {
+				return nil, err
+			}
+		}
+		if h, err = b.relu(a, identity); err != nil {
+			return nil, err
+		}
+	}
+	pooled, err := b.globalAvgPool(h)
+	if err != nil {
+		return nil, err
+	}
+	logits, err := b.linear(pooled, b.paramNode(net.fcW), b.paramNode(net.fcB))
+	if err != nil {
+		return nil, err
+	}
+	cost, err := b.focalLoss(logits, labels, loss)
+	if err != nil {
+		return nil, err
+	}
+	gr := &graph{b: b, x: x, labels: labels, logits: logits, cost: cost, n: n, size: size, lossFunc: loss}
+	var wrt G.Nodes
+	for _, p := range net.params {
+		if p.trainable() {
+			gr.params = append(gr.params, p)
+			wrt = append(wrt, b.paramNode(p))
+		}
+	}
+	if gr.grads, err = G.Grad(cost, wrt...); err != nil {
+		return nil, fmt.Errorf("classifier: differentiate: %w", err)
+	}
+	gr.xT = tensor.New(tensor.WithShape(n, 3, size, size), tensor.Of(tensor.Float32))
+	gr.labelsT = tensor.New(tensor.WithShape(n), tensor.Of(tensor.Float32))
+	gr.vm = G.NewTapeMachine(b.g)
+	return gr, nil
+}
+
+// lossValue returns the cost computed by the last run.
+func (gr *graph) lossValue() (float64, error) {
+	f, err := floats(gr.cost.Value())
+	if err != nil {
+		return 0, err
+	}
+	return float64(f[0]), nil
+}
+
+// gradValues returns the gradient of trainable parameter i after a run.
+func (gr *graph) gradValues(i int) ([]float32, error) {
+	return floats(gr.grads[i].Value())
+}

@@ -1,0 +1,372 @@
+// Package classifier is the fracture classifier: torchvision-compatible
+// ResNet-18/34/50/101/152 (one logit) built on gorgonia with custom
+// OpenBLAS-backed Ops, safetensors weights, inference, training and metrics.
+package classifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// ModelInfo describes a model file: identity, architecture and the
+// preprocessing contract its inputs must follow.
+type ModelInfo struct {
+	ID                string
+	Arch              string
+	WeightsSHA256     string
+	InputSize         int
+	Mean, Std         [3]float32
+	PreprocessVersion string
+	Threshold         float64
+	TrainingRun       string
+}
+
+// Defaults applied when a weights file's metadata omits a field.
+var (
+	DefaultMean = [3]float32{0.485, 0.456, 0.406}
+	DefaultStd  = [3]float32{0.229, 0.224, 0.225}
+)
+
+const (
+	defaultInputSize = 224
+	defaultThreshold = 0.5
+	// maxInferBatch bounds the images run through one inference graph so
+	// activation memory stays bounded for large requests.
+	maxInferBatch = 8
+)
+
+// Model is a ResNet with one output logit. Predict and Logits are safe for
+// concurrent use (calls are serialised on an internal mutex, since the
+// compiled graphs own their buffers); training through a Trainer must not
+// run concurrently with prediction on the same Model.
+type Model struct {
+	net  *netSpec
+	info ModelInfo
+
+	mu      sync.Mutex
+	version uint64 // bumped whenever parameters change
+	infer   map[[2]int]*graph
+}
+
+// New returns a freshly initialised model the way torchvision initialises
+// ResNet: Kaiming-normal (fan_out, ReLU) convolutions, BatchNorm weight 1 and
+// bias 0, PyTorch's default Linear init; running variance 1. The same seed
+// gives the same weights.
+func New(arch string, seed int64) (*Model, error) {
+	a, err := ParseArch(arch)
+	if err != nil {
+		return nil, err
+	}
+	net := buildNet(a)
+	rng := rand.New(rand.NewSource(seed))
+	for _, p := range net.params {
+		switch p.kind {
+		case kindConv:
+			fanOut := p.shape[0] * p.shape[2] * p.shape[3]
+			std := math.Sqrt(2 / float64(fanOut))
+			for i := range p.data {
+				p.data[i] = float32(rng.NormFloat64() * std)
+			}
+		case kindBNWeight, kindBNVar:
+			for i := range p.data {
+				p.data[i] = 1
+			}
+		case kindFCWeight, kindFCBias:
+			// kaiming_uniform(a=sqrt(5)) and the bias rule both give
+			// U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+			bound := 1 / math.Sqrt(float64(net.fcW.shape[1]))
+			for i := range p.data {
+				p.data[i] = float32((rng.Float64()*2 - 1) * bound)
+			}
+		}
+	}
+	m := &Model{net: net, infer: map[[2]int]*graph{}}
+	m.info = ModelInfo{Arch: a.Name, InputSize: defaultInputSize, Mean: DefaultMean, Std: DefaultStd, Threshold: defaultThreshold}
+	return m, nil
+}
+
+// Info returns the model's metadata.
+func (m *Model) Info() ModelInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.info
+}
+
+// Arch returns the parsed architecture.
+func (m *Model) Arch() Arch { return m.net.arch }
+
+// ParamCount returns the number of trainable parameters (torchvision's
+// sum of p.numel() over model.parameters()).
+func (m *Model) ParamCount() int { return m.net.paramCount() }
+
+// Load reads a safetensors file with torchvision state_dict names (F32, F16
+// or BF16 storage) and its metadata. Every expected tensor must be present
+// with the exact shape, and no unexpected tensor may be present.
+func Load(path string) (*Model, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: load: %w", err)
+	}
+	m, err := loadBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func loadBytes(raw []byte) (*Model, error) {
+	f, err := readSafetensors(raw)
+	if err != nil {
+		return nil, err
+	}
+	archName, ok := f.metadata["arch"]
+	if !ok {
+		return nil, errors.New(`metadata has no "arch"`)
+	}
+	a, err := ParseArch(archName)
+	if err != nil {
+		return nil, err
+	}
+	net := buildNet(a)
+	var problems []string
+	for _, p := range net.params {
+		t, ok := f.tensors[p.name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("tensor %q missing", p.name))
+			continue
+		}
+		if numel(t.Shape) != numel(p.shape) || len(t.Shape) != len(p.shape) {
+			problems = append(problems, fmt.Sprintf("tensor %q has shape %v, want %v", p.name, t.Shape, p.shape))
+			continue
+		}
+		mismatch := false
+		for i := range p.shape {
+			mismatch = mismatch || t.Shape[i] != p.shape[i]
+		}
+		if mismatch {
+			problems = append(problems, fmt.Sprintf("tensor %q has shape %v, want %v", p.name, t.Shape, p.shape))
+			continue
+		}
+		if p.kind == kindBNTracked {
+			v, err := f.integer(p.name)
+			if err != nil {
+				problems = append(problems, err.Error())
+				continue
+			}
+			p.tracked = v
+			continue
+		}
+		v, err := f.floats(p.name)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		copy(p.data, v)
+	}
+	for name := range f.tensors {
+		if _, ok := net.byName[name]; !ok {
+			problems = append(problems, fmt.Sprintf("unexpected tensor %q for arch %s", name, a.Name))
+		}
+	}
+	if len(problems) > 0 {
+		if len(problems) > 8 {
+			problems = append(problems[:8], fmt.Sprintf("and %d more", len(problems)-8))
+		}
+		return nil, fmt.Errorf("arch %s: %s", a.Name, strings.Join(problems, "; "))
+	}
+	sum := sha256.Sum256(raw)
+	info, err := infoFromMetadata(f.metadata, a.Name, hex.EncodeToString(sum[:]))
+	if err != nil {
+		return nil, err
+	}
+	return &Model{net: net, info: info, infer: map[[2]int]*graph{}}, nil
+}
+
+// Metadata keys written by Save and read by Load.
+const (
+	metaID         = "id"
+	metaArch       = "arch"
+	metaInputSize  = "input_size"
+	metaMean       = "mean"
+	metaStd        = "std"
+	metaPreprocess = "preprocess_version"
+	metaThreshold  = "threshold"
+	metaRun        = "training_run"
+)
+
+func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error) {
+	info := ModelInfo{ID: md[metaID], Arch: arch, WeightsSHA256: sha, InputSize: defaultInputSize, Mean: DefaultMean, Std: DefaultStd,
+		PreprocessVersion: md[metaPreprocess], Threshold: defaultThreshold, TrainingRun: md[metaRun]}
+	if info.ID == "" {
+		info.ID = "sha256:" + sha[:16]
+	}
+	if s, ok := md[metaInputSize]; ok {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 32 || v > 4096 {
+			return info, fmt.Errorf("metadata %s=%q: want an integer in [32,4096]", metaInputSize, s)
+		}
+		info.InputSize = v
+	}
+	for _, kv := range []struct {
+		key string
+		dst *[3]float32
+	}{{metaMean, &info.Mean}, {metaStd, &info.Std}} {
+		s, ok := md[kv.key]
+		if !ok {
+			continue
+		}
+		parts := strings.Split(s, ",")
+		if len(parts) != 3 {
+			return info, fmt.Errorf("metadata %s=%q: want 3 comma-separated numbers", kv.key, s)
+		}
+		for i, p := range parts {
+			v, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+			if err != nil {
+				return info, fmt.Errorf("metadata %s=%q: %w", kv.key, s, err)
+			}
+			kv.dst[i] = float32(v)
+		}
+	}
+	for _, v := range info.Std {
+		if !(v > 0) {
+			return info, fmt.Errorf("metadata %s: std must be positive, got %v", metaStd, info.Std)
+		}
+	}
+	if s, ok := md[metaThreshold]; ok {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 || v > 1 {
+			return info, fmt.Errorf("metadata %s=%q: want a number in [0,1]", metaThreshold, s)
+		}
+		info.Threshold = v
+	}
+	return info, nil
+}
+
+// Save writes the weights (F32, torchvision state_dict names, running
+// statistics and num_batches_tracked included) and info as metadata. The
+// arch always comes from the model; info.WeightsSHA256 is ignored (it is the
+// file's hash, reported by Load).
+func (m *Model) Save(path string, info ModelInfo) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	entries := make([]stEntry, 0, len(m.net.params))
+	for _, p := range m.net.params {
+		if p.kind == kindBNTracked {
+			v := p.tracked
+			entries = append(entries, stEntry{name: p.name, shape: []int{}, i64: &v})
+			continue
+		}
+		entries = append(entries, stEntry{name: p.name, shape: p.shape, f32: p.data})
+	}
+	if info.InputSize == 0 {
+		info.InputSize = defaultInputSize
+	}
+	if info.Std == ([3]float32{}) {
+		info.Mean, info.Std = DefaultMean, DefaultStd
+	}
+	f3 := func(v [3]float32) string {
+		return fmt.Sprintf("%s,%s,%s", strconv.FormatFloat(float64(v[0]), 'g', -1, 32),
+			strconv.FormatFloat(float64(v[1]), 'g', -1, 32), strconv.FormatFloat(float64(v[2]), 'g', -1, 32))
+	}
+	md := map[string]string{
+		"format":       "pt",
+		metaArch:       m.net.arch.Name,
+		metaInputSize:  strconv.Itoa(info.InputSize),
+		metaMean:       f3(info.Mean),
+		metaStd:        f3(info.Std),
+		metaThreshold:  strconv.FormatFloat(info.Threshold, 'g', -1, 64),
+		metaPreprocess: info.PreprocessVersion,
+		metaRun:        info.TrainingRun,
+	}
+	if info.ID != "" {
+		md[metaID] = info.ID
+	}
+	if err := writeSafetensors(path, entries, md); err != nil {
+		return fmt.Errorf("classifier: save %s: %w", path, err)
+	}
+	return nil
+}
+
+// Predict runs n preprocessed images (each 3 x S x S, CHW, S = Info().InputSize)
+// and returns the probability sigmoid(logit) of each.
+func (m *Model) Predict(ctx context.Context, inputs []float32, n int) ([]float32, error) {
+	m.mu.Lock()
+	size := m.info.InputSize
+	m.mu.Unlock()
+	logits, err := m.Logits(ctx, inputs, n, size)
+	if err != nil {
+		return nil, err
+	}
+	for i, z := range logits {
+		logits[i] = float32(1 / (1 + math.Exp(-float64(z))))
+	}
+	return logits, nil
+}
+
+// Logits runs n images of 3 x size x size in eval mode (BatchNorm folded
+// into the convolutions) and returns one logit per image.
+func (m *Model) Logits(ctx context.Context, inputs []float32, n, size int) ([]float32, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("classifier: predict: n=%d, want > 0", n)
+	}
+	if size < 32 {
+		return nil, fmt.Errorf("classifier: predict: image size %d too small (min 32)", size)
+	}
+	per := 3 * size * size
+	if len(inputs) != n*per {
+		return nil, fmt.Errorf("classifier: predict: %d floats for %d images of 3x%dx%d, want %d", len(inputs), n, size, size, n*per)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]float32, 0, n)
+	for i := 0; i < n; i += maxInferBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("classifier: predict: %w", err)
+		}
+		b := min(maxInferBatch, n-i)
+		gr, err := m.inferGraph(b, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := gr.run(inputs[i*per:(i+b)*per], nil); err != nil {
+			return nil, fmt.Errorf("classifier: predict: %w", err)
+		}
+		l, err := gr.logitValues()
+		if err != nil {
+			return nil, fmt.Errorf("classifier: predict: %w", err)
+		}
+		out = append(out, l...)
+	}
+	return out, nil
+}
+
+// inferGraph returns the cached eval graph for (n, size), rebuilding it when
+// the parameters changed. Caller holds m.mu.
+func (m *Model) inferGraph(n, size int) (*graph, error) {
+	key := [2]int{n, size}
+	if gr, ok := m.infer[key]; ok && gr.version == m.version {
+		return gr, nil
+	}
+	// Keep at most a couple of shapes alive: each graph owns activations.
+	if len(m.infer) >= 3 {
+		for k := range m.infer {
+			delete(m.infer, k)
+		}
+	}
+	gr, err := m.net.inferenceGraph(n, size)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: build inference graph: %w", err)
+	}
+	gr.version = m.version
+	m.infer[key] = gr
+	return gr, nil
+}

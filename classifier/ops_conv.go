@@ -1,0 +1,86 @@
+package classifier
+
+import (
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// convOpts selects the optional fused epilogue of a convolution. Training
+// graphs use the plain form (differentiable); inference graphs fold
+// BatchNorm into bias and fuse the residual add and ReLU.
+type convOpts struct {
+	bias, res   *G.Node // per-channel bias (C) and residual (N,C,OH,OW)
+	relu        bool
+	noInputGrad bool // the network input needs no gradient: skip dx
+}
+
+// conv adds y = conv(x, w) [+bias][+res][ReLU] to the graph.
+func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
+	n := x.Shape()[0]
+	dims := []int{4, 4}
+	in := []*G.Node{x, w}
+	if o.bias != nil {
+		dims = append(dims, 1)
+		in = append(in, o.bias)
+	}
+	if o.res != nil {
+		dims = append(dims, 4)
+		in = append(in, o.res)
+	}
+	name := "conv"
+	if o.bias != nil {
+		name = "conv+bn"
+	}
+	if o.res != nil {
+		name += "+add"
+	}
+	if o.relu {
+		name += "+relu"
+	}
+	op := newKernelOp(name, dims, tensor.Shape{n, g.cout, g.oh, g.ow})
+	ws := b.ws
+	hasBias, hasRes, relu := o.bias != nil, o.res != nil, o.relu
+	op.run = func(out []float32, in [][]float32) error {
+		var bias, res []float32
+		k := 2
+		if hasBias {
+			bias = in[k]
+			k++
+		}
+		if hasRes {
+			res = in[k]
+		}
+		convForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
+		return nil
+	}
+	if o.bias == nil && o.res == nil && !o.relu {
+		op.diffWRT = []bool{!o.noInputGrad, true}
+		noDX := o.noInputGrad
+		op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+			x, w := inputs[0], inputs[1]
+			dw := newKernelOp("conv.dW", []int{4, 4}, w.Shape().Clone())
+			dw.run = func(out []float32, in [][]float32) error {
+				convBackwardFilter(ws, &g, n, in[0], in[1], out)
+				return nil
+			}
+			dwN, err := apply(dw, x, grad)
+			if err != nil {
+				return nil, err
+			}
+			if noDX {
+				return G.Nodes{nil, dwN}, nil
+			}
+			dx := newKernelOp("conv.dX", []int{4, 4}, x.Shape().Clone())
+			dx.run = func(out []float32, in [][]float32) error {
+				convBackwardData(ws, &g, n, in[0], in[1], out)
+				return nil
+			}
+			dxN, err := apply(dx, grad, w)
+			if err != nil {
+				return nil, err
+			}
+			return G.Nodes{dxN, dwN}, nil
+		}
+	}
+	return apply(op, in...)
+}

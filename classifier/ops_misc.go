@@ -1,0 +1,291 @@
+package classifier
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// relu adds y = max(a [+ b], 0); with b it is the residual join of a block.
+func (b *builder) relu(a, res *G.Node) (*G.Node, error) {
+	shp := a.Shape().Clone()
+	dims, in, name := []int{4}, []*G.Node{a}, "relu"
+	if res != nil {
+		dims, in, name = []int{4, 4}, []*G.Node{a, res}, "add+relu"
+	}
+	op := newKernelOp(name, dims, shp)
+	op.run = func(out []float32, in [][]float32) error {
+		x := in[0]
+		var r []float32
+		if len(in) > 1 {
+			r = in[1]
+		}
+		parallelFor(len(out), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				v := x[i]
+				if r != nil {
+					v += r[i]
+				}
+				if v < 0 {
+					v = 0
+				}
+				out[i] = v
+			}
+		})
+		return nil
+	}
+	op.diffWRT = make([]bool, len(dims))
+	for i := range op.diffWRT {
+		op.diffWRT[i] = true
+	}
+	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		d := newKernelOp(name+".dX", []int{4, 4}, shp)
+		d.run = func(out []float32, in [][]float32) error {
+			y, dy := in[0], in[1]
+			parallelFor(len(out), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					if y[i] > 0 {
+						out[i] = dy[i]
+					} else {
+						out[i] = 0
+					}
+				}
+			})
+			return nil
+		}
+		dn, err := apply(d, output, grad)
+		if err != nil {
+			return nil, err
+		}
+		if res != nil {
+			// the same gradient flows to both summands
+			return G.Nodes{dn, dn}, nil
+		}
+		return G.Nodes{dn}, nil
+	}
+	return apply(op, in...)
+}
+
+// maxPool adds a k x k max pooling with stride s and padding p (padding
+// never wins, as in PyTorch).
+func (b *builder) maxPool(x *G.Node, k, s, p int) (*G.Node, error) {
+	shp := x.Shape()
+	n, c, h, w := shp[0], shp[1], shp[2], shp[3]
+	g := newConvGeom(c, h, w, c, k, s, p)
+	arg := make([]int32, n*c*g.ohw)
+	op := newKernelOp("maxpool", []int{4}, tensor.Shape{n, c, g.oh, g.ow})
+	op.run = func(out []float32, in [][]float32) error {
+		x := in[0]
+		parallelFor(n*c, func(lo, hi int) {
+			for pl := lo; pl < hi; pl++ {
+				src := x[pl*h*w : (pl+1)*h*w]
+				for yo := 0; yo < g.oh; yo++ {
+					for xo := 0; xo < g.ow; xo++ {
+						best, bi := float32(math.Inf(-1)), int32(-1)
+						for ki := 0; ki < k; ki++ {
+							iy := yo*s - p + ki
+							if iy < 0 || iy >= h {
+								continue
+							}
+							for kj := 0; kj < k; kj++ {
+								ix := xo*s - p + kj
+								if ix < 0 || ix >= w {
+									continue
+								}
+								if v := src[iy*w+ix]; v > best || bi < 0 {
+									best, bi = v, int32(iy*w+ix)
+								}
+							}
+						}
+						o := pl*g.ohw + yo*g.ow + xo
+						out[o], arg[o] = best, bi
+					}
+				}
+			}
+		})
+		return nil
+	}
+	op.diffWRT = []bool{true}
+	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		d := newKernelOp("maxpool.dX", []int{4}, shp.Clone())
+		d.run = func(out []float32, in [][]float32) error {
+			dy := in[0]
+			parallelFor(n*c, func(lo, hi int) {
+				for pl := lo; pl < hi; pl++ {
+					dst := out[pl*h*w : (pl+1)*h*w]
+					clear(dst)
+					for o := pl * g.ohw; o < (pl+1)*g.ohw; o++ {
+						dst[arg[o]] += dy[o]
+					}
+				}
+			})
+			return nil
+		}
+		dn, err := apply(d, grad)
+		return G.Nodes{dn}, err
+	}
+	return apply(op, x)
+}
+
+// globalAvgPool adds (N,C,H,W) -> (N,C) spatial mean (gorgonia's own
+// GlobalAveragePool2D has no gradient in v0.9.18).
+func (b *builder) globalAvgPool(x *G.Node) (*G.Node, error) {
+	shp := x.Shape()
+	n, c, hw := shp[0], shp[1], shp[2]*shp[3]
+	op := newKernelOp("avgpool", []int{4}, tensor.Shape{n, c})
+	op.run = func(out []float32, in [][]float32) error {
+		x := in[0]
+		parallelFor(n*c, func(lo, hi int) {
+			for pl := lo; pl < hi; pl++ {
+				var s float32
+				for _, v := range x[pl*hw : (pl+1)*hw] {
+					s += v
+				}
+				out[pl] = s / float32(hw)
+			}
+		})
+		return nil
+	}
+	op.diffWRT = []bool{true}
+	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		d := newKernelOp("avgpool.dX", []int{2}, shp.Clone())
+		d.run = func(out []float32, in [][]float32) error {
+			dy := in[0]
+			inv := 1 / float32(hw)
+			parallelFor(n*c, func(lo, hi int) {
+				for pl := lo; pl < hi; pl++ {
+					v := dy[pl] * inv
+					dst := out[pl*hw : (pl+1)*hw]
+					for i := range dst {
+						dst[i] = v
+					}
+				}
+			})
+			return nil
+		}
+		dn, err := apply(d, grad)
+		return G.Nodes{dn}, err
+	}
+	return apply(op, x)
+}
+
+// linear adds y = x w^T + b for x (N,C), w (K,C), b (K).
+func (b *builder) linear(x, w, bias *G.Node) (*G.Node, error) {
+	n, c := x.Shape()[0], x.Shape()[1]
+	k := w.Shape()[0]
+	op := newKernelOp("linear", []int{2, 2, 1}, tensor.Shape{n, k})
+	op.run = func(out []float32, in [][]float32) error {
+		for i := 0; i < n; i++ {
+			copy(out[i*k:(i+1)*k], in[2])
+		}
+		sgemm(false, true, n, k, c, 1, in[0], c, in[1], c, 1, out, k)
+		return nil
+	}
+	op.diffWRT = []bool{true, true, true}
+	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		dx := newKernelOp("linear.dX", []int{2, 2}, tensor.Shape{n, c})
+		dx.run = func(out []float32, in [][]float32) error {
+			sgemm(false, false, n, c, k, 1, in[0], k, in[1], c, 0, out, c)
+			return nil
+		}
+		dw := newKernelOp("linear.dW", []int{2, 2}, tensor.Shape{k, c})
+		dw.run = func(out []float32, in [][]float32) error {
+			sgemm(true, false, k, c, n, 1, in[0], k, in[1], c, 0, out, c)
+			return nil
+		}
+		db := newKernelOp("linear.dB", []int{2}, tensor.Shape{k})
+		db.run = func(out []float32, in [][]float32) error {
+			clear(out)
+			for i := 0; i < n; i++ {
+				for j := 0; j < k; j++ {
+					out[j] += in[0][i*k+j]
+				}
+			}
+			return nil
+		}
+		dxN, err := apply(dx, grad, inputs[1])
+		if err != nil {
+			return nil, err
+		}
+		dwN, err := apply(dw, grad, inputs[0])
+		if err != nil {
+			return nil, err
+		}
+		dbN, err := apply(db, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{dxN, dwN, dbN}, nil
+	}
+	return apply(op, x, w, bias)
+}
+
+// FocalLoss is torchvision's sigmoid_focal_loss on one logit per image,
+// averaged over the batch: BCE-with-logits * (1-p_t)^Gamma, weighted by
+// Alpha for positives and 1-Alpha for negatives when Alpha >= 0.
+type FocalLoss struct {
+	Gamma float64
+	Alpha float64 // < 0 disables class balancing
+}
+
+// terms returns the per-sample loss and d loss / d logit (unaveraged).
+func (f FocalLoss) terms(z, y float64) (loss, grad float64) {
+	p := 1 / (1 + math.Exp(-z))
+	ce := math.Max(z, 0) - z*y + math.Log1p(math.Exp(-math.Abs(z)))
+	pt := p*y + (1-p)*(1-y)
+	q := 1 - pt
+	mod := math.Pow(q, f.Gamma)
+	loss = ce * mod
+	// d/dz: (p-y)*q^g + ce * g*q^(g-1) * (-dpt/dz), dpt/dz = p(1-p)(2y-1)
+	grad = (p - y) * mod
+	if f.Gamma != 0 && q > 0 {
+		grad += ce * f.Gamma * math.Pow(q, f.Gamma-1) * (-(p * (1 - p) * (2*y - 1)))
+	}
+	if f.Alpha >= 0 {
+		at := f.Alpha*y + (1-f.Alpha)*(1-y)
+		loss *= at
+		grad *= at
+	}
+	return loss, grad
+}
+
+// Loss returns the batch-mean focal loss of logits against labels.
+func (f FocalLoss) Loss(logits, labels []float32) float64 {
+	var s float64
+	for i := range logits {
+		l, _ := f.terms(float64(logits[i]), float64(labels[i]))
+		s += l
+	}
+	return s / float64(len(logits))
+}
+
+// focalLoss adds the scalar cost node for logits (N,1) and labels (N).
+func (b *builder) focalLoss(logits, labels *G.Node, f FocalLoss) (*G.Node, error) {
+	n := logits.Shape()[0]
+	if logits.Shape().TotalSize() != n {
+		return nil, fmt.Errorf("classifier: focal loss wants one logit per image, got shape %v", logits.Shape())
+	}
+	op := newKernelOp("focal", []int{2, 1}, nil)
+	op.scalarOut = true
+	op.run = func(out []float32, in [][]float32) error {
+		out[0] = float32(f.Loss(in[0], in[1]))
+		return nil
+	}
+	op.diffWRT = []bool{true, false}
+	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+		d := newKernelOp("focal.dZ", []int{2, 1, 0}, logits.Shape().Clone())
+		d.run = func(out []float32, in [][]float32) error {
+			g := float64(in[2][0]) / float64(n)
+			for i := 0; i < n; i++ {
+				_, gr := f.terms(float64(in[0][i]), float64(in[1][i]))
+				out[i] = float32(gr * g)
+			}
+			return nil
+		}
+		dn, err := apply(d, inputs[0], inputs[1], grad)
+		return G.Nodes{dn, nil}, err
+	}
+	return apply(op, logits, labels)
+}

@@ -1,0 +1,213 @@
+package classifier
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+)
+
+// stTensor is one entry of a safetensors header.
+type stTensor struct {
+	Dtype   string   `json:"dtype"`
+	Shape   []int    `json:"shape"`
+	Offsets [2]int64 `json:"data_offsets"`
+}
+
+// stFile is a parsed safetensors file: header entries, metadata and the raw
+// data section.
+type stFile struct {
+	tensors  map[string]stTensor
+	metadata map[string]string
+	data     []byte
+}
+
+// readSafetensors parses the safetensors container (8-byte little-endian
+// header length, JSON header, data) and validates every offset.
+func readSafetensors(raw []byte) (*stFile, error) {
+	if len(raw) < 8 {
+		return nil, fmt.Errorf("safetensors: file too short (%d bytes)", len(raw))
+	}
+	hl := binary.LittleEndian.Uint64(raw[:8])
+	if hl > uint64(len(raw)-8) || hl > 100<<20 {
+		return nil, fmt.Errorf("safetensors: header length %d exceeds file size %d", hl, len(raw))
+	}
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(raw[8:8+hl], &hdr); err != nil {
+		return nil, fmt.Errorf("safetensors: header JSON: %w", err)
+	}
+	f := &stFile{tensors: map[string]stTensor{}, metadata: map[string]string{}, data: raw[8+hl:]}
+	for name, msg := range hdr {
+		if name == "__metadata__" {
+			if err := json.Unmarshal(msg, &f.metadata); err != nil {
+				return nil, fmt.Errorf("safetensors: __metadata__: %w", err)
+			}
+			continue
+		}
+		var t stTensor
+		if err := json.Unmarshal(msg, &t); err != nil {
+			return nil, fmt.Errorf("safetensors: tensor %q: %w", name, err)
+		}
+		es, err := dtypeSize(t.Dtype)
+		if err != nil {
+			return nil, fmt.Errorf("safetensors: tensor %q: %w", name, err)
+		}
+		n := int64(numel(t.Shape))
+		if t.Offsets[0] < 0 || t.Offsets[1] < t.Offsets[0] || t.Offsets[1] > int64(len(f.data)) || t.Offsets[1]-t.Offsets[0] != n*int64(es) {
+			return nil, fmt.Errorf("safetensors: tensor %q: data offsets %v do not fit %s%v in %d data bytes", name, t.Offsets, t.Dtype, t.Shape, len(f.data))
+		}
+		f.tensors[name] = t
+	}
+	return f, nil
+}
+
+func dtypeSize(dt string) (int, error) {
+	switch dt {
+	case "F32", "I32":
+		return 4, nil
+	case "F16", "BF16":
+		return 2, nil
+	case "F64", "I64":
+		return 8, nil
+	}
+	return 0, fmt.Errorf("unsupported dtype %s", dt)
+}
+
+// floats decodes a floating-point tensor to float32.
+func (f *stFile) floats(name string) ([]float32, error) {
+	t, ok := f.tensors[name]
+	if !ok {
+		return nil, fmt.Errorf("tensor %q missing", name)
+	}
+	b := f.data[t.Offsets[0]:t.Offsets[1]]
+	n := numel(t.Shape)
+	out := make([]float32, n)
+	switch t.Dtype {
+	case "F32":
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case "F16":
+		for i := range out {
+			out[i] = halfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case "BF16":
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+		}
+	case "F64":
+		for i := range out {
+			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
+		}
+	default:
+		return nil, fmt.Errorf("tensor %q: dtype %s is not floating point", name, t.Dtype)
+	}
+	return out, nil
+}
+
+// integer decodes a scalar integer tensor (num_batches_tracked).
+func (f *stFile) integer(name string) (int64, error) {
+	t, ok := f.tensors[name]
+	if !ok {
+		return 0, fmt.Errorf("tensor %q missing", name)
+	}
+	if numel(t.Shape) != 1 {
+		return 0, fmt.Errorf("tensor %q: shape %v, want a scalar", name, t.Shape)
+	}
+	b := f.data[t.Offsets[0]:t.Offsets[1]]
+	switch t.Dtype {
+	case "I64":
+		return int64(binary.LittleEndian.Uint64(b)), nil
+	case "I32":
+		return int64(int32(binary.LittleEndian.Uint32(b))), nil
+	}
+	return 0, fmt.Errorf("tensor %q: dtype %s, want I64", name, t.Dtype)
+}
+
+// halfToFloat converts IEEE 754 binary16 to float32 exactly.
+func halfToFloat(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0:
+		if mant == 0 {
+			return math.Float32frombits(sign)
+		}
+		// subnormal: renormalise
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		mant &= 0x3ff
+		return math.Float32frombits(sign | e<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// stEntry is one tensor to write.
+type stEntry struct {
+	name  string
+	shape []int
+	f32   []float32 // F32 storage, or
+	i64   *int64    // I64 scalar
+}
+
+// writeSafetensors writes entries (sorted by name, as the reference
+// implementation does) with metadata, atomically via a temp file + rename.
+func writeSafetensors(path string, entries []stEntry, meta map[string]string) error {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	hdr := map[string]any{}
+	if len(meta) > 0 {
+		hdr["__metadata__"] = meta
+	}
+	var off int64
+	for _, e := range entries {
+		var size int64
+		dt := "F32"
+		if e.i64 != nil {
+			dt, size = "I64", 8
+		} else {
+			size = int64(4 * len(e.f32))
+		}
+		shape := e.shape
+		if shape == nil {
+			shape = []int{}
+		}
+		hdr[e.name] = stTensor{Dtype: dt, Shape: shape, Offsets: [2]int64{off, off + size}}
+		off += size
+	}
+	hj, err := json.Marshal(hdr)
+	if err != nil {
+		return fmt.Errorf("safetensors: header: %w", err)
+	}
+	for len(hj)%8 != 0 {
+		hj = append(hj, ' ')
+	}
+	buf := make([]byte, 8, 8+len(hj)+int(off))
+	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
+	buf = append(buf, hj...)
+	for _, e := range entries {
+		if e.i64 != nil {
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(*e.i64))
+			continue
+		}
+		for _, v := range e.f32 {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf, 0o644); err != nil {
+		return fmt.Errorf("safetensors: write: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("safetensors: rename: %w", err)
+	}
+	return nil
+}
