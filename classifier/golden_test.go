@@ -115,3 +115,113 @@ func TestGoldenEvalLogits(t *testing.T) {
 		})
 	}
 }
+
+func summary(v []float32) (l2, sum float64) {
+	for _, x := range v {
+		l2 += float64(x) * float64(x)
+		sum += float64(x)
+	}
+	return math.Sqrt(l2), sum
+}
+
+func TestGoldenTraining(t *testing.T) {
+	for _, c := range loadGolden(t) {
+		t.Run(c.name, func(t *testing.T) {
+			fl := FocalLoss{Gamma: c.Loss.Gamma, Alpha: -1}
+			if c.Loss.Alpha != nil {
+				fl.Alpha = *c.Loss.Alpha
+			}
+			tr, err := NewTrainer(c.model, TrainConfig{LR: c.Optimizer.LR, Momentum: c.Optimizer.Momentum,
+				WeightDecay: c.Optimizer.WeightDecay, Loss: fl, InputSize: c.InputHW})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, labels := c.tensor(t, "input"), c.tensor(t, "label")
+			for step := 0; step < c.Optimizer.Steps; step++ {
+				// Run forward/backward first so gradients can be checked
+				// before the update mutates the parameters' values.
+				gr, err := tr.graphFor(len(labels))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err := tr.Step(context.Background(), x, labels)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := c.LossesPerStep[step]; !closeRel(r.Loss, want, 1e-4, 0) {
+					t.Errorf("step %d loss %.8g, want %.8g", step, r.Loss, want)
+				} else {
+					t.Logf("step %d loss %.8g, want %.8g (rel %.2g)", step, r.Loss, want, math.Abs(r.Loss-want)/want)
+				}
+				if step != 0 {
+					continue
+				}
+				want := c.tensor(t, "train_logits_step0")
+				for i := range want {
+					if !closeRel(float64(r.Logits[i]), float64(want[i]), 1e-4, 1e-5) {
+						t.Errorf("train logit %d = %.7g, want %.7g", i, r.Logits[i], want[i])
+					}
+				}
+				checked := 0
+				worstL2 := 0.0
+				for i, p := range gr.params {
+					g, err := gr.gradValues(i)
+					if err != nil {
+						t.Fatal(err)
+					}
+					ref, ok := c.GradStep0[p.name]
+					if !ok {
+						t.Errorf("golden has no gradient for %s", p.name)
+						continue
+					}
+					checked++
+					l2, sum := summary(g)
+					worstL2 = math.Max(worstL2, math.Abs(l2-ref.L2)/ref.L2)
+					if !closeRel(l2, ref.L2, 1e-3, 1e-7) || !closeRel(sum, ref.Sum, 1e-3, 1e-3*ref.L2) {
+						t.Errorf("grad %s: l2 %.6g sum %.6g, want %.6g %.6g", p.name, l2, sum, ref.L2, ref.Sum)
+					}
+					for j, w := range ref.First8 {
+						if !closeRel(float64(g[j]), w, 1e-3, 1e-3*ref.L2/math.Sqrt(float64(len(g)))) {
+							t.Errorf("grad %s[%d] = %.6g, want %.6g", p.name, j, g[j], w)
+						}
+					}
+					if full, err := c.io.floats("grad_" + p.name); err == nil {
+						for j := range full {
+							if !closeRel(float64(g[j]), float64(full[j]), 1e-3, 1e-4*ref.L2) {
+								t.Errorf("grad %s[%d] = %.6g, want %.6g", p.name, j, g[j], full[j])
+								break
+							}
+						}
+					}
+				}
+				t.Logf("step 0: %d gradients checked, worst l2 rel error %.2g", checked, worstL2)
+				if checked != len(c.GradStep0) {
+					t.Errorf("checked %d gradients, golden has %d", checked, len(c.GradStep0))
+				}
+			}
+			t.Logf("state_after: %d tensors", len(c.StateAfter))
+			for name, ref := range c.StateAfter {
+				p := c.model.net.byName[name]
+				if p == nil {
+					t.Errorf("state_after names unknown tensor %s", name)
+					continue
+				}
+				l2, sum := summary(p.data)
+				if !closeRel(l2, ref.L2, 1e-4, 1e-7) || !closeRel(sum, ref.Sum, 1e-3, 1e-4*ref.L2) {
+					t.Errorf("after: %s l2 %.7g sum %.7g, want %.7g %.7g", name, l2, sum, ref.L2, ref.Sum)
+				}
+			}
+			want := c.tensor(t, "eval_logits_after")
+			got, err := c.model.Logits(context.Background(), x, len(want), c.InputHW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if !closeRel(float64(got[i]), float64(want[i]), 1e-3, 1e-5) {
+					t.Errorf("eval_logits_after[%d] = %.7g, want %.7g", i, got[i], want[i])
+				}
+			}
+			t.Logf("eval_logits_after got %v want %v", got, want)
+		})
+	}
+}

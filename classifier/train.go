@@ -1,0 +1,309 @@
+package classifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"strconv"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// SGD is stochastic gradient descent with momentum and weight decay with
+// exactly PyTorch's semantics (torch.optim.SGD, dampening 0, no Nesterov):
+//
+//	g = grad + wd*p;  v = g on the first step, else v = momentum*v + g;  p -= lr*v
+//
+// It satisfies gorgonia.Solver. (gorgonia's own Momentum solver applies the
+// decay to the velocity instead of the gradient.)
+type SGD struct {
+	LR, Momentum, WeightDecay float64
+	velocity                  [][]float32
+}
+
+var _ G.Solver = (*SGD)(nil)
+
+// Step updates every value in place from its gradient. The slice must list
+// the same parameters in the same order on every call.
+func (s *SGD) Step(vgs []G.ValueGrad) error {
+	if s.velocity == nil {
+		s.velocity = make([][]float32, len(vgs))
+	}
+	if len(s.velocity) != len(vgs) {
+		return fmt.Errorf("classifier: sgd: %d parameters, solver was started with %d", len(vgs), len(s.velocity))
+	}
+	for i, vg := range vgs {
+		p, err := floats(vg.Value())
+		if err != nil {
+			return fmt.Errorf("classifier: sgd: param %d: %w", i, err)
+		}
+		gv, err := vg.Grad()
+		if err != nil {
+			return fmt.Errorf("classifier: sgd: param %d grad: %w", i, err)
+		}
+		g, err := floats(gv)
+		if err != nil {
+			return fmt.Errorf("classifier: sgd: param %d grad: %w", i, err)
+		}
+		if len(g) != len(p) {
+			return fmt.Errorf("classifier: sgd: param %d: grad has %d values, want %d", i, len(g), len(p))
+		}
+		s.update(i, p, g)
+	}
+	return nil
+}
+
+func (s *SGD) update(i int, p, g []float32) {
+	lr, mom, wd := float32(s.LR), float32(s.Momentum), float32(s.WeightDecay)
+	v := s.velocity[i]
+	first := v == nil
+	if first && mom != 0 {
+		v = make([]float32, len(p))
+		s.velocity[i] = v
+	}
+	for j := range p {
+		d := g[j] + wd*p[j]
+		if mom != 0 {
+			if first {
+				v[j] = d
+			} else {
+				v[j] = mom*v[j] + d
+			}
+			d = v[j]
+		}
+		p[j] -= lr * d
+	}
+}
+
+// TrainConfig configures a Trainer.
+type TrainConfig struct {
+	LR          float64 // learning rate
+	Momentum    float64
+	WeightDecay float64
+	Loss        FocalLoss
+	InputSize   int   // image side; 0 means the model's InputSize
+	Seed        int64 // shuffling seed for Epoch
+}
+
+// Trainer runs train-mode steps (batch-statistics BatchNorm, running stats
+// updated) on a Model. Not safe for concurrent use; it holds the model's
+// lock during each step so concurrent Predict calls wait.
+type Trainer struct {
+	m      *Model
+	cfg    TrainConfig
+	sgd    *SGD
+	graphs map[int]*graph
+	steps  int64
+	rng    *rand.Rand
+}
+
+// NewTrainer prepares training of m.
+func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
+	if cfg.LR <= 0 {
+		return nil, fmt.Errorf("classifier: trainer: learning rate %v must be positive", cfg.LR)
+	}
+	if cfg.InputSize == 0 {
+		cfg.InputSize = m.Info().InputSize
+	}
+	return &Trainer{m: m, cfg: cfg, sgd: &SGD{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay},
+		graphs: map[int]*graph{}, rng: rand.New(rand.NewSource(cfg.Seed))}, nil
+}
+
+// Steps is the number of optimiser steps taken so far (kept across resume).
+func (t *Trainer) Steps() int64 { return t.steps }
+
+func (t *Trainer) graphFor(n int) (*graph, error) {
+	if gr, ok := t.graphs[n]; ok {
+		return gr, nil
+	}
+	if len(t.graphs) >= 2 { // a full batch and a remainder at most
+		for k := range t.graphs {
+			delete(t.graphs, k)
+		}
+	}
+	gr, err := t.m.net.trainGraph(n, t.cfg.InputSize, t.cfg.Loss, true)
+	if err != nil {
+		return nil, err
+	}
+	t.graphs[n] = gr
+	return gr, nil
+}
+
+// StepResult reports one optimiser step.
+type StepResult struct {
+	Loss   float64
+	Logits []float32 // train-mode logits before the update
+}
+
+// Step runs forward and backward on one batch (n = len(labels) images of
+// 3 x InputSize x InputSize) and applies one SGD update.
+func (t *Trainer) Step(ctx context.Context, inputs, labels []float32) (StepResult, error) {
+	n, s := len(labels), t.cfg.InputSize
+	if n == 0 || len(inputs) != n*3*s*s {
+		return StepResult{}, fmt.Errorf("classifier: train step: %d floats for %d labels, want %d", len(inputs), n, n*3*s*s)
+	}
+	if err := ctx.Err(); err != nil {
+		return StepResult{}, fmt.Errorf("classifier: train step: %w", err)
+	}
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	gr, err := t.graphFor(n)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if err := gr.run(inputs, labels); err != nil {
+		return StepResult{}, fmt.Errorf("classifier: train step: %w", err)
+	}
+	loss, err := gr.lossValue()
+	if err != nil {
+		return StepResult{}, err
+	}
+	lg, err := gr.logitValues()
+	if err != nil {
+		return StepResult{}, err
+	}
+	res := StepResult{Loss: loss, Logits: append([]float32(nil), lg...)}
+	vgs := make([]G.ValueGrad, len(gr.params))
+	for i, p := range gr.params {
+		vgs[i] = gr.b.nodes[p]
+	}
+	if err := t.sgd.Step(vgs); err != nil {
+		return res, err
+	}
+	t.steps++
+	t.m.version++
+	return res, nil
+}
+
+// Dataset supplies labelled, preprocessed images for Epoch.
+type Dataset interface {
+	Len() int
+	// Example writes image i (3 x S x S, normalised) into dst and returns its label (0 or 1).
+	Example(i int, dst []float32) (float32, error)
+}
+
+// Epoch shuffles ds with the trainer's seeded generator and runs one pass
+// in batches of batch images; it returns the mean loss.
+func (t *Trainer) Epoch(ctx context.Context, ds Dataset, batch int) (float64, error) {
+	if batch <= 0 {
+		return 0, errors.New("classifier: epoch: batch must be positive")
+	}
+	n := ds.Len()
+	if n == 0 {
+		return 0, errors.New("classifier: epoch: empty dataset")
+	}
+	order := t.rng.Perm(n)
+	per := 3 * t.cfg.InputSize * t.cfg.InputSize
+	buf := make([]float32, batch*per)
+	labels := make([]float32, batch)
+	var total float64
+	for i := 0; i < n; i += batch {
+		b := min(batch, n-i)
+		if b == 1 && n > 1 {
+			break // train-mode BatchNorm needs more than one value per channel
+		}
+		for j := 0; j < b; j++ {
+			y, err := ds.Example(order[i+j], buf[j*per:(j+1)*per])
+			if err != nil {
+				return 0, fmt.Errorf("classifier: epoch: example %d: %w", order[i+j], err)
+			}
+			labels[j] = y
+		}
+		r, err := t.Step(ctx, buf[:b*per], labels[:b])
+		if err != nil {
+			return 0, err
+		}
+		total += r.Loss * float64(b)
+	}
+	return total / float64(n), nil
+}
+
+// Checkpoint metadata keys.
+const (
+	ckptSteps = "trainer_steps"
+	ckptMom   = "momentum."
+)
+
+// SaveCheckpoint writes the model (as Save does) plus the optimiser's
+// momentum buffers and step count, so ResumeTrainer continues exactly.
+func (t *Trainer) SaveCheckpoint(path string, info ModelInfo) error {
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	var entries []stEntry
+	trainable := 0
+	for _, p := range t.m.net.params {
+		if p.kind == kindBNTracked {
+			v := p.tracked
+			entries = append(entries, stEntry{name: p.name, shape: []int{}, i64: &v})
+			continue
+		}
+		entries = append(entries, stEntry{name: p.name, shape: p.shape, f32: p.data})
+		if p.trainable() {
+			if t.sgd.velocity != nil && t.sgd.velocity[trainable] != nil {
+				entries = append(entries, stEntry{name: ckptMom + p.name, shape: p.shape, f32: t.sgd.velocity[trainable]})
+			}
+			trainable++
+		}
+	}
+	md := map[string]string{metaArch: t.m.net.arch.Name, ckptSteps: strconv.FormatInt(t.steps, 10),
+		metaInputSize: strconv.Itoa(info.InputSize), metaRun: info.TrainingRun, metaID: info.ID}
+	if err := writeSafetensors(path, entries, md); err != nil {
+		return fmt.Errorf("classifier: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// ResumeTrainer loads a checkpoint written by SaveCheckpoint into m (which
+// must have the same architecture) and returns a trainer that continues
+// with the saved momentum and step count.
+func ResumeTrainer(path string, m *Model, cfg TrainConfig) (*Trainer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: resume: %w", err)
+	}
+	f, err := readSafetensors(raw)
+	if err != nil {
+		return nil, fmt.Errorf("classifier: resume %s: %w", path, err)
+	}
+	if a := f.metadata[metaArch]; a != m.net.arch.Name {
+		return nil, fmt.Errorf("classifier: resume %s: checkpoint arch %q, model arch %q", path, a, m.net.arch.Name)
+	}
+	t, err := NewTrainer(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.steps, _ = strconv.ParseInt(f.metadata[ckptSteps], 10, 64)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var vel [][]float32
+	haveVel := false
+	for _, p := range m.net.params {
+		if p.kind == kindBNTracked {
+			if p.tracked, err = f.integer(p.name); err != nil {
+				return nil, fmt.Errorf("classifier: resume %s: %w", path, err)
+			}
+			continue
+		}
+		v, err := f.floats(p.name)
+		if err != nil || len(v) != len(p.data) {
+			return nil, fmt.Errorf("classifier: resume %s: tensor %q missing or mis-shaped", path, p.name)
+		}
+		copy(p.data, v)
+		if p.trainable() {
+			mv, err := f.floats(ckptMom + p.name)
+			if err == nil && len(mv) == len(p.data) {
+				haveVel = true
+				vel = append(vel, mv)
+			} else {
+				vel = append(vel, nil)
+			}
+		}
+	}
+	if haveVel {
+		t.sgd.velocity = vel
+	}
+	m.version++
+	return t, nil
+}
