@@ -3,12 +3,6 @@ package dicomio
 import "fmt"
 
 // Temporary until the codec files land.
-func decodeRLE(data []byte, ii ImageInfo) (*Frame, error) {
-	return nil, fmt.Errorf("%w: RLE decoder pending", ErrUnsupportedTransferSyntax)
-}
-func decodeJPEG(data []byte, ii ImageInfo) (*Frame, error) {
-	return nil, fmt.Errorf("%w: JPEG decoder pending", ErrUnsupportedTransferSyntax)
-}
 func decodeJPEGLS(data []byte, ii ImageInfo) (*Frame, error) {
 	return nil, fmt.Errorf("%w: JPEG-LS decoder pending", ErrUnsupportedTransferSyntax)
 }
