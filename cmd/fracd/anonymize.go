@@ -1,0 +1,132 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/dicomio"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerCommand(newAnonymizeCmd) }
+
+// anonymizerFromConfig builds the site's Anonymizer: the options of the
+// anonymize config section and the secret file (created on first use).
+func anonymizerFromConfig(c AnonymizeConfig) (*anonymize.Anonymizer, error) {
+	secret, err := anonymize.LoadOrCreateSecret(c.SecretFile)
+	if err != nil {
+		return nil, err
+	}
+	return anonymize.New(anonymize.Options{
+		RetainLongitudinalModifiedDates: c.RetainLongitudinalModified,
+		RetainPatientCharacteristics:    c.RetainPatientCharacteristics,
+		RetainDeviceIdentity:            c.RetainDeviceIdentity,
+		RetainInstitutionIdentity:       c.RetainInstitutionIdentity,
+		RetainUIDs:                      c.RetainUIDs,
+		CleanDescriptors:                c.CleanDescriptors,
+		AllowBurnedIn:                   c.AllowBurnedIn,
+		AllowUndeclaredBurnedIn:         !c.RejectRiskySOPClasses,
+	}, secret)
+}
+
+func newAnonymizeCmd(m *Main) *cobra.Command {
+	var outDir string
+	cmd := &cobra.Command{
+		Use:   "anonymize IN... -o OUTDIR",
+		Short: "De-identify DICOM files or folders with the site profile (PS3.15 Annex E) into OUTDIR",
+		Long: `De-identify DICOM files with the site's profile and secret (config section
+anonymize). Folders are walked recursively. Each result is written as
+OUTDIR/<new SOP Instance UID>.dcm; inputs are named by content sha256 in the
+output, never by path (paths may carry patient names). Files rejected (not
+DICOM, burned-in annotation, ...) are reported and skipped; the exit status
+is 1 if any file failed.`,
+		Example: `  fracd anonymize export/ -o research/`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if outDir == "" {
+				return errors.New("-o OUTDIR is required")
+			}
+			if err := os.MkdirAll(outDir, 0o750); err != nil {
+				return fmt.Errorf("anonymize: create output folder: %w", err)
+			}
+			a, err := anonymizerFromConfig(m.Config.Anonymize)
+			if err != nil {
+				return err
+			}
+			var inputs []string
+			for _, in := range args {
+				err := filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
+					if err != nil {
+						return err
+					}
+					if d.Type().IsRegular() {
+						inputs = append(inputs, p)
+					}
+					return nil
+				})
+				if err != nil {
+					return fmt.Errorf("anonymize: list input: %w", err)
+				}
+			}
+			done, failed := 0, 0
+			for _, in := range inputs {
+				if err := cmd.Context().Err(); err != nil {
+					return err
+				}
+				out, err := anonymizeOne(a, in, outDir, m.Config.DICOM.MaxPixelBytes)
+				if err != nil {
+					failed++
+					fmt.Fprintf(m.Stderr, "rejected: %v\n", err)
+					continue
+				}
+				done++
+				fmt.Fprintln(m.Stdout, out)
+			}
+			fmt.Fprintf(m.Stderr, "%d de-identified, %d rejected\n", done, failed)
+			if failed > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("anonymize: %d of %d files rejected", failed, len(inputs))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&outDir, "output", "o", "", "output folder (created if missing)")
+	return cmd
+}
+
+// anonymizeOne de-identifies one file and returns the output path. Errors
+// name the input by content sha256 only.
+func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int64) (string, error) {
+	data, err := os.ReadFile(in)
+	if err != nil {
+		return "", fmt.Errorf("read input: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	id := hex.EncodeToString(sum[:])
+	var opts []dicomio.Option
+	if maxPixelBytes > 0 {
+		opts = append(opts, dicomio.WithMaxPixelBytes(maxPixelBytes))
+	}
+	f, err := dicomio.Parse(data, opts...)
+	if err != nil {
+		return "", err // a dicomio.FileError, named by sha256
+	}
+	res, err := a.Apply(&f.Dataset)
+	if err != nil {
+		return "", fmt.Errorf("file sha256 %s: %w", id, err)
+	}
+	name := res.SOPInstanceUID
+	if name == "" {
+		name = "sha256-" + id
+	}
+	out := filepath.Join(outDir, name+".dcm")
+	if err := dicomio.WriteFile(out, f.Dataset); err != nil {
+		return "", fmt.Errorf("file sha256 %s: %w", id, err)
+	}
+	return out, nil
+}
