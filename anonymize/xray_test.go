@@ -7,7 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
+
+	"github.com/fracd/fracd/dicomio"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -73,7 +76,9 @@ func TestXRayCorpus(t *testing.T) {
 		// The options that retain no identity must still leave none behind.
 		"dates+descriptors+characteristics": {RetainLongitudinalModifiedDates: true, CleanDescriptors: true, RetainPatientCharacteristics: true},
 	}
-	for pname, opts := range profiles {
+	for _, pname := range []string{"basic", "dates+descriptors+characteristics", "basic via dicomio"} {
+		opts := profiles[strings.TrimSuffix(pname, " via dicomio")]
+		viaDicomio := strings.HasSuffix(pname, " via dicomio")
 		a, err := New(opts, testSecret)
 		if err != nil {
 			t.Fatal(err)
@@ -95,8 +100,20 @@ func TestXRayCorpus(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := filepath.Join(outDir, name)
-				res, err := a.AnonymizeFile(in, out)
-				if err != nil {
+				var res *Result
+				if viaDicomio {
+					// The pipeline's path: dicomio parses and writes.
+					f, err := dicomio.Parse(inBytes)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res, err = a.Apply(&f.Dataset); err != nil {
+						t.Fatal(err)
+					}
+					if err := dicomio.WriteFile(out, f.Dataset); err != nil {
+						t.Fatal(err)
+					}
+				} else if res, err = a.AnonymizeFile(in, out); err != nil {
 					t.Fatal(err)
 				}
 				outBytes, err := os.ReadFile(out)
