@@ -389,3 +389,9 @@ func (db *DB) Counts(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, rows.Err()
 }
+
+// DoneInstanceBySOP returns the processed instance with this de-identified
+// SOP Instance UID.
+func (db *DB) DoneInstanceBySOP(ctx context.Context, sopUID string) (Instance, error) {
+	return scanInstance(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID))
+}
