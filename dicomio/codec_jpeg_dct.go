@@ -12,7 +12,7 @@ import (
 // upsampled like libjpeg's "fancy" upsampler, as the references do.
 type dctDecoder struct {
 	fr     *jpegFrame
-	bw, bh []int       // blocks per line / column per component (MCU-padded)
+	bw, bh []int         // blocks per line / column per component (MCU-padded)
 	coefs  [][][64]int32 // per component, per block: coefficients in zig-zag order
 	eobrun int
 }

@@ -190,13 +190,13 @@ type jpegScan struct {
 }
 
 type jpegState struct {
-	frame    *jpegFrame
-	dc, ac   [4]*huffTable
-	quant    [4][64]int32
-	restart  int
-	haveQ    [4]bool
-	scans    []jpegScan
-	d        []byte
+	frame   *jpegFrame
+	dc, ac  [4]*huffTable
+	quant   [4][64]int32
+	restart int
+	haveQ   [4]bool
+	scans   []jpegScan
+	d       []byte
 }
 
 func be16(d []byte, p int) int { return int(d[p])<<8 | int(d[p+1]) }
