@@ -83,3 +83,29 @@ func fileID(fi fs.FileInfo) (dev, ino uint64) {
 	}
 	return 0, 0
 }
+
+// openForWriting reports whether any process holds path open for writing.
+// It asks for a read lease (fcntl F_SETLEASE), which the kernel refuses with
+// EAGAIN while the file has writers, and drops it at once. This catches a
+// sender that pauses longer than Settle in the middle of a file. known is
+// false where leases are unavailable (not the file's owner and no
+// CAP_LEASE, NFS, FUSE); Settle alone then decides.
+func openForWriting(path string) (open, known bool) {
+	// O_NONBLOCK: never wait on another holder's lease, nor on a FIFO
+	// swapped in since the Lstat.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, false
+	}
+	defer unix.Close(fd)
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK)
+	switch {
+	case err == nil:
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
+		return false, true
+	case errors.Is(err, unix.EAGAIN):
+		return true, true
+	default:
+		return false, false
+	}
+}

@@ -20,3 +20,6 @@ func FreeBytes(path string) (uint64, error) {
 
 // fileID is unknown here; change detection falls back to size and mtime.
 func fileID(fs.FileInfo) (dev, ino uint64) { return 0, 0 }
+
+// openForWriting is unknown here; Settle alone decides.
+func openForWriting(string) (open, known bool) { return false, false }

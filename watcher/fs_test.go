@@ -3,6 +3,7 @@
 package watcher
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -68,5 +69,31 @@ func TestFreeBytesMatchesDf(t *testing.T) {
 	}
 	if tol := max(int64(want/100), 256<<20); diff > tol {
 		t.Fatalf("FreeBytes = %d, df says %d", got, want)
+	}
+}
+
+func TestOpenForWriting(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	writeFile(t, p, 10)
+	if open, known := openForWriting(p); open || !known {
+		t.Skipf("file leases unavailable here (open=%v known=%v)", open, known)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open, known := openForWriting(p); !open || !known {
+		t.Errorf("while open for writing: open=%v known=%v", open, known)
+	}
+	r, err := os.Open(p) // readers do not count
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if open, known := openForWriting(p); open || !known {
+		t.Errorf("after close: open=%v known=%v", open, known)
 	}
 }

@@ -3,7 +3,8 @@
 // contain.
 //
 // A file is complete when, for Config.Settle, no filesystem event has been
-// seen for it and its size, mtime and inode have not changed. Events come
+// seen for it and its size, mtime and inode have not changed, and (on Linux,
+// where a lease can tell) no process has it open for writing. Events come
 // from fsnotify (inotify on Linux), watching every subfolder; because the
 // kernel drops events when its queue overflows, and because a watch can fail
 // (e.g. the inotify watch limit), the tree is also walked at start, every
@@ -512,6 +513,11 @@ func (w *Watcher) check(now time.Time) {
 			if s := snap(fi); s != e.snap {
 				// Changed without an event reaching us: settle anew.
 				e.snap, e.changed = s, now
+				continue
+			}
+			if open, _ := openForWriting(p); open {
+				// Quiet but still open for writing: the sender has paused.
+				e.changed = now
 				continue
 			}
 			e.state = queued

@@ -261,6 +261,35 @@ func TestSlowChunkedWriteEmittedOnceAfterSettle(t *testing.T) {
 	}
 }
 
+func TestPausedWriterHeldBackUntilClose(t *testing.T) {
+	h := newHarness(t)
+	probe := filepath.Join(h.outside, "probe")
+	writeFile(t, probe, 1)
+	if open, known := openForWriting(probe); open || !known {
+		t.Skip("file leases unavailable here; Settle alone decides")
+	}
+	h.start(nil)
+	p := h.path("paused.dcm")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	h.quiet() // many times Settle with no write, file still open
+	if n := h.count(p); n != 0 {
+		t.Fatalf("emitted %d times while still open for writing", n)
+	}
+	if _, err := f.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("file after close", func() bool { return h.count(p) == 1 })
+}
+
 func TestAtomicRenameInEmitted(t *testing.T) {
 	h := newHarness(t, withClaim())
 	h.start(nil)
@@ -501,21 +530,32 @@ func TestPendingNotReemittedUntilDone(t *testing.T) {
 }
 
 func TestReplacedWhileInFlightIsNewFile(t *testing.T) {
-	h := newHarness(t)
-	h.start(nil)
-	p := h.path("same-name.dcm")
-	writeFile(t, p, 100)
-	h.waitFor("first", func() bool { return h.count(p) == 1 })
-	// A different file renamed over the emitted one, unclaimed.
-	src := filepath.Join(h.outside, "new")
-	writeFile(t, src, 200)
-	if err := os.Rename(src, p); err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name     string
+		noNotify bool // the replacement is then seen by a rescan only
+	}{
+		{"by event", false},
+		{"by rescan", true},
 	}
-	h.waitFor("replacement", func() bool { return h.count(p) == 2 })
-	h.quiet()
-	if n := h.count(p); n != 2 {
-		t.Fatalf("emitted %d times, want 2", n)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.start(func(w *Watcher) { w.noNotify = c.noNotify })
+			p := h.path("same-name.dcm")
+			writeFile(t, p, 100)
+			h.waitFor("first", func() bool { return h.count(p) == 1 })
+			// A different file renamed over the emitted one, unclaimed.
+			src := filepath.Join(h.outside, "new")
+			writeFile(t, src, 200)
+			if err := os.Rename(src, p); err != nil {
+				t.Fatal(err)
+			}
+			h.waitFor("replacement", func() bool { return h.count(p) == 2 })
+			h.quiet()
+			if n := h.count(p); n != 2 {
+				t.Fatalf("emitted %d times, want 2", n)
+			}
+		})
 	}
 }
 
