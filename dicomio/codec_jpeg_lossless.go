@@ -7,6 +7,7 @@ import "fmt"
 type losslessDecoder struct {
 	fr     *jpegFrame
 	planes [][]int32 // one full-resolution plane per component
+	pt     int       // point transform of the last scan
 }
 
 func newLosslessDecoder(fr *jpegFrame) *losslessDecoder {
@@ -20,50 +21,34 @@ func newLosslessDecoder(fr *jpegFrame) *losslessDecoder {
 func (d *losslessDecoder) scan(st *jpegState, sc *jpegScan) error {
 	fr := d.fr
 	pred, pt := sc.ss, sc.al
-	if pred < 1 || pred > 7 {
-		// Predictor 0 is only for hierarchical mode.
-		if pred != 0 {
-			return fmt.Errorf("%w: lossless predictor %d", errJPEG, pred)
-		}
+	if pred > 7 || pt >= fr.precision {
+		return fmt.Errorf("%w: lossless predictor %d, point transform %d", errJPEG, pred, pt)
 	}
-	for _, ci := range sc.comps {
+	d.pt = pt
+	tables := make([]*huffTable, len(sc.comps))
+	for k, ci := range sc.comps {
 		c := fr.comps[ci]
 		if c.h != 1 || c.v != 1 {
-			if len(fr.comps) > 1 {
-				return fmt.Errorf("%w: subsampled lossless JPEG", ErrUnsupportedTransferSyntax)
-			}
+			return fmt.Errorf("%w: subsampled lossless JPEG", ErrUnsupportedTransferSyntax)
 		}
-		if st.dc[c.td] == nil {
+		if tables[k] = st.dc[c.td]; tables[k] == nil {
 			return fmt.Errorf("%w: missing Huffman table", errJPEG)
 		}
 	}
 	w, h := fr.width, fr.height
-	mask := int32(1)<<fr.precision - 1
-	if fr.precision >= 16 {
-		mask = 0xFFFF
-	}
 	initPred := int32(1) << (fr.precision - pt - 1)
 	br := &bitReader{d: sc.data}
-	ncomp := len(sc.comps)
-	tables := make([]*huffTable, ncomp)
-	for k, ci := range sc.comps {
-		tables[k] = st.dc[fr.comps[ci].td]
-	}
-	restart := st.restart // in MCUs = pixels here (H=V=1)
+	restart := st.restart // in MCUs, one pixel of every scan component each
 	mcu := 0
-	firstRowOfInterval := true
-	rowOfReset := 0
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
+	// resetRow: the row where the current restart interval began; that row
+	// is predicted like the first line of a scan (H.1.2.1).
+	resetRow, resetCol := 0, 0
+	for y := range h {
+		for x := range w {
 			if restart > 0 && mcu > 0 && mcu%restart == 0 {
 				br.restart()
-				firstRowOfInterval = true
-				rowOfReset = y
-				if x != 0 {
-					// restart mid-row: the reset pixel uses the initial prediction
-				}
+				resetRow, resetCol = y, x
 			}
-			resetHere := restart > 0 && mcu%restart == 0
 			for k, ci := range sc.comps {
 				pl := d.planes[ci]
 				s, err := br.decode(tables[k])
@@ -82,9 +67,9 @@ func (d *losslessDecoder) scan(st *jpegState, sc *jpegScan) error {
 				i := y*w + x
 				var p int32
 				switch {
-				case (y == 0 && x == 0) || (resetHere && mcu > 0) || (restart > 0 && mcu == 0):
+				case y == resetRow && x == resetCol:
 					p = initPred
-				case y == 0 || (firstRowOfInterval && y == rowOfReset):
+				case y == resetRow:
 					p = pl[i-1]
 				case x == 0:
 					p = pl[i-w]
@@ -105,33 +90,24 @@ func (d *losslessDecoder) scan(st *jpegState, sc *jpegScan) error {
 						p = rb + ((ra - rc) >> 1)
 					case 7:
 						p = (ra + rb) >> 1
-					default:
-						p = 0
 					}
 				}
-				pl[i] = (p + diff) & 0xFFFF
-				_ = mask
+				pl[i] = (p + diff) & 0xFFFF // arithmetic is modulo 2^16 (H.2.1)
 			}
 			mcu++
 		}
-		if y > rowOfReset {
-			firstRowOfInterval = false
-		}
-		_ = ncomp
 	}
 	return nil
 }
 
+// output interleaves the planes and undoes the point transform.
 func (d *losslessDecoder) output() []int32 {
 	fr := d.fr
-	n := fr.width * fr.height
 	nc := len(fr.comps)
-	out := make([]int32, n*nc)
-	pt := 0
-	_ = pt
+	out := make([]int32, fr.width*fr.height*nc)
 	for c, pl := range d.planes {
 		for i, v := range pl {
-			out[i*nc+c] = v
+			out[i*nc+c] = v << d.pt
 		}
 	}
 	return out
