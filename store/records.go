@@ -395,3 +395,19 @@ func (db *DB) Counts(ctx context.Context) (map[string]int64, error) {
 func (db *DB) DoneInstanceBySOP(ctx context.Context, sopUID string) (Instance, error) {
 	return scanInstance(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID))
 }
+
+// ModelBySHA returns the registered model with these weights.
+func (tx *Tx) ModelBySHA(ctx context.Context, sha string) (Model, error) {
+	rows, err := tx.tx.QueryContext(ctx, modelSelect+` WHERE weights_sha256 = ?`, sha)
+	if err != nil {
+		return Model{}, fmt.Errorf("store: read model: %w", err)
+	}
+	ms, err := scanModels(rows)
+	if err != nil {
+		return Model{}, err
+	}
+	if len(ms) == 0 {
+		return Model{}, fmt.Errorf("store: model with weights %s: %w", sha, ErrNotFound)
+	}
+	return ms[0], nil
+}

@@ -1,0 +1,204 @@
+// Package pipeline takes one DICOM file from its claim to a terminal state:
+// parse and decode, de-identify, archive, render and preprocess, classify, and
+// record instance, prediction and audit rows in one transaction. Only then is
+// the original removed. It also runs the bounded worker pool that serve uses.
+//
+// Crash safety rests on three facts: the claim is an atomic rename into
+// spool/work/<sha256>.dcm; every later step is idempotent (the archive path and
+// pseudonyms are functions of the content and the site secret); and the
+// database row keyed by the content hash is the single commit point. Anything
+// left in spool/work/ at start-up is processed again.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/preprocess"
+	"github.com/fracd/fracd/store"
+)
+
+// Model is what the pipeline needs of a classifier.
+type Model interface {
+	Info() ModelInfo
+	// Predict returns one probability per image; inputs holds n CHW float32
+	// images of 3 x InputSize x InputSize.
+	Predict(ctx context.Context, inputs []float32, n int) ([]float32, error)
+}
+
+// ModelInfo names a model and how to feed it.
+type ModelInfo struct {
+	ID                string
+	Arch              string
+	WeightsSHA256     string
+	PreprocessVersion string
+	InputSize         int
+	Mean, Std         [3]float32
+	Threshold         float64
+	// Path is where the weights were loaded from (for the registry).
+	Path string
+}
+
+// Config configures a Pipeline.
+type Config struct {
+	Spool   string // spool/work and spool/rejected live here
+	Archive string // de-identified DICOM, by study/series/instance UID
+	// MaxPixelBytes bounds the decoded pixel data of one file.
+	MaxPixelBytes int64
+	// MaxFileBytes bounds the size of one input file.
+	MaxFileBytes int64
+	// Actor is written to audit rows ("fracd").
+	Actor string
+	// ThresholdOverride replaces the model's threshold when > 0.
+	ThresholdOverride float64
+}
+
+// Pipeline processes files. It is safe for concurrent use by many workers.
+type Pipeline struct {
+	cfg     Config
+	db      *store.DB
+	anon    *anonymize.Anonymizer
+	log     *slog.Logger
+	metrics *Metrics
+
+	model atomic.Pointer[activeModel]
+
+	mu       sync.Mutex
+	inflight map[string]bool // content hashes being processed
+
+	workDir, rejectedDir string
+}
+
+type activeModel struct {
+	m    Model
+	info ModelInfo
+}
+
+// New creates the spool folders and returns a Pipeline. metrics may be nil.
+func New(cfg Config, db *store.DB, anon *anonymize.Anonymizer, log *slog.Logger, metrics *Metrics) (*Pipeline, error) {
+	if cfg.Actor == "" {
+		cfg.Actor = "fracd"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	p := &Pipeline{
+		cfg: cfg, db: db, anon: anon, log: log, metrics: metrics,
+		inflight:    map[string]bool{},
+		workDir:     filepath.Join(cfg.Spool, "work"),
+		rejectedDir: filepath.Join(cfg.Spool, "rejected"),
+	}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{p.workDir, 0o700}, {p.rejectedDir, 0o700}, {cfg.Archive, 0o750}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("pipeline: create %s: %w", d.path, err)
+		}
+	}
+	return p, nil
+}
+
+// WorkDir is spool/work.
+func (p *Pipeline) WorkDir() string { return p.workDir }
+
+// RejectedDir is spool/rejected.
+func (p *Pipeline) RejectedDir() string { return p.rejectedDir }
+
+// SetModel switches the model used for files that start after this call,
+// recording the switch in the audit trail.
+func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
+	info := m.Info()
+	if p.cfg.ThresholdOverride > 0 {
+		info.Threshold = p.cfg.ThresholdOverride
+	}
+	if info.InputSize <= 0 {
+		return fmt.Errorf("pipeline: model %s: input size %d", info.ID, info.InputSize)
+	}
+	if info.WeightsSHA256 == "" {
+		return fmt.Errorf("pipeline: model %s has no weights sha256", info.ID)
+	}
+	// Every prediction references a registered model: register unknown
+	// weights on first use; known weights keep their registry id.
+	err := p.db.Update(ctx, func(tx *store.Tx) error {
+		reg, err := tx.ModelBySHA(ctx, info.WeightsSHA256)
+		switch {
+		case err == nil:
+			info.ID = reg.ID
+		case errors.Is(err, store.ErrNotFound):
+			if err := tx.RegisterModel(ctx, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256,
+				Path: info.Path, PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold}); err != nil {
+				return err
+			}
+			if _, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionModelAdded, info.ID, map[string]any{
+				"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
+				"preprocess_version": info.PreprocessVersion,
+			}); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		_, err = tx.AppendAudit(ctx, p.cfg.Actor, store.ActionModelActivated, info.ID, map[string]any{
+			"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
+			"preprocess_version": info.PreprocessVersion, "reason": why,
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline: activate model %s: %w", info.ID, err)
+	}
+	if info.PreprocessVersion != "" && info.PreprocessVersion != preprocess.Version {
+		p.log.Warn("model was trained with other preprocessing", "model_id", info.ID,
+			"model_preprocess_version", info.PreprocessVersion, "preprocess_version", preprocess.Version)
+	}
+	p.model.Store(&activeModel{m: m, info: info})
+	p.metrics.setModel(info)
+	p.log.Info("model active", "model_id", info.ID, "weights_sha256", info.WeightsSHA256, "reason", why)
+	return nil
+}
+
+// ModelInfo returns the active model, if any.
+func (p *Pipeline) ModelInfo() (ModelInfo, bool) {
+	am := p.model.Load()
+	if am == nil {
+		return ModelInfo{}, false
+	}
+	return am.info, true
+}
+
+// ErrNoModel is returned when a file would need a classifier and none is set.
+var ErrNoModel = errors.New("pipeline: no active model")
+
+func (p *Pipeline) begin(sha string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inflight[sha] {
+		return false
+	}
+	p.inflight[sha] = true
+	return true
+}
+
+func (p *Pipeline) end(sha string) {
+	p.mu.Lock()
+	delete(p.inflight, sha)
+	p.mu.Unlock()
+}
+
+// InFlight is the number of files being processed now.
+func (p *Pipeline) InFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.inflight)
+}

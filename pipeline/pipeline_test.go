@@ -1,0 +1,375 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/dicomio"
+	"github.com/fracd/fracd/internal/testdicom"
+	"github.com/fracd/fracd/preprocess"
+	"github.com/fracd/fracd/store"
+)
+
+var (
+	tinyOnce  sync.Once
+	tinyModel *classifier.Model
+	tinyErr   error
+)
+
+// testModel is a small, randomly initialised ResNet saved and loaded through
+// safetensors, so predictions carry a real weights hash.
+func testModel(t *testing.T) Model {
+	t.Helper()
+	tinyOnce.Do(func() {
+		m, err := classifier.New("basic[1,1,1,1]", 7)
+		if err != nil {
+			tinyErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "fracd-model")
+		if err != nil {
+			tinyErr = err
+			return
+		}
+		path := filepath.Join(dir, "tiny.safetensors")
+		info := m.Info()
+		info.ID, info.PreprocessVersion = "tiny-test", preprocess.Version
+		if tinyErr = m.Save(path, info); tinyErr != nil {
+			return
+		}
+		tinyModel, tinyErr = classifier.Load(path)
+	})
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
+	}
+	return FromClassifier(tinyModel, "", "tiny.safetensors")
+}
+
+type env struct {
+	p     *Pipeline
+	db    *store.DB
+	root  string
+	inbox string
+	logs  *bytes.Buffer
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	root := t.TempDir()
+	db, err := store.Open(ctx, filepath.Join(root, "fracd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	anon, err := anonymize.New(anonymize.Options{}, []byte("pipeline test secret 0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p, err := New(Config{Spool: filepath.Join(root, "spool"), Archive: filepath.Join(root, "archive"), MaxPixelBytes: 64 << 20}, db, anon, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetModel(ctx, testModel(t), "test"); err != nil {
+		t.Fatal(err)
+	}
+	inbox := filepath.Join(root, "inbox")
+	os.MkdirAll(inbox, 0o755)
+	return &env{p: p, db: db, root: root, inbox: inbox, logs: logs}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func (e *env) drop(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(e.inbox, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (e *env) claimAndProcess(t *testing.T, path string) Outcome {
+	t.Helper()
+	ctx := context.Background()
+	job, err := e.p.Claim(ctx, path)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	out, err := e.p.Process(ctx, job)
+	if err != nil {
+		t.Fatalf("process: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("original still in the inbox after %s", out.State)
+	}
+	return out
+}
+
+func mustBytes(t *testing.T, s testdicom.Spec) []byte {
+	t.Helper()
+	b, err := s.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// allBytes returns everything fracd wrote: archive, database (with WAL) and logs.
+func (e *env) allOutputs(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{"logs": e.logs.Bytes()}
+	for _, dir := range []string{filepath.Join(e.root, "archive")} {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				b, _ := os.ReadFile(p)
+				out[p] = b
+			}
+			return nil
+		})
+	}
+	for _, f := range []string{"fracd.db", "fracd.db-wal"} {
+		if b, err := os.ReadFile(filepath.Join(e.root, f)); err == nil {
+			out[f] = b
+		}
+	}
+	return out
+}
+
+func assertNoPHI(t *testing.T, outputs map[string][]byte, phi []string) {
+	t.Helper()
+	for name, b := range outputs {
+		lower := bytes.ToLower(b)
+		for _, s := range phi {
+			for _, form := range []string{s, strings.ReplaceAll(s, "^", " ")} {
+				if bytes.Contains(lower, bytes.ToLower([]byte(form))) {
+					t.Errorf("identifier %q found in %s", form, name)
+				}
+			}
+		}
+	}
+}
+
+func TestProcessGoodFile(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	spec := testdicom.Spec{Seed: 1}
+	data := mustBytes(t, spec)
+	out := e.claimAndProcess(t, e.drop(t, "Fakename_Testpatient.dcm", data))
+	if out.State != store.StateDone {
+		t.Fatalf("state %s (%s); want done", out.State, out.Reason)
+	}
+	if out.Probability <= 0 || out.Probability >= 1 || out.ModelID != "tiny-test" {
+		t.Fatalf("outcome %+v", out)
+	}
+	if !strings.HasPrefix(out.SOPInstanceUID, "2.25.") || !strings.HasPrefix(out.StudyUID, "2.25.") {
+		t.Fatalf("UIDs not de-identified: %+v", out)
+	}
+	// The archive holds the de-identified file with the original pixels.
+	f, err := dicomio.ParseFile(out.ArchivePath)
+	if err != nil {
+		t.Fatalf("archive does not parse: %v", err)
+	}
+	fr, err := f.DecodeFrame(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range spec.Pixels() {
+		if fr.Data[i] != int32(v) {
+			t.Fatalf("archived pixel %d = %d; want %d", i, fr.Data[i], v)
+		}
+	}
+	rs, err := e.db.Results(ctx, store.ResultFilter{})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("results %v, %v", rs, err)
+	}
+	r := rs[0]
+	if r.SOPInstanceUID != out.SOPInstanceUID || r.ModelSHA256 == "" || r.PreprocessVersion != preprocess.Version || r.Flagged != (r.Probability >= r.Threshold) {
+		t.Fatalf("result row %+v", r)
+	}
+	if entries, _ := os.ReadDir(e.p.WorkDir()); len(entries) != 0 {
+		t.Fatalf("spool/work not empty: %v", entries)
+	}
+	if _, err := e.db.VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]int{}
+	es, _ := e.db.ListAudit(ctx, store.AuditFilter{Subject: out.SHA256})
+	for _, a := range es {
+		actions[a.Action]++
+	}
+	for _, a := range []string{store.ActionClaimed, store.ActionArchived, store.ActionPredicted} {
+		if actions[a] != 1 {
+			t.Errorf("audit %s rows = %d; want 1 (%v)", a, actions[a], actions)
+		}
+	}
+	assertNoPHI(t, e.allOutputs(t), append(spec.PHI(), "Fakename_Testpatient"))
+}
+
+func TestProcessRejectsBadInput(t *testing.T) {
+	good := testdicom.Spec{Seed: 2}
+	goodBytes := mustBytes(t, good)
+	cases := []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"text file", []byte("this is not a DICOM file, just a note\n"), ReasonNotDICOM},
+		{"empty file", nil, ReasonNotDICOM},
+		{"truncated", goodBytes[:len(goodBytes)-1000], ReasonTruncated},
+		{"no pixel data", mustBytes(t, testdicom.Spec{Seed: 3, NoPixelData: true}), ReasonNoPixelData},
+		{"unsupported transfer syntax", mustBytes(t, testdicom.Spec{Seed: 4, TransferSyntax: "1.2.840.10008.1.2.4.201"}), ReasonUnsupportedTS},
+		{"private transfer syntax", mustBytes(t, testdicom.Spec{Seed: 5, TransferSyntax: "1.3.46.670589.33.1.4.1"}), ReasonUnsupportedTS},
+		{"huge dimensions", mustBytes(t, testdicom.Spec{Seed: 6, DeclaredRows: 65535, DeclaredCols: 65535}), ReasonTooLarge},
+		{"burned-in annotation", mustBytes(t, testdicom.Spec{Seed: 7, BurnedIn: "YES"}), ReasonBurnedIn},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			out := e.claimAndProcess(t, e.drop(t, "Fakename_Testpatient.dcm", tc.data))
+			if out.State != store.StateRejected || !strings.HasPrefix(out.Reason, tc.reason+":") {
+				t.Fatalf("outcome %s %q; want rejected %s", out.State, out.Reason, tc.reason)
+			}
+			kept := filepath.Join(e.p.RejectedDir(), out.SHA256+".dcm")
+			st, err := os.Stat(kept)
+			if err != nil {
+				t.Fatalf("rejected original missing: %v", err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Fatalf("rejected file mode %v; want 0600", st.Mode().Perm())
+			}
+			if got, _ := os.ReadFile(kept); !bytes.Equal(got, tc.data) {
+				t.Fatal("rejected file differs from the original")
+			}
+			reason, err := os.ReadFile(filepath.Join(e.p.RejectedDir(), out.SHA256+".reason.txt"))
+			if err != nil || !strings.HasPrefix(string(reason), tc.reason) {
+				t.Fatalf("reason file %q, %v", reason, err)
+			}
+			in, err := e.db.Instance(ctx, out.SHA256)
+			if err != nil || in.State != store.StateRejected || in.Reason != out.Reason {
+				t.Fatalf("instance row %+v, %v", in, err)
+			}
+			if es, _ := e.db.ListAudit(ctx, store.AuditFilter{Action: store.ActionRejected}); len(es) != 1 {
+				t.Fatalf("rejected audit rows = %d", len(es))
+			}
+			assertNoPHI(t, e.allOutputs(t), good.PHI())
+		})
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	spec := testdicom.Spec{Seed: 9}
+	data := mustBytes(t, spec)
+	first := e.claimAndProcess(t, e.drop(t, "a.dcm", data))
+	if first.State != store.StateDone {
+		t.Fatalf("first: %+v", first)
+	}
+	// The same bytes again.
+	again := e.claimAndProcess(t, e.drop(t, "b.dcm", data))
+	if again.State != store.StateDuplicate || again.DuplicateOf != first.SHA256 {
+		t.Fatalf("same bytes again: %+v", again)
+	}
+	// The same instance re-encoded (different bytes, same SOP Instance UID).
+	spec2 := spec
+	spec2.Monochrome1 = true
+	resent := e.claimAndProcess(t, e.drop(t, "c.dcm", mustBytes(t, spec2)))
+	if resent.State != store.StateDuplicate || resent.DuplicateOf != first.SHA256 {
+		t.Fatalf("re-encoded instance: %+v", resent)
+	}
+	rs, _ := e.db.Results(ctx, store.ResultFilter{})
+	if len(rs) != 1 {
+		t.Fatalf("%d results; the instance was counted more than once", len(rs))
+	}
+	counts, _ := e.db.Counts(ctx)
+	if counts[store.StateDone] != 1 || counts[store.StateDuplicate] != 1 {
+		t.Fatalf("counts %v", counts)
+	}
+	if es, _ := e.db.ListAudit(ctx, store.AuditFilter{Action: store.ActionDuplicate}); len(es) != 2 {
+		t.Fatalf("duplicate audit rows = %d; want 2", len(es))
+	}
+}
+
+// TestRecoveryAfterCommit simulates a crash after the result was committed but
+// before the work file was removed: reprocessing must not count it twice.
+func TestRecoveryAfterCommit(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	data := mustBytes(t, testdicom.Spec{Seed: 11})
+	out := e.claimAndProcess(t, e.drop(t, "a.dcm", data))
+	leftover := filepath.Join(e.p.WorkDir(), out.SHA256+".dcm")
+	os.WriteFile(leftover, data, 0o600)
+
+	// A rejected file whose move was interrupted.
+	bad := []byte("not dicom")
+	rout := e.claimAndProcess(t, e.drop(t, "b.txt", bad))
+	os.Remove(filepath.Join(e.p.RejectedDir(), rout.SHA256+".dcm"))
+	os.WriteFile(filepath.Join(e.p.WorkDir(), rout.SHA256+".dcm"), bad, 0o600)
+
+	// And one never processed.
+	fresh := mustBytes(t, testdicom.Spec{Seed: 12})
+	fsha := sha256hex(fresh)
+	os.WriteFile(filepath.Join(e.p.WorkDir(), fsha+".dcm"), fresh, 0o600)
+
+	jobs, err := e.p.Pending()
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("pending %d, %v", len(jobs), err)
+	}
+	for _, j := range jobs {
+		if _, err := e.p.Process(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, _ := e.db.Results(ctx, store.ResultFilter{})
+	if len(rs) != 2 {
+		t.Fatalf("%d results; want 2", len(rs))
+	}
+	if entries, _ := os.ReadDir(e.p.WorkDir()); len(entries) != 0 {
+		t.Fatalf("spool/work not empty: %v", entries)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.p.RejectedDir(), rout.SHA256+".dcm")); err != nil || !bytes.Equal(b, bad) {
+		t.Fatalf("recovered rejected file not in rejected/: %v", err)
+	}
+	if _, err := e.db.VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNoModelLeavesFileInWork(t *testing.T) {
+	e := newEnv(t)
+	e.p.model.Store(nil)
+	data := mustBytes(t, testdicom.Spec{Seed: 13})
+	job, err := e.p.Claim(context.Background(), e.drop(t, "a.dcm", data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.p.Process(context.Background(), job); !errors.Is(err, ErrNoModel) {
+		t.Fatalf("err = %v; want ErrNoModel", err)
+	}
+	if _, err := os.Stat(job.Path); err != nil {
+		t.Fatalf("work file gone without a model: %v", err)
+	}
+}
