@@ -264,7 +264,11 @@ func (r *run) applyRule(e *dicom.Element, rule *Rule, top bool) (bool, error) {
 		return true, setEmpty(e)
 	case actDummy:
 		if isSeq(e) {
-			return true, r.recurse(e)
+			// A dummy sequence is one empty item: the content (e.g. an SR
+			// Content Sequence, whose Text Values the table does not list) is
+			// what the basic profile removes; Clean Structured Content, not
+			// implemented, would keep it.
+			return true, setValue(e, [][]*dicom.Element{{}})
 		}
 		return true, r.setDummy(e)
 	case actUID:
