@@ -8,7 +8,15 @@ import (
 	"testing"
 )
 
-const goldenDir = "../../shared/golden/preprocess"
+// goldenDir holds the seed's reference cases; FRACD_PREPROCESS_GOLDEN points
+// the same test at another directory of cases in the same layout.
+var goldenDir = "../../shared/golden/preprocess"
+
+func init() {
+	if d := os.Getenv("FRACD_PREPROCESS_GOLDEN"); d != "" {
+		goldenDir = d
+	}
+}
 
 func readPNG(t testing.TB, path string) image.Image {
 	t.Helper()

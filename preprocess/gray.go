@@ -80,9 +80,10 @@ func rgbaRows(dst *image.Gray, pix []uint8, stride, off, w, h int) {
 		for y := lo; y < hi; y++ {
 			s := pix[off+y*stride : off+y*stride+4*w]
 			d := dst.Pix[y*dst.Stride : y*dst.Stride+w]
+			s = s[:4*len(d)]
 			for x := range d {
-				p := s[4*x : 4*x+3 : 4*x+3]
-				d[x] = rgbToGray(uint32(p[0]), uint32(p[1]), uint32(p[2]))
+				i := 4 * x
+				d[x] = rgbToGray(uint32(s[i]), uint32(s[i+1]), uint32(s[i+2]))
 			}
 		}
 	})

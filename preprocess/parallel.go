@@ -3,39 +3,55 @@ package preprocess
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // minParallelWork is the amount of work (roughly pixel operations) below
 // which splitting across goroutines costs more than it saves.
 const minParallelWork = 1 << 17
 
+// chunksPerWorker splits the range finer than one chunk per CPU so that a
+// core slowed by other processes does not hold back the whole call.
+const chunksPerWorker = 4
+
 // maxWorkers is the most goroutines parallelRangeW uses (its worker indices
 // are below it), for sizing per-worker scratch.
 func maxWorkers() int { return max(runtime.GOMAXPROCS(0), 1) }
 
-// parallelRange calls fn over [0,n) split into contiguous chunks, one per
-// available CPU, when the work is large enough; otherwise inline.
+// parallelRange calls fn over [0,n) in contiguous chunks spread over the
+// available CPUs when the work is large enough; otherwise inline.
 func parallelRange(n, work int, fn func(lo, hi int)) {
 	parallelRangeW(n, work, func(_, lo, hi int) { fn(lo, hi) })
 }
 
-// parallelRangeW is parallelRange that also passes the chunk's worker index
-// (0 <= worker < maxWorkers()).
+// parallelRangeW is parallelRange that also passes the index of the
+// goroutine running the chunk (0 <= worker < maxWorkers()), for per-worker
+// scratch.
 func parallelRangeW(n, work int, fn func(worker, lo, hi int)) {
 	workers := min(maxWorkers(), n)
 	if workers <= 1 || work < minParallelWork {
 		fn(0, 0, n)
 		return
 	}
+	chunks := min(n, workers*chunksPerWorker)
+	var next atomic.Int32
+	run := func(worker int) {
+		for {
+			c := int(next.Add(1)) - 1
+			if c >= chunks {
+				return
+			}
+			fn(worker, n*c/chunks, n*(c+1)/chunks)
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(workers - 1)
 	for i := 1; i < workers; i++ {
-		lo, hi := n*i/workers, n*(i+1)/workers
 		go func() {
 			defer wg.Done()
-			fn(i, lo, hi)
+			run(i)
 		}()
 	}
-	fn(0, 0, n/workers)
+	run(0)
 	wg.Wait()
 }

@@ -3,7 +3,6 @@ package preprocess
 import (
 	"fmt"
 	"image"
-	"sync"
 )
 
 // scratch is every reusable buffer of one preprocessing run.
@@ -15,25 +14,80 @@ type scratch struct {
 	thumb  thumbScratch
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+// Pipeline runs the chain with a bounded free list of scratch buffers, kept
+// across garbage collections (unlike a sync.Pool) so that steady-state calls
+// reuse them. It is safe for concurrent use; each concurrent call takes its
+// own scratch.
+type Pipeline struct {
+	free chan *scratch
+}
 
-func getScratch() *scratch  { return scratchPool.Get().(*scratch) }
-func putScratch(s *scratch) { scratchPool.Put(s) }
+// maxRetainedBytes keeps a scratch of an unusually large image from being
+// held forever.
+const maxRetainedBytes = 64 << 20
+
+// NewPipeline returns a Pipeline keeping up to maxIdle idle scratch sets
+// (at least 1).
+func NewPipeline(maxIdle int) *Pipeline {
+	return &Pipeline{free: make(chan *scratch, max(maxIdle, 1))}
+}
+
+var defaultPipeline = NewPipeline(maxWorkers() + 1)
+
+func (p *Pipeline) get() *scratch {
+	select {
+	case s := <-p.free:
+		return s
+	default:
+		return new(scratch)
+	}
+}
+
+func (p *Pipeline) put(s *scratch) {
+	if cap(s.gray)+cap(s.eq) > maxRetainedBytes {
+		return
+	}
+	select {
+	case p.free <- s:
+	default:
+	}
+}
+
+func getScratch() *scratch  { return defaultPipeline.get() }
+func putScratch(s *scratch) { defaultPipeline.put(s) }
 
 // Plane runs the seed's whole chain on src (gray if it has colour, CLAHE,
 // thumbnail, centred pad) and returns the Size x Size plane. It is safe for
-// concurrent use; buffers are pooled between calls.
-func Plane(src image.Image) (*image.Gray, error) {
+// concurrent use.
+func Plane(src image.Image) (*image.Gray, error) { return defaultPipeline.Plane(src) }
+
+// PlaneInto is Plane writing into dst, which must be Size x Size.
+func PlaneInto(dst *image.Gray, src image.Image) error {
+	return defaultPipeline.PlaneInto(dst, src)
+}
+
+// Plane is the package-level Plane using p's buffers.
+func (p *Pipeline) Plane(src image.Image) (*image.Gray, error) {
 	dst := newGray(Size, Size)
-	if err := PlaneInto(dst, src); err != nil {
+	if err := p.PlaneInto(dst, src); err != nil {
 		return nil, err
 	}
 	return dst, nil
 }
 
-// PlaneInto is Plane writing into dst, which must be Size x Size; with a
-// reused dst the chain allocates nothing in steady state.
-func PlaneInto(dst *image.Gray, src image.Image) error {
+// Tensor runs the chain and writes the model input (see ToTensor) into dst.
+func (p *Pipeline) Tensor(src image.Image, mean, std [3]float32, dst []float32) ([]float32, error) {
+	var pix [Size * Size]uint8
+	g := &image.Gray{Pix: pix[:], Stride: Size, Rect: image.Rect(0, 0, Size, Size)}
+	if err := p.PlaneInto(g, src); err != nil {
+		return dst, err
+	}
+	return ToTensor(g, mean, std, dst), nil
+}
+
+// PlaneInto is PlaneInto using p's buffers; with a reused dst it allocates
+// nothing but goroutine bookkeeping in steady state.
+func (p *Pipeline) PlaneInto(dst *image.Gray, src image.Image) error {
 	if dst.Bounds().Dx() != Size || dst.Bounds().Dy() != Size {
 		return fmt.Errorf("preprocess: destination is %dx%d, want %dx%d", dst.Bounds().Dx(), dst.Bounds().Dy(), Size, Size)
 	}
@@ -41,8 +95,8 @@ func PlaneInto(dst *image.Gray, src image.Image) error {
 	if err := checkSize(b); err != nil {
 		return err
 	}
-	s := getScratch()
-	defer putScratch(s)
+	s := p.get()
+	defer p.put(s)
 	w, h := b.Dx(), b.Dy()
 
 	var in plane
