@@ -253,8 +253,8 @@ func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error)
 
 // Save writes the weights (F32, torchvision state_dict names, running
 // statistics and num_batches_tracked included) and info as metadata. The
-// arch always comes from the model; info.WeightsSHA256 is ignored (it is the
-// file's hash, reported by Load).
+// arch always comes from the model and info.WeightsSHA256 is ignored; on
+// success the model's Info becomes info with both filled in from the file.
 func (m *Model) Save(path string, info ModelInfo) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -290,9 +290,15 @@ func (m *Model) Save(path string, info ModelInfo) error {
 	if info.ID != "" {
 		md[metaID] = info.ID
 	}
-	if err := writeSafetensors(path, entries, md); err != nil {
+	sha, err := writeSafetensors(path, entries, md)
+	if err != nil {
 		return fmt.Errorf("classifier: save %s: %w", path, err)
 	}
+	info.Arch, info.WeightsSHA256 = m.net.arch.Name, sha
+	if info.ID == "" {
+		info.ID = "sha256:" + sha[:16]
+	}
+	m.info = info
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package classifier
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -160,7 +162,7 @@ type stEntry struct {
 
 // writeSafetensors writes entries (sorted by name, as the reference
 // implementation does) with metadata, atomically via a temp file + rename.
-func writeSafetensors(path string, entries []stEntry, meta map[string]string) error {
+func writeSafetensors(path string, entries []stEntry, meta map[string]string) (sha string, err error) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	hdr := map[string]any{}
 	if len(meta) > 0 {
@@ -184,7 +186,7 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) er
 	}
 	hj, err := json.Marshal(hdr)
 	if err != nil {
-		return fmt.Errorf("safetensors: header: %w", err)
+		return "", fmt.Errorf("safetensors: header: %w", err)
 	}
 	for len(hj)%8 != 0 {
 		hj = append(hj, ' ')
@@ -203,11 +205,12 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) er
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, buf, 0o644); err != nil {
-		return fmt.Errorf("safetensors: write: %w", err)
+		return "", fmt.Errorf("safetensors: write: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("safetensors: rename: %w", err)
+		return "", fmt.Errorf("safetensors: rename: %w", err)
 	}
-	return nil
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), nil
 }

@@ -249,7 +249,7 @@ func (t *Trainer) SaveCheckpoint(path string, info ModelInfo) error {
 	}
 	md := map[string]string{metaArch: t.m.net.arch.Name, ckptSteps: strconv.FormatInt(t.steps, 10),
 		metaInputSize: strconv.Itoa(info.InputSize), metaRun: info.TrainingRun, metaID: info.ID}
-	if err := writeSafetensors(path, entries, md); err != nil {
+	if _, err := writeSafetensors(path, entries, md); err != nil {
 		return fmt.Errorf("classifier: checkpoint: %w", err)
 	}
 	return nil
