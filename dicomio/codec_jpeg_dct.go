@@ -1,9 +1,6 @@
 package dicomio
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // dctDecoder implements ISO 10918-1 DCT-based decoding with Huffman coding:
 // baseline and extended sequential (SOF0/SOF1, 8 and 12-bit, .50/.51) and
@@ -249,61 +246,29 @@ func (d *dctDecoder) block(st *jpegState, sc *jpegScan, br *bitReader, ci int, b
 	return nil
 }
 
-// idct cosine table: cosTab[x][u] = C(u)/2 * cos((2x+1)u*pi/16).
-var cosTab = func() (t [8][8]float64) {
-	for x := range 8 {
-		for u := range 8 {
-			cu := 1.0
-			if u == 0 {
-				cu = 1 / math.Sqrt2
-			}
-			t[x][u] = cu / 2 * math.Cos(float64(2*x+1)*float64(u)*math.Pi/16)
-		}
-	}
-	return
-}()
-
 // output dequantises, inverse-transforms and upsamples every component.
 func (d *dctDecoder) output(st *jpegState) []int32 {
 	fr := d.fr
 	nc := len(fr.comps)
 	out := make([]int32, fr.width*fr.height*nc)
-	maxv := float64(int(1)<<fr.precision - 1)
-	shift := float64(int(1) << (fr.precision - 1))
+	maxv := int64(1)<<fr.precision - 1
+	center := int64(1) << (fr.precision - 1)
+	pass1 := uint(2)
+	if fr.precision > 8 {
+		pass1 = 1 // IJG's PASS1_BITS for 12-bit samples
+	}
 	for ci, c := range fr.comps {
 		q := &st.quant[c.tq]
 		pw, ph := d.bw[ci]*8, d.bh[ci]*8
 		plane := make([]int32, pw*ph)
-		var deq, tmp [64]float64
+		var deq [64]int64
 		for by := range d.bh[ci] {
 			for bx := range d.bw[ci] {
 				blk := &d.coefs[ci][by*d.bw[ci]+bx]
 				for k := range 64 {
-					deq[zigzag[k]] = float64(blk[k] * q[k])
+					deq[zigzag[k]] = int64(blk[k]) * int64(q[k])
 				}
-				// rows: tmp[v][x] = sum_u deq[v][u] cos[x][u]
-				for v := range 8 {
-					row := deq[v*8 : v*8+8]
-					for x := range 8 {
-						ct := &cosTab[x]
-						tmp[v*8+x] = row[0]*ct[0] + row[1]*ct[1] + row[2]*ct[2] + row[3]*ct[3] +
-							row[4]*ct[4] + row[5]*ct[5] + row[6]*ct[6] + row[7]*ct[7]
-					}
-				}
-				for x := range 8 {
-					for y := range 8 {
-						ct := &cosTab[y]
-						s := tmp[x]*ct[0] + tmp[8+x]*ct[1] + tmp[16+x]*ct[2] + tmp[24+x]*ct[3] +
-							tmp[32+x]*ct[4] + tmp[40+x]*ct[5] + tmp[48+x]*ct[6] + tmp[56+x]*ct[7]
-						v := math.Floor(s + shift + 0.5)
-						if v < 0 {
-							v = 0
-						} else if v > maxv {
-							v = maxv
-						}
-						plane[(by*8+y)*pw+bx*8+x] = int32(v)
-					}
-				}
+				idctIslow(&deq, plane[by*8*pw+bx*8:], pw, pass1, center, maxv)
 			}
 		}
 		// Component's true size (libjpeg's downsampled_width/height).

@@ -61,11 +61,11 @@ func (f *File) ImageInfo() (ImageInfo, error) {
 	if e := findIn(f.Dataset.Elements, tag.NumberOfFrames); e != nil {
 		v := intsOf(e)
 		if len(v) == 0 {
-			if s := strsOf(e); len(s) == 0 || strings.TrimSpace(s[0]) == "" {
-				v = []int{1}
-			} else {
+			n, ok := leadingInt(strsOf(e))
+			if !ok {
 				return ii, fmt.Errorf("%w: NumberOfFrames not an integer", ErrMalformed)
 			}
+			v = []int{n}
 		}
 		ii.NumberOfFrames = v[0]
 		if ii.NumberOfFrames == 0 {
@@ -331,4 +331,22 @@ func maskFrame(fr *Frame, ii ImageInfo) {
 	for k, v := range fr.Data {
 		fr.Data[k] = v & mask
 	}
+}
+
+// leadingInt reads the leading decimal digits of an IS value the way dcmtk
+// does ("1A" is 1); an empty value means 1. Anything else is not a number.
+func leadingInt(s []string) (int, bool) {
+	if len(s) == 0 || strings.TrimSpace(s[0]) == "" {
+		return 1, true
+	}
+	t := strings.TrimSpace(s[0])
+	n, digits := 0, 0
+	for _, r := range t {
+		if r < '0' || r > '9' || digits >= 9 {
+			break
+		}
+		n = n*10 + int(r-'0')
+		digits++
+	}
+	return n, digits > 0
 }
