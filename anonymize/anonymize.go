@@ -99,8 +99,9 @@ func New(opts Options, secret []byte) (*Anonymizer, error) {
 	return a, nil
 }
 
-// Apply de-identifies ds in place and marks it as de-identified. On error
-// (ErrBurnedIn, malformed values) ds is left unchanged.
+// Apply de-identifies ds in place and marks it as de-identified. A rejection
+// (ErrBurnedIn) leaves ds unchanged; after any other error ds may be partly
+// processed and must be discarded.
 func (a *Anonymizer) Apply(ds *dicom.Dataset) (*Result, error) {
 	if ds == nil {
 		return nil, errors.New("anonymize: nil dataset")
