@@ -1,7 +1,11 @@
 package anonymize
 
 import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -89,4 +93,22 @@ func mustElem(t tag.Tag, vr string, data any) *dicom.Element {
 		panic(err)
 	}
 	return &dicom.Element{Tag: t, ValueRepresentation: tag.GetVRKind(t, vr), RawValueRepresentation: vr, Value: v}
+}
+
+// searchable returns a DICOM file's bytes with a deflated data set
+// inflated, so that identifier searches see its text.
+func searchable(file []byte) []byte {
+	const ts = "1.2.840.10008.1.2.1.99"
+	if len(file) < 144 || string(file[128:132]) != "DICM" {
+		return file
+	}
+	metaEnd := 144 + int(binary.LittleEndian.Uint32(file[140:144]))
+	if metaEnd > len(file) || !bytes.Contains(file[:metaEnd], []byte(ts)) {
+		return file
+	}
+	inflated, err := io.ReadAll(flate.NewReader(bytes.NewReader(file[metaEnd:])))
+	if err != nil {
+		panic(fmt.Sprintf("inflate: %v", err))
+	}
+	return append(append([]byte{}, file[:metaEnd]...), inflated...)
 }
