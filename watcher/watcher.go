@@ -167,6 +167,11 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watcher: inbox %s: %w", cfg.Dir, err)
 	}
+	// A symlinked inbox must be resolved: the walk does not follow a
+	// symlink at its root, and event paths must match walk paths.
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		return nil, fmt.Errorf("watcher: inbox: %w", err)
+	}
 	fi, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("watcher: inbox: %w", err)
@@ -192,7 +197,8 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 	}, nil
 }
 
-// Dir returns the absolute inbox root; emitted paths are below it.
+// Dir returns the inbox root, absolute with symlinks resolved; emitted
+// paths are below it.
 func (w *Watcher) Dir() string { return w.root }
 
 // Done tells the watcher the consumer has finished with an emitted path,

@@ -459,6 +459,41 @@ func TestInitialScanFindsExistingFiles(t *testing.T) {
 	}
 }
 
+func TestSymlinkedInbox(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	link := filepath.Join(base, "link")
+	writeFile(t, filepath.Join(real, "at-start.dcm"), 10)
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(Config{Dir: link, Settle: testSettle, Rescan: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Dir() != real {
+		t.Fatalf("Dir() = %q, want %q", w.Dir(), real)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string)
+	go func() { _ = w.Run(ctx, ready) }()
+	later := filepath.Join(link, "later.dcm")
+	for i, want := range []string{"at-start.dcm", "later.dcm"} {
+		select {
+		case p := <-ready:
+			if p != filepath.Join(real, want) {
+				t.Fatalf("emitted %q, want %q", p, filepath.Join(real, want))
+			}
+		case <-time.After(waitLong):
+			t.Fatalf("timed out waiting for %s", want)
+		}
+		if i == 0 {
+			writeFile(t, later, 10)
+		}
+	}
+}
+
 func TestRescanFindsMissedFiles(t *testing.T) {
 	cases := []struct {
 		name   string
