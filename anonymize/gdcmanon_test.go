@@ -161,6 +161,9 @@ func fate(in flat, out map[string]flat, p string) string {
 		if isEmptyValue(o.elem) && !isEmptyValue(in.elem) {
 			return "blanked"
 		}
+		if len(flatten(seqElems(o.elem))) < len(flatten(seqElems(in.elem))) {
+			return "replaced" // items emptied or content removed
+		}
 		return "kept"
 	case valueString(o.elem) == valueString(in.elem):
 		return "kept"
@@ -181,3 +184,12 @@ func attrName(t tag.Tag) string {
 }
 
 type bytesBuffer struct{ bytes.Buffer }
+
+// seqElems puts a sequence's items' elements under one list, for counting.
+func seqElems(e *dicom.Element) []*dicom.Element {
+	var all []*dicom.Element
+	for _, it := range e.Value.GetValue().([]*dicom.SequenceItemValue) {
+		all = append(all, it.GetValue().([]*dicom.Element)...)
+	}
+	return all
+}
