@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerCommand(newModelCmd) }
+
+func newModelCmd(m *Main) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "model",
+		Short: "Manage the model registry: add, list, activate",
+	}
+	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m))
+	return cmd
+}
+
+func newModelAddCmd(m *Main) *cobra.Command {
+	var id string
+	var activate bool
+	cmd := &cobra.Command{
+		Use:   "add WEIGHTS.safetensors",
+		Short: "Check a model file, copy it into paths.models and register it",
+		Long: `Loads the weights (every tensor name and shape is checked), copies the file
+into paths.models under its sha256 so that it cannot change under the registry,
+and records it with an audit row. --activate also makes it the active model;
+a running daemon switches to it between files.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cm, err := classifier.Load(args[0])
+			if err != nil {
+				return err
+			}
+			info := cm.Info()
+			if id == "" {
+				id = info.ID
+			}
+			if id == "" {
+				id = info.Arch + "-" + info.WeightsSHA256[:12]
+			}
+			if err := os.MkdirAll(m.Config.Paths.Models, 0o750); err != nil {
+				return fmt.Errorf("model add: %w", err)
+			}
+			dst := filepath.Join(m.Config.Paths.Models, info.WeightsSHA256+".safetensors")
+			if err := copyFileSync(args[0], dst); err != nil {
+				return fmt.Errorf("model add: %w", err)
+			}
+			meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std, "training_run": info.TrainingRun})
+			db, err := store.Open(ctx, m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			err = db.Update(ctx, func(tx *store.Tx) error {
+				if err := tx.RegisterModel(ctx, store.Model{ID: id, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256, Path: dst,
+					PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold, Metadata: meta}); err != nil {
+					return err
+				}
+				if _, err := tx.AppendAudit(ctx, actor(), store.ActionModelAdded, id, map[string]any{
+					"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold, "preprocess_version": info.PreprocessVersion,
+				}); err != nil {
+					return err
+				}
+				if !activate {
+					return nil
+				}
+				return activateModel(ctx, tx, id)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "registered %s (%s, weights %s)%s\n", id, info.Arch, info.WeightsSHA256, map[bool]string{true: ", active"}[activate])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "registry id (default: the file's metadata id, else ARCH-SHA)")
+	cmd.Flags().BoolVar(&activate, "activate", false, "make it the active model")
+	return cmd
+}
+
+func activateModel(ctx context.Context, tx *store.Tx, id string) error {
+	if err := tx.ActivateModel(ctx, id); err != nil {
+		return err
+	}
+	_, err := tx.AppendAudit(ctx, actor(), store.ActionModelPromoted, id, nil)
+	return err
+}
+
+func newModelActivateCmd(m *Main) *cobra.Command {
+	return &cobra.Command{
+		Use:   "activate ID",
+		Short: "Make a registered model the active one (a running daemon switches between files)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := store.Open(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := db.Update(cmd.Context(), func(tx *store.Tx) error { return activateModel(cmd.Context(), tx, args[0]) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "active model: %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newModelListCmd(m *Main) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List registered models (read-only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			ms, err := db.Models(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if ms == nil {
+				ms = []store.Model{}
+			}
+			t := table{header: []string{"id", "arch", "active", "threshold", "weights_sha256", "preprocess_version", "registered_at"}, records: ms}
+			for _, x := range ms {
+				t.rows = append(t.rows, []string{x.ID, x.Arch, strconv.FormatBool(x.Active), strconv.FormatFloat(x.Threshold, 'f', 4, 64),
+					x.WeightsSHA256, x.PreprocessVersion, fmtTS(x.RegisteredAt)})
+			}
+			return t.write(m.Stdout, format)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	return cmd
+}
+
+// actor names who ran an admin command, for the audit trail.
+func actor() string {
+	if u := os.Getenv("SUDO_USER"); u != "" {
+		return "cli:" + u
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+func copyFileSync(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/pipeline"
+	"github.com/fracd/fracd/store"
+	"github.com/fracd/fracd/watcher"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerCommand(newServeCmd) }
+
+func newServeCmd(m *Main) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: watch the inbox, process every file, serve /healthz, /readyz and /metrics",
+		Long: `Watches paths.inbox (recursively) and takes each complete file through the
+pipeline: claim into spool/work, decode, de-identify, archive, classify, record.
+On start everything left in spool/work is processed again. SIGTERM/SIGINT stop
+claiming and let in-flight files finish (shutdown_timeout). SIGHUP, or a change
+of the registry's active model, switches models between files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return m.serve(cmd.Context())
+		},
+	}
+}
+
+// daemon is a running serve: the parts the HTTP handlers and the model
+// reloader share.
+type daemon struct {
+	m       *Main
+	db      *store.DB
+	p       *pipeline.Pipeline
+	w       *watcher.Watcher
+	metrics *pipeline.Metrics
+
+	mu          sync.Mutex
+	modelErr    error
+	loadedSHA   string
+	diskErr     error
+	lastFreeMB  int64
+	watcherDone bool
+}
+
+func (m *Main) serve(ctx context.Context) error {
+	c := m.Config
+	log := m.Logger
+	for _, d := range []string{c.Paths.Inbox, c.Paths.Spool, c.Paths.Archive, filepath.Dir(c.Paths.DB)} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return fmt.Errorf("serve: create %s: %w", d, err)
+		}
+	}
+	// The claim is a rename: it is atomic only within one filesystem.
+	same, err := watcher.SameFilesystem(c.Paths.Inbox, c.Paths.Spool)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if !same {
+		return fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
+	}
+	db, err := store.Open(ctx, c.Paths.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	anon, err := anonymizerFromConfig(c.Anonymize)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := pipeline.NewMetrics(reg)
+	p, err := pipeline.New(pipeline.Config{
+		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
+		ThresholdOverride: c.Model.Threshold,
+	}, db, anon, log, metrics)
+	if err != nil {
+		return err
+	}
+	w, err := watcher.New(watcher.Config{Dir: c.Paths.Inbox, Settle: c.Settle, Rescan: c.Rescan}, log)
+	if err != nil {
+		return err
+	}
+	d := &daemon{m: m, db: db, p: p, w: w, metrics: metrics}
+
+	ln, err := net.Listen("tcp", c.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("serve: http.listen %s: %w", c.HTTP.Listen, err)
+	}
+	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	d.reloadModel(ctx, "start")
+	log.Info("fracd serving", "version", version, "http", ln.Addr().String(), "workers", c.EffectiveWorkers(),
+		"settle", c.Settle.String(), "db", c.Paths.DB)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	ready := make(chan string)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx, ready); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("watcher stopped", "error", err)
+			d.mu.Lock()
+			d.watcherDone = true
+			d.mu.Unlock()
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.watchModel(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				st := w.Stats()
+				metrics.QueueDepth.Set(float64(st.Queued + st.Settling))
+			}
+		}
+	}()
+
+	err = p.Run(ctx, pipeline.RunConfig{
+		Workers:         c.EffectiveWorkers(),
+		ShutdownTimeout: c.Shutdown,
+		RetryInterval:   c.Rescan,
+		DiskOK:          d.diskOK,
+		Release:         w.Done,
+	}, ready)
+	cancel()
+	wg.Wait()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
+	defer done()
+	srv.Shutdown(shutdownCtx)
+	log.Info("fracd stopped")
+	return err
+}
+
+// diskOK applies the free-space watermark to the spool's filesystem.
+func (d *daemon) diskOK() error {
+	free, err := watcher.FreeBytes(d.m.Config.Paths.Spool)
+	if err == nil && int64(free) < d.m.Config.MinFreeMB<<20 {
+		err = fmt.Errorf("%d MiB free on the spool's filesystem, below min_free_mb %d", free>>20, d.m.Config.MinFreeMB)
+	}
+	d.mu.Lock()
+	d.diskErr, d.lastFreeMB = err, int64(free>>20)
+	d.mu.Unlock()
+	return err
+}
+
+// resolveModel finds the model to use: model.path if set, else the
+// registry's active model.
+func (d *daemon) resolveModel(ctx context.Context) (path, id string, err error) {
+	if p := d.m.Config.Model.Path; p != "" {
+		return p, "", nil
+	}
+	am, err := d.db.ActiveModel(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", "", errors.New("no model: set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`")
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return am.Path, am.ID, nil
+}
+
+// reloadModel loads the configured model if it differs from the one in use.
+func (d *daemon) reloadModel(ctx context.Context, why string) {
+	log := d.m.Logger
+	path, id, err := d.resolveModel(ctx)
+	if err == nil {
+		var sum string
+		sum, err = fileSHA256(path)
+		if err == nil && sum == d.currentSHA() {
+			return
+		}
+		if err == nil {
+			var cm *classifier.Model
+			cm, err = classifier.Load(path)
+			if err == nil {
+				err = d.p.SetModel(ctx, pipeline.FromClassifier(cm, id, path), why)
+			}
+			if err == nil {
+				d.mu.Lock()
+				d.loadedSHA = sum
+				d.mu.Unlock()
+			}
+		}
+	}
+	d.mu.Lock()
+	changed := (err == nil) != (d.modelErr == nil)
+	d.modelErr = err
+	d.mu.Unlock()
+	if err != nil && (changed || why != "poll") {
+		if _, ok := d.p.ModelInfo(); ok {
+			log.Error("model not switched; keeping the current one", "error", err)
+		} else {
+			log.Warn("not ready: files wait in the inbox until a model is available", "error", err)
+		}
+	}
+}
+
+func (d *daemon) currentSHA() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.loadedSHA
+}
+
+// watchModel switches models on SIGHUP and when the registry changes.
+func (d *daemon) watchModel(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			d.m.Logger.Info("SIGHUP: reloading model")
+			d.reloadModel(ctx, "sighup")
+		case <-t.C:
+			d.reloadModel(ctx, "poll")
+		}
+	}
+}
+
+func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		var problems []string
+		if _, ok := d.p.ModelInfo(); !ok {
+			d.mu.Lock()
+			problems = append(problems, fmt.Sprintf("model: %v", d.modelErr))
+			d.mu.Unlock()
+		}
+		if err := d.db.SQL().PingContext(r.Context()); err != nil {
+			problems = append(problems, "database: "+err.Error())
+		}
+		st := d.w.Stats()
+		d.mu.Lock()
+		if !st.InboxOK || d.watcherDone {
+			problems = append(problems, "inbox: not readable")
+		}
+		if d.diskErr != nil {
+			problems = append(problems, "disk: "+d.diskErr.Error())
+		}
+		d.mu.Unlock()
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			for _, p := range problems {
+				fmt.Fprintln(w, p)
+			}
+			return
+		}
+		info, _ := d.p.ModelInfo()
+		fmt.Fprintf(w, "ready: model %s (%s)\n", info.ID, info.WeightsSHA256)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}

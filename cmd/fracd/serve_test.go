@@ -1,0 +1,638 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/internal/testdicom"
+	"github.com/fracd/fracd/preprocess"
+	"github.com/fracd/fracd/store"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// fracdBinary builds the daemon once per test run: the crash tests need a
+// real process to kill.
+func fracdBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fracd-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "fracd")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+var (
+	modelOnce sync.Once
+	modelPath string
+	modelErr  error
+)
+
+// tinyModelFile saves a small randomly initialised ResNet: real weights and a
+// real hash, but fast enough for end-to-end tests on two cores.
+func tinyModelFile(t *testing.T) string {
+	t.Helper()
+	modelOnce.Do(func() {
+		m, err := classifier.New("basic[1,1,1,1]", 3)
+		if err != nil {
+			modelErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "fracd-model")
+		if err != nil {
+			modelErr = err
+			return
+		}
+		modelPath = filepath.Join(dir, "tiny.safetensors")
+		info := m.Info()
+		info.ID, info.PreprocessVersion = "tiny-e2e", preprocess.Version
+		modelErr = m.Save(modelPath, info)
+	})
+	if modelErr != nil {
+		t.Fatal(modelErr)
+	}
+	return modelPath
+}
+
+type site struct {
+	root, inbox, db, archive, work, rejected, config string
+}
+
+func newSite(t *testing.T, modelPath string, workers int) site {
+	t.Helper()
+	root := t.TempDir()
+	s := site{root: root, inbox: filepath.Join(root, "inbox"), db: filepath.Join(root, "fracd.db"),
+		archive: filepath.Join(root, "archive"), work: filepath.Join(root, "spool", "work"),
+		rejected: filepath.Join(root, "spool", "rejected"), config: filepath.Join(root, "fracd.yaml")}
+	cfg := fmt.Sprintf(`paths:
+  inbox: %s
+  spool: %s
+  archive: %s
+  db: %s
+  models: %s
+workers: %d
+settle: 400ms
+rescan: 2s
+min_free_mb: 1
+shutdown_timeout: 10s
+anonymize:
+  secret_file: %s
+model:
+  path: %q
+log:
+  level: debug
+  format: json
+http:
+  listen: 127.0.0.1:0
+`, s.inbox, filepath.Join(root, "spool"), s.archive, s.db, filepath.Join(root, "models"), workers, filepath.Join(root, "secret.key"), modelPath)
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(s.inbox, 0o755)
+	return s
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.Write(b)
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func startServe(t *testing.T, s site) *proc {
+	t.Helper()
+	p := &proc{done: make(chan error, 1)}
+	p.cmd = exec.Command(fracdBinary(t), "--config", s.config, "serve")
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM\n%s", err, p.logs())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not stop within 20s of SIGTERM")
+	}
+}
+
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-p.done
+	p.done <- err
+}
+
+var addrRe = regexp.MustCompile(`"http":"(127\.0\.0\.1:\d+)"`)
+
+func (p *proc) addr(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := addrRe.FindStringSubmatch(p.logs()); m != nil {
+			return m[1]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("serve never logged its address\n%s", p.logs())
+	return ""
+}
+
+// waitTerminal waits until n files have a terminal state in the database.
+func waitTerminal(t *testing.T, s site, n int64, timeout time.Duration, p *proc) map[string]int64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var counts map[string]int64
+	for time.Now().Before(deadline) {
+		if db, err := store.OpenReadOnly(context.Background(), s.db); err == nil {
+			counts, _ = db.Counts(context.Background())
+			db.Close()
+			var total int64
+			for _, c := range counts {
+				total += c
+			}
+			if total >= n {
+				return counts
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logs := ""
+	if p != nil {
+		logs = p.logs()
+		if len(logs) > 4000 {
+			logs = logs[len(logs)-4000:]
+		}
+	}
+	t.Fatalf("only %v of %d files reached a terminal state in %v\n%s", counts, n, timeout, logs)
+	return nil
+}
+
+// dropAtomic writes a file under a temporary name the watcher ignores, then
+// renames it into place, as a well-behaved sender does.
+func dropAtomic(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	tmp := filepath.Join(dir, name+".part")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dropSlowly writes a file in place in chunks with pauses shorter than the
+// settle time, as a slow network copy does.
+func dropSlowly(t *testing.T, dir, name string, data []byte, chunks int, pause time.Duration) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	step := (len(data) + chunks - 1) / chunks
+	for i := 0; i < len(data); i += step {
+		end := min(i+step, len(data))
+		if _, err := f.Write(data[i:end]); err != nil {
+			t.Error(err)
+			return
+		}
+		time.Sleep(pause)
+	}
+}
+
+func countFiles(t *testing.T, dir, suffix string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, suffix) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func sharedDir(t *testing.T, sub string) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", sub)
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("reference data %s not present (../shared is only in the development checkout): %v", sub, err)
+	}
+	return dir
+}
+
+// phiForms expands identifiers into the forms that must not appear: as
+// written, with ^ as a space, and dates in the DICOM and ISO spellings.
+func phiForms(values []string) []string {
+	var out []string
+	dateRe := regexp.MustCompile(`^(\d{4})(\d{2})(\d{2})$`)
+	for _, v := range values {
+		if len(v) < 4 {
+			continue
+		}
+		out = append(out, strings.ToLower(v), strings.ToLower(strings.ReplaceAll(v, "^", " ")))
+		if m := dateRe.FindStringSubmatch(v); m != nil {
+			for _, sep := range []string{"-", ".", "/"} {
+				out = append(out, m[1]+sep+m[2]+sep+m[3])
+			}
+		}
+	}
+	return out
+}
+
+func assertNoPHIInOutputs(t *testing.T, s site, logs string, phi []string) {
+	t.Helper()
+	outputs := map[string][]byte{"logs": []byte(logs)}
+	filepath.WalkDir(s.archive, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			outputs[p] = b
+		}
+		return nil
+	})
+	for _, f := range []string{s.db, s.db + "-wal"} {
+		if b, err := os.ReadFile(f); err == nil {
+			outputs[f] = b
+		}
+	}
+	// A dump through SQL too, in case a value is stored compressed or split.
+	if db, err := store.OpenReadOnly(context.Background(), s.db); err == nil {
+		var dump strings.Builder
+		for _, table := range []string{"instances", "predictions", "models", "labels", "training_runs", "audit"} {
+			rows, err := db.SQL().Query("SELECT * FROM " + table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, _ := rows.Columns()
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			for rows.Next() {
+				rows.Scan(ptrs...)
+				fmt.Fprintln(&dump, vals...)
+			}
+			rows.Close()
+		}
+		db.Close()
+		outputs["sql dump"] = []byte(dump.String())
+	}
+	forms := phiForms(phi)
+	for name, b := range outputs {
+		lower := bytes.ToLower(b)
+		for _, f := range forms {
+			if bytes.Contains(lower, []byte(f)) {
+				t.Errorf("identifier %q found in %s", f, name)
+			}
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeXrayCorpus(t *testing.T) {
+	dir := sharedDir(t, "xray-dicom")
+	var phiByFile map[string]map[string]string
+	b, err := os.ReadFile(filepath.Join(dir, "phi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &phiByFile); err != nil {
+		t.Fatal(err)
+	}
+	var phi []string
+	for _, m := range phiByFile {
+		for _, v := range m {
+			phi = append(phi, v)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "files", "*.dcm"))
+	if len(files) != 24 {
+		t.Fatalf("found %d corpus files; want 24", len(files))
+	}
+	s := newSite(t, tinyModelFile(t), 2)
+	p := startServe(t, s)
+	addr := p.addr(t)
+
+	// Half arrive by atomic rename, half as slow in-place copies, all under
+	// names that carry the patient's name (as some exports do).
+	var wg sync.WaitGroup
+	for i, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.ReplaceAll(phiByFile[filepath.Base(f)]["PatientName"], "^", "_") + ".dcm"
+		if i%2 == 0 {
+			dropAtomic(t, s.inbox, name, data)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dropSlowly(t, s.inbox, name, data, 4, 150*time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	counts := waitTerminal(t, s, 24, 3*time.Minute, p)
+	if counts[store.StateDone] != 24 {
+		t.Fatalf("terminal states %v; want 24 done\n%s", counts, p.logs())
+	}
+
+	db, err := store.OpenReadOnly(context.Background(), s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := db.Results(context.Background(), store.ResultFilter{})
+	db.Close()
+	if err != nil || len(rs) != 24 {
+		t.Fatalf("%d results, %v; want 24", len(rs), err)
+	}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if seen[r.InstanceSHA256] {
+			t.Fatalf("instance %s predicted twice", r.InstanceSHA256)
+		}
+		seen[r.InstanceSHA256] = true
+	}
+	if n := countFiles(t, s.archive, ".dcm"); n != 24 {
+		t.Fatalf("%d archive files; want 24", n)
+	}
+	if n := countFiles(t, s.inbox, ""); n != 0 {
+		t.Fatalf("%d files left in the inbox", n)
+	}
+	if n := countFiles(t, s.work, ""); n != 0 {
+		t.Fatalf("%d files left in spool/work", n)
+	}
+
+	code, body := httpGet(t, "http://"+addr+"/healthz")
+	if code != 200 {
+		t.Fatalf("/healthz = %d %s", code, body)
+	}
+	code, body = httpGet(t, "http://"+addr+"/readyz")
+	if code != 200 || !strings.Contains(body, "tiny-e2e") {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	code, body = httpGet(t, "http://"+addr+"/metrics")
+	if code != 200 || !strings.Contains(body, `fracd_files_total{outcome="done",reason=""} 24`) ||
+		!strings.Contains(body, `fracd_stage_seconds_count{stage="classify"} 24`) || !strings.Contains(body, `fracd_active_model{`) {
+		t.Fatalf("/metrics lacks the expected series:\n%s", body)
+	}
+	p.stop(t)
+
+	out, _, err := runFracd(t, "--db", s.db, "audit", "verify")
+	if err != nil {
+		t.Fatalf("audit verify: %v", err)
+	}
+	t.Log(strings.TrimSpace(out))
+	assertNoPHIInOutputs(t, s, p.logs(), phi)
+}
+
+func TestServeRejectsBadInputAndKeepsGoing(t *testing.T) {
+	s := newSite(t, tinyModelFile(t), 2)
+	p := startServe(t, s)
+	good := testdicom.Spec{Seed: 21}
+	goodBytes, _ := good.Bytes()
+	mk := func(spec testdicom.Spec) []byte {
+		b, err := spec.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	inputs := []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"notes.dcm", []byte("Patient Fakename^Testpatient called about results\n"), "not_dicom"},
+		{"empty.dcm", nil, "not_dicom"},
+		{"truncated.dcm", goodBytes[:len(goodBytes)/2], "truncated"},
+		{"sr.dcm", mk(testdicom.Spec{Seed: 22, NoPixelData: true}), "no_pixel_data"},
+		{"htj2k.dcm", mk(testdicom.Spec{Seed: 23, TransferSyntax: "1.2.840.10008.1.2.4.201"}), "unsupported_transfer_syntax"},
+		{"huge.dcm", mk(testdicom.Spec{Seed: 24, DeclaredRows: 65535, DeclaredCols: 65535}), "too_large"},
+		{"good1.dcm", goodBytes, ""},
+		{"good2.dcm", mk(testdicom.Spec{Seed: 25, Monochrome1: true}), ""},
+	}
+	for _, in := range inputs {
+		dropAtomic(t, s.inbox, in.name, in.data)
+	}
+	// A DICOMDIR is skipped, not rejected.
+	os.WriteFile(filepath.Join(s.inbox, "DICOMDIR"), []byte("DICOMDIR placeholder"), 0o644)
+	counts := waitTerminal(t, s, int64(len(inputs)), time.Minute, p)
+	if counts[store.StateDone] != 2 || counts[store.StateRejected] != 6 {
+		t.Fatalf("states %v; want 2 done, 6 rejected", counts)
+	}
+	p.stop(t)
+	for _, in := range inputs {
+		if in.reason == "" {
+			continue
+		}
+		sha := sha256hex(in.data)
+		reason, err := os.ReadFile(filepath.Join(s.rejected, sha+".reason.txt"))
+		if err != nil || !strings.HasPrefix(string(reason), in.reason+":") {
+			t.Errorf("%s: reason %q, %v; want %s", in.name, reason, err, in.reason)
+		}
+		st, err := os.Stat(filepath.Join(s.rejected, sha+".dcm"))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: rejected copy %v, %v; want mode 0600", in.name, st, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.inbox, "DICOMDIR")); err != nil {
+		t.Errorf("DICOMDIR was taken from the inbox: %v", err)
+	}
+	if _, _, err := runFracd(t, "--db", s.db, "audit", "verify"); err != nil {
+		t.Fatal(err)
+	}
+	assertNoPHIInOutputs(t, s, p.logs(), testdicom.Spec{Seed: 21}.PHI())
+}
+
+// TestServeCrashSafety kills the daemon with SIGKILL at random moments while
+// 50 files are in flight, restarts it, and checks that every file ends in
+// exactly one terminal state with nothing counted twice.
+func TestServeCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: skipped in -short mode")
+	}
+	s := newSite(t, tinyModelFile(t), 2)
+	const n = 50
+	phi := []string{}
+	for i := 0; i < n; i++ {
+		spec := testdicom.Spec{Seed: 100 + i, Rows: 256, Cols: 200}
+		b, err := spec.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		phi = append(phi, spec.PHI()...)
+		dropAtomic(t, s.inbox, fmt.Sprintf("study-%02d.dcm", i), b)
+	}
+	rng := rand.New(rand.NewSource(42))
+	var allLogs strings.Builder
+	kills := 0
+	for kills < 6 {
+		p := startServe(t, s)
+		wait := time.Duration(300+rng.Intn(1200)) * time.Millisecond
+		time.Sleep(wait)
+		p.kill()
+		allLogs.WriteString(p.logs())
+		kills++
+		db, err := store.OpenReadOnly(context.Background(), s.db)
+		if err == nil {
+			c, _ := db.Counts(context.Background())
+			db.Close()
+			t.Logf("kill %d after %v: %v", kills, wait, c)
+		}
+	}
+	p := startServe(t, s)
+	counts := waitTerminal(t, s, n, 3*time.Minute, p)
+	p.stop(t)
+	allLogs.WriteString(p.logs())
+	if counts[store.StateDone] != n {
+		t.Fatalf("states %v; want %d done", counts, n)
+	}
+	db, err := store.OpenReadOnly(context.Background(), s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var preds, distinct int
+	db.SQL().QueryRow(`SELECT count(*), count(DISTINCT instance_sha256) FROM predictions`).Scan(&preds, &distinct)
+	db.Close()
+	if preds != n || distinct != n {
+		t.Fatalf("%d predictions for %d instances; want %d each", preds, distinct, n)
+	}
+	if got := countFiles(t, s.archive, ".dcm"); got != n {
+		t.Fatalf("%d archive files; want %d", got, n)
+	}
+	if got := countFiles(t, s.inbox, ""); got != 0 {
+		t.Fatalf("%d files left in the inbox", got)
+	}
+	if got := countFiles(t, s.work, ""); got != 0 {
+		t.Fatalf("%d files left in spool/work", got)
+	}
+	if _, _, err := runFracd(t, "--db", s.db, "audit", "verify"); err != nil {
+		t.Fatalf("audit verify after %d kills: %v", kills, err)
+	}
+	assertNoPHIInOutputs(t, s, allLogs.String(), phi)
+}
+
+// TestServeSwitchesModelFromRegistry registers a second model while the
+// daemon runs; it must switch between files and say so in the audit trail.
+func TestServeSwitchesModelFromRegistry(t *testing.T) {
+	s := newSite(t, "", 1)
+	first := tinyModelFile(t)
+	if _, _, err := runFracd(t, "--config", s.config, "model", "add", first, "--id", "first", "--activate"); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, s)
+	b, _ := testdicom.Spec{Seed: 31}.Bytes()
+	dropAtomic(t, s.inbox, "a.dcm", b)
+	waitTerminal(t, s, 1, time.Minute, p)
+
+	m, err := classifier.New("basic[1,1,1,1]", 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(t.TempDir(), "second.safetensors")
+	info := m.Info()
+	info.PreprocessVersion = preprocess.Version
+	if err := m.Save(second, info); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runFracd(t, "--config", s.config, "model", "add", second, "--id", "second", "--activate"); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.logs(), `"model_id":"second"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not switch to the second model\n%s", p.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b, _ = testdicom.Spec{Seed: 32}.Bytes()
+	dropAtomic(t, s.inbox, "b.dcm", b)
+	waitTerminal(t, s, 2, time.Minute, p)
+	p.stop(t)
+	out, _, err := runFracd(t, "--db", s.db, "results", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []store.Result
+	json.Unmarshal([]byte(out), &rs)
+	if len(rs) != 2 || rs[0].ModelID != "first" || rs[1].ModelID != "second" {
+		t.Fatalf("results %+v; want one by each model", rs)
+	}
+	out, _, _ = runFracd(t, "--db", s.db, "audit", "list", "--action", "model.activated", "--format", "json")
+	var es []store.AuditEntry
+	json.Unmarshal([]byte(out), &es)
+	if len(es) != 2 || es[1].Subject != "second" {
+		t.Fatalf("model.activated audit rows %+v", es)
+	}
+}
