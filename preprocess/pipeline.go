@@ -109,16 +109,39 @@ func (p *Pipeline) PlaneInto(dst *image.Gray, src image.Image) error {
 		in = planeOf(gi)
 	}
 
-	s.eq = grow(s.eq, w*h)
-	eq := plane{pix: s.eq, w: w, h: h, stride: w}
-	claheInto(eq, in, ClipLimit, TilesX, TilesY, &s.clahe)
-
+	claheSetup(in, ClipLimit, TilesX, TilesY, &s.clahe)
 	tw, th, resize := ThumbnailSize(w, h, Size)
-	thumb := eq
-	if resize {
+	fx, fy := reduceFactors(w, h, tw, th)
+	var thumb plane
+	switch {
+	case resize && (fx > 1 || fy > 1):
+		// Large downscale: CLAHE rows are equalised straight into Pillow's
+		// box reduction, so the full-size equalised image never exists.
+		red := s.thumb.reduceBuffer(w, h, fx, fy)
+		rs := &s.thumb.red
+		rs.rows = grow(rs.rows, w*maxWorkers())
+		reduceRows(red, w, h, fx, fy, rs, func(worker, y int) []uint8 {
+			buf := rs.rows[worker*w : (worker+1)*w]
+			s.clahe.row(buf, in.row(y), y)
+			return buf
+		})
 		s.thumbB = grow(s.thumbB, tw*th)
 		thumb = plane{pix: s.thumbB, w: tw, h: th, stride: tw}
-		thumbInto(thumb, eq, &s.thumb)
+		resampleInto(thumb, red, reducedBox(w, h, fx, fy), &s.thumb)
+	default:
+		s.eq = grow(s.eq, w*h)
+		eq := plane{pix: s.eq, w: w, h: h, stride: w}
+		parallelRange(h, w*h, func(lo, hi int) {
+			for y := lo; y < hi; y++ {
+				s.clahe.row(eq.row(y), in.row(y), y)
+			}
+		})
+		thumb = eq
+		if resize {
+			s.thumbB = grow(s.thumbB, tw*th)
+			thumb = plane{pix: s.thumbB, w: tw, h: th, stride: tw}
+			resampleInto(thumb, eq, reducedBox(w, h, 1, 1), &s.thumb)
+		}
 	}
 	padInto(planeOf(dst), thumb)
 	return nil
