@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -318,8 +319,13 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	if err := p.removeWork(job.Path); err != nil {
 		return out, err
 	}
+	stages := make([]any, 0, 2*len(out.Stages))
+	for name, d := range out.Stages {
+		stages = append(stages, slog.Float64(name, float64(d.Microseconds())/1000))
+	}
 	p.log.Info("file done", "sha256", job.SHA256, "study_uid", out.StudyUID, "sop_instance_uid", out.SOPInstanceUID,
-		"probability", out.Probability, "flagged", out.Flagged, "model_id", out.ModelID, "ms", time.Since(job.ReceivedAt).Milliseconds())
+		"probability", out.Probability, "flagged", out.Flagged, "model_id", out.ModelID,
+		slog.Group("stage_ms", stages...))
 	return out, nil
 }
 

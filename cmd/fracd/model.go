@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +22,7 @@ func newModelCmd(m *Main) *cobra.Command {
 		Use:   "model",
 		Short: "Manage the model registry: add, list, activate",
 	}
-	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m))
+	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m))
 	return cmd
 }
 
@@ -183,4 +184,49 @@ func copyFileSync(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+func newModelInitCmd(m *Main) *cobra.Command {
+	var (
+		arch, out string
+		seed      int64
+		untrained bool
+	)
+	cmd := &cobra.Command{
+		Use:   "init --untrained -o FILE",
+		Short: "Write an UNTRAINED model (random weights) for trying the pipeline end to end",
+		Long: `Writes a ResNet with torchvision's random initialisation. Its predictions mean
+nothing: it exists so that a new installation can be tried before a trained
+model is imported (fracd model add) . Its id starts with "untrained-" so that
+every result it produces says so.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !untrained {
+				return fmt.Errorf("model init makes a model with random weights: pass --untrained to confirm")
+			}
+			if out == "" {
+				return fmt.Errorf("-o FILE is required")
+			}
+			cm, err := classifier.New(arch, seed)
+			if err != nil {
+				return err
+			}
+			info := cm.Info()
+			info.ID = fmt.Sprintf("untrained-%s-seed%d", info.Arch, seed)
+			info.PreprocessVersion = preprocess.Version
+			if err := os.MkdirAll(filepath.Dir(out), 0o750); err != nil {
+				return err
+			}
+			if err := cm.Save(out, info); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "wrote %s (%s, untrained)\n", out, info.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&arch, "arch", "resnet18", "resnet18, resnet34, resnet50, resnet101, resnet152")
+	cmd.Flags().Int64Var(&seed, "seed", 1, "initialisation seed")
+	cmd.Flags().BoolVar(&untrained, "untrained", false, "confirm that a model with random weights is wanted")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output safetensors file")
+	return cmd
 }

@@ -245,3 +245,9 @@ func encapsulate(body []byte) []byte {
 	out.Write(body[i+12+int(n):])
 	return out.Bytes()
 }
+
+// Sample is testdata/sample-hand-dx.dcm: a 512x416 synthetic hand DX with
+// fake identifiers, for trying fracd out.
+func Sample() ([]byte, error) {
+	return Spec{Rows: 512, Cols: 416, Seed: 5}.Bytes()
+}

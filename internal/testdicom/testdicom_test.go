@@ -1,10 +1,16 @@
 package testdicom
 
 import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/fracd/fracd/dicomio"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata/sample-hand-dx.dcm")
 
 // The generated files must be real DICOM: dicomio parses and renders them.
 func TestBytesParseAndRender(t *testing.T) {
@@ -37,5 +43,27 @@ func TestBytesParseAndRender(t *testing.T) {
 	}
 	if _, err := (Spec{NoPixelData: true}).Bytes(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSampleFile keeps testdata/sample-hand-dx.dcm (the README's quick-start
+// file) identical to what the generator makes; -update rewrites it.
+func TestSampleFile(t *testing.T) {
+	want, err := Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "..", "testdata", "sample-hand-dx.dcm")
+	if *update {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/testdicom -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("testdata/sample-hand-dx.dcm differs from the generator's output (run go test ./internal/testdicom -update)")
 	}
 }
