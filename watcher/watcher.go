@@ -429,6 +429,9 @@ func (w *Watcher) touch(p string, fi fs.FileInfo, now time.Time) {
 	case settling:
 		e.snap, e.changed = s, now
 	case queued:
+		if s == e.snap {
+			return // attribute noise on a settled file
+		}
 		w.queue.Remove(e.elem)
 		e.elem = nil
 		e.state, e.snap, e.changed = settling, s, now
