@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -635,4 +636,99 @@ func TestServeSwitchesModelFromRegistry(t *testing.T) {
 	if len(es) != 2 || es[1].Subject != "second" {
 		t.Fatalf("model.activated audit rows %+v", es)
 	}
+}
+
+// TestServeLoad drops 500 files at once on a daemon with 2 workers: all must
+// be processed, with peak memory bounded. FRACD_LOAD_ARCH (e.g. resnet18) and
+// FRACD_LOAD_SIZE (pixels per side) turn it into the load measurement quoted
+// in the README; the figures are logged, never asserted.
+func TestServeLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test: skipped in -short mode")
+	}
+	model := tinyModelFile(t)
+	if arch := os.Getenv("FRACD_LOAD_ARCH"); arch != "" {
+		m, err := classifier.New(arch, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model = filepath.Join(t.TempDir(), "load.safetensors")
+		info := m.Info()
+		info.ID, info.PreprocessVersion = "load-"+arch, preprocess.Version
+		if err := m.Save(model, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := 128
+	fmt.Sscan(os.Getenv("FRACD_LOAD_SIZE"), &size)
+	s := newSite(t, model, 2)
+	// Stage everything first, then move it all in at once.
+	staging := filepath.Join(s.root, "staging")
+	os.MkdirAll(staging, 0o755)
+	const n = 500
+	for i := 0; i < n; i++ {
+		b, err := testdicom.Spec{Seed: 1000 + i, Rows: size, Cols: size * 4 / 5}.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(staging, fmt.Sprintf("f%03d.dcm", i)), b, 0o644)
+	}
+	p := startServe(t, s)
+	p.addr(t)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%03d.dcm", i)
+		if err := os.Rename(filepath.Join(staging, name), filepath.Join(s.inbox, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := waitTerminal(t, s, n, 15*time.Minute, p)
+	elapsed := time.Since(start)
+	hwm := peakRSS(p.cmd.Process.Pid)
+	p.stop(t)
+	if counts[store.StateDone] != n {
+		t.Fatalf("states %v; want %d done", counts, n)
+	}
+	// Memory must not grow with the backlog: 500 queued files may not cost
+	// more than a few in flight do.
+	if hwm > 1<<30 {
+		t.Fatalf("peak RSS %d MiB; want under 1 GiB", hwm>>20)
+	}
+	stages := map[string][]float64{}
+	for _, line := range strings.Split(p.logs(), "\n") {
+		var rec struct {
+			Msg     string             `json:"msg"`
+			StageMS map[string]float64 `json:"stage_ms"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "file done" {
+			for k, v := range rec.StageMS {
+				stages[k] = append(stages[k], v)
+			}
+		}
+	}
+	t.Logf("%d files (%dx%d px) in %v: %.1f files/s with 2 workers; peak RSS %d MiB", n, size*4/5, size, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), hwm>>20)
+	for _, k := range []string{"read", "parse", "decode", "preprocess", "deidentify", "archive", "classify", "record"} {
+		v := stages[k]
+		if len(v) == 0 {
+			continue
+		}
+		sort.Float64s(v)
+		t.Logf("stage %-10s p50 %7.2f ms  p95 %7.2f ms", k, v[len(v)/2], v[len(v)*95/100])
+	}
+}
+
+// peakRSS reads VmHWM (peak resident set) of a running process, in bytes.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmHWM:"), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }
