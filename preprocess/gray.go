@@ -83,11 +83,15 @@ func rgbaRows(dst *image.Gray, pix []uint8, stride, off, w, h int) {
 			d := dst.Pix[y*dst.Stride : y*dst.Stride+w]
 			s = s[:4*len(d)]
 			x := 0
-			// Two pixels per 8-byte load.
+			// Two pixels per 8-byte load, both weighted sums computed at once
+			// in the two 32-bit halves of a uint64 (each stays below 2^24).
+			const lanes = 0x000000ff000000ff
+			const round2 = grayRound | grayRound<<32
 			for ; x+2 <= len(d); x += 2 {
 				u := binary.LittleEndian.Uint64(s[4*x:])
-				d[x] = uint8((uint32(u&0xff)*grayR + uint32(u>>8&0xff)*grayG + uint32(u>>16&0xff)*grayB + grayRound) >> grayShift)
-				d[x+1] = uint8((uint32(u>>32&0xff)*grayR + uint32(u>>40&0xff)*grayG + uint32(u>>48&0xff)*grayB + grayRound) >> grayShift)
+				sum := (u&lanes)*grayR + (u>>8&lanes)*grayG + (u>>16&lanes)*grayB + round2
+				d[x] = uint8(sum >> grayShift)
+				d[x+1] = uint8(sum >> (32 + grayShift))
 			}
 			for ; x < len(d); x++ {
 				i := 4 * x
