@@ -158,3 +158,16 @@ func rleEncode(words []uint32, spp, bps int) []byte {
 	}
 	return append(hdr, segs...)
 }
+
+// seq writes a sequence of undefined length whose items hold the given
+// already-encoded element bytes (same encoding as b).
+func (b *dsBuilder) seq(g, e uint16, items ...[]byte) *dsBuilder {
+	b.header(g, e, "SQ", 0xFFFFFFFF)
+	for _, it := range items {
+		b.header(0xFFFE, 0xE000, "", 0xFFFFFFFF)
+		b.buf.Write(it)
+		b.header(0xFFFE, 0xE00D, "", 0)
+	}
+	b.header(0xFFFE, 0xE0DD, "", 0)
+	return b
+}
