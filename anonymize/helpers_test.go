@@ -76,7 +76,7 @@ func isEmptyValue(e *dicom.Element) bool {
 	case dicom.Strings:
 		return strings.Join(stringValues(e), "") == ""
 	case dicom.Bytes:
-		return strings.Trim(string(e.Value.GetValue().([]byte)), " \x00") == ""
+		return len(e.Value.GetValue().([]byte)) == 0
 	case dicom.Ints:
 		return len(e.Value.GetValue().([]int)) == 0
 	case dicom.Floats:

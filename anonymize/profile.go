@@ -272,9 +272,8 @@ func (r *run) applyRule(e *dicom.Element, rule *Rule, top bool) (bool, error) {
 		}
 		return true, r.setDummy(e)
 	case actUID:
-		if r.a.opts.RetainUIDs {
-			return true, nil
-		}
+		// Retain UIDs keeps only the rows whose option column says K (it
+		// does not cover e.g. Digital Signature UID), resolved above.
 		return true, r.mapUIDs(e)
 	}
 	return false, fmt.Errorf("unresolved action %d", act)
