@@ -86,8 +86,7 @@ func Parse(data []byte, opts ...Option) (*File, error) {
 // ParseContext is Parse with cancellation checked between stages.
 func ParseContext(ctx context.Context, data []byte, opts ...Option) (f *File, err error) {
 	o := toOptions(opts)
-	sum := sha256.Sum256(data)
-	id := hex.EncodeToString(sum[:])
+	id := hashHex(data)
 	defer func() {
 		if r := recover(); r != nil {
 			f = nil
@@ -257,4 +256,9 @@ func parseElements(b []byte, bo binary.ByteOrder, implicit bool) ([]*dicom.Eleme
 		}
 		out = append(out, el)
 	}
+}
+
+func hashHex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
