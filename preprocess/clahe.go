@@ -20,13 +20,15 @@ type claheScratch struct {
 }
 
 // CLAHE equalises src as cv2.createCLAHE(clip, (tilesX, tilesY)).apply does
-// in OpenCV 4.6 for 8-bit images (clip <= 0 disables clipping).
+// in OpenCV 4.6 for 8-bit images (clip <= 0 disables clipping; tile counts
+// below 1 are taken as 1).
 func CLAHE(src *image.Gray, clip float64, tilesX, tilesY int) *image.Gray {
 	b := src.Bounds()
 	dst := newGray(b.Dx(), b.Dy())
-	if b.Empty() || tilesX <= 0 || tilesY <= 0 {
+	if b.Empty() {
 		return dst
 	}
+	tilesX, tilesY = max(tilesX, 1), max(tilesY, 1)
 	s := getScratch()
 	defer putScratch(s)
 	claheInto(planeOf(dst), planeOf(src), clip, tilesX, tilesY, &s.clahe)

@@ -1,11 +1,13 @@
 package preprocess
 
 import (
+	"encoding/binary"
 	"errors"
 	"image"
 	"image/color"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -149,6 +151,33 @@ func TestToTensor(t *testing.T) {
 	// The destination is reused when large enough.
 	if again := ToTensor(p, mean, std, dst); &again[0] != &dst[0] {
 		t.Error("ToTensor did not reuse dst")
+	}
+}
+
+// TestToTensorTorchvision compares every 8-bit value's model input with
+// torchvision 0.14's ToTensor + Normalize(ImageNet) (testdata/gen_tensor.py),
+// bit for bit.
+func TestToTensorTorchvision(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "tensor_imagenet.f32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 3*256*4 {
+		t.Fatalf("tensor_imagenet.f32: %d bytes", len(raw))
+	}
+	p := newGray(Size, Size)
+	for i := range p.Pix {
+		p.Pix[i] = uint8(i)
+	}
+	got := ToTensor(p, ImageNetMean, ImageNetStd, nil)
+	for c := 0; c < 3; c++ {
+		for i := 0; i < Size*Size; i++ {
+			v := i % 256
+			want := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(c*256+v):]))
+			if g := got[c*Size*Size+i]; g != want {
+				t.Fatalf("channel %d value %d: %v, torchvision %v", c, v, g, want)
+			}
+		}
 	}
 }
 

@@ -85,8 +85,10 @@ func ThumbnailSize(w, h, size int) (tw, th int, resize bool) {
 // Thumbnail shrinks src to fit a size x size box as Pillow 9.4's
 // Image.thumbnail((size, size), Image.LANCZOS) does (reducing_gap 2.0: an
 // integer box reduction first on large downscales, then a two-pass
-// Lanczos-3 in 22-bit fixed point). Images that already fit are copied.
+// Lanczos-3 in 22-bit fixed point). Images that already fit are copied; a
+// size below 1 is taken as 1.
 func Thumbnail(src *image.Gray, size int) *image.Gray {
+	size = max(size, 1)
 	b := src.Bounds()
 	tw, th, resize := ThumbnailSize(b.Dx(), b.Dy(), size)
 	dst := newGray(tw, th)
