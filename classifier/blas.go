@@ -4,9 +4,12 @@ package classifier
 // that gonum's netlib bindings resolve without extra CGO_LDFLAGS (Debian
 // package libopenblas-dev).
 
-// #cgo LDFLAGS: -lopenblas
-// extern void openblas_set_num_threads(int);
-// extern int openblas_get_num_threads(void);
+/*
+#cgo LDFLAGS: -lopenblas
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+extern char* openblas_get_corename(void);
+*/
 import "C"
 
 import (
@@ -21,6 +24,9 @@ var blasImpl = netlib.Implementation{}
 
 func init() {
 	gorgonia.Use(blasImpl)
+	// Our kernels split work across GOMAXPROCS goroutines themselves and
+	// call OpenBLAS single-threaded from each (see convForward).
+	SetBLASThreads(1)
 }
 
 // sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices.
@@ -41,3 +47,8 @@ func SetBLASThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
 
 // BLASThreads reports OpenBLAS's current thread count.
 func BLASThreads() int { return int(C.openblas_get_num_threads()) }
+
+// BLASCore names the OpenBLAS kernel family in use. OPENBLAS_CORETYPE
+// selects it (this machine's environment pins Haswell; OpenBLAS 0.3.21 does
+// not know AMD Zen 5 anyway).
+func BLASCore() string { return C.GoString(C.openblas_get_corename()) }

@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"math"
 	"runtime"
 	"sync"
 )
@@ -56,16 +57,59 @@ func newConvGeom(c, h, w, cout, k, s, p int) convGeom {
 	return g
 }
 
-// im2col writes the patches of one image x (C,H,W) into col, row r =
-// (c,ki,kj), column offset colOff within rows of length ld.
-func (g *convGeom) im2col(x, col []float32, ld, colOff int) {
+// im2col writes the patches of output rows [y0,y1) of one image x (C,H,W)
+// into col: row r = (c,ki,kj) starts at r*ld+colOff. Single-threaded: callers
+// parallelise over images or row blocks.
+func (g *convGeom) im2col(x, col []float32, ld, colOff, y0, y1 int) {
 	kk := g.k * g.k
-	parallelFor(g.kdim, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			ci, ki, kj := r/kk, (r/g.k)%g.k, r%g.k
-			src := x[ci*g.inPlaneLen : (ci+1)*g.inPlaneLen]
-			dst := col[r*ld+colOff : r*ld+colOff+g.ohw]
-			// valid output columns: 0 <= xo*s-p+kj < w
+	width := (y1 - y0) * g.ow
+	for r := 0; r < g.kdim; r++ {
+		ci, ki, kj := r/kk, (r/g.k)%g.k, r%g.k
+		src := x[ci*g.inPlaneLen : (ci+1)*g.inPlaneLen]
+		dst := col[r*ld+colOff : r*ld+colOff+width]
+		// valid output columns: 0 <= xo*s-p+kj < w
+		x0 := 0
+		if kj < g.p {
+			x0 = (g.p - kj + g.s - 1) / g.s
+		}
+		x1 := (g.w - 1 + g.p - kj) / g.s
+		if x1 >= g.ow {
+			x1 = g.ow - 1
+		}
+		for yo := y0; yo < y1; yo++ {
+			d := dst[(yo-y0)*g.ow : (yo-y0+1)*g.ow]
+			iy := yo*g.s - g.p + ki
+			if iy < 0 || iy >= g.h || x1 < x0 {
+				clear(d)
+				continue
+			}
+			row := src[iy*g.w : (iy+1)*g.w]
+			clear(d[:x0])
+			if g.s == 1 {
+				copy(d[x0:x1+1], row[x0-g.p+kj:])
+			} else {
+				ix := x0*g.s - g.p + kj
+				dd := d[x0 : x1+1]
+				for i := range dd {
+					dd[i] = row[ix]
+					ix += g.s
+				}
+			}
+			clear(d[x1+1:])
+		}
+	}
+}
+
+// col2im accumulates col (rows of length ld, at colOff) into dx (C,H,W),
+// which the caller has zeroed. Single-threaded (callers split by image).
+func (g *convGeom) col2im(col []float32, ld, colOff int, dx []float32) {
+	kk := g.k * g.k
+	for ci := 0; ci < g.c; ci++ {
+		dst := dx[ci*g.inPlaneLen : (ci+1)*g.inPlaneLen]
+		for q := 0; q < kk; q++ {
+			r := ci*kk + q
+			ki, kj := q/g.k, q%g.k
+			src := col[r*ld+colOff : r*ld+colOff+g.ohw]
 			x0 := 0
 			if kj < g.p {
 				x0 = (g.p - kj + g.s - 1) / g.s
@@ -74,82 +118,38 @@ func (g *convGeom) im2col(x, col []float32, ld, colOff int) {
 			if x1 >= g.ow {
 				x1 = g.ow - 1
 			}
+			if x1 < x0 {
+				continue
+			}
 			for yo := 0; yo < g.oh; yo++ {
-				d := dst[yo*g.ow : (yo+1)*g.ow]
 				iy := yo*g.s - g.p + ki
-				if iy < 0 || iy >= g.h || x1 < x0 {
-					clear(d)
+				if iy < 0 || iy >= g.h {
 					continue
 				}
-				row := src[iy*g.w : (iy+1)*g.w]
-				clear(d[:x0])
+				row := dst[iy*g.w : (iy+1)*g.w]
+				s := src[yo*g.ow+x0 : yo*g.ow+x1+1]
+				ix := x0*g.s - g.p + kj
 				if g.s == 1 {
-					copy(d[x0:x1+1], row[x0-g.p+kj:])
-				} else {
-					ix := x0*g.s - g.p + kj
-					for xo := x0; xo <= x1; xo++ {
-						d[xo] = row[ix]
-						ix += g.s
+					r := row[ix : ix+len(s)]
+					for i, v := range s {
+						r[i] += v
 					}
-				}
-				clear(d[x1+1:])
-			}
-		}
-	})
-}
-
-// col2im accumulates col (rows of length ld, at colOff) into dx (C,H,W),
-// which the caller has zeroed. Parallel over channels so writes never race.
-func (g *convGeom) col2im(col []float32, ld, colOff int, dx []float32) {
-	kk := g.k * g.k
-	parallelFor(g.c, func(lo, hi int) {
-		for ci := lo; ci < hi; ci++ {
-			dst := dx[ci*g.inPlaneLen : (ci+1)*g.inPlaneLen]
-			for q := 0; q < kk; q++ {
-				r := ci*kk + q
-				ki, kj := q/g.k, q%g.k
-				src := col[r*ld+colOff : r*ld+colOff+g.ohw]
-				x0 := 0
-				if kj < g.p {
-					x0 = (g.p - kj + g.s - 1) / g.s
-				}
-				x1 := (g.w - 1 + g.p - kj) / g.s
-				if x1 >= g.ow {
-					x1 = g.ow - 1
-				}
-				if x1 < x0 {
 					continue
 				}
-				for yo := 0; yo < g.oh; yo++ {
-					iy := yo*g.s - g.p + ki
-					if iy < 0 || iy >= g.h {
-						continue
-					}
-					row := dst[iy*g.w : (iy+1)*g.w]
-					s := src[yo*g.ow : (yo+1)*g.ow]
-					ix := x0*g.s - g.p + kj
-					if g.s == 1 {
-						r := row[ix : ix+x1-x0+1]
-						for i, v := range s[x0 : x1+1] {
-							r[i] += v
-						}
-						continue
-					}
-					for xo := x0; xo <= x1; xo++ {
-						row[ix] += s[xo]
-						ix += g.s
-					}
+				for _, v := range s {
+					row[ix] += v
+					ix += g.s
 				}
 			}
 		}
-	})
+	}
 }
 
-// colChunk is how many images' patch matrices fit the im2col budget at once;
-// batching images into one GEMM keeps the GEMM shapes efficient in the deep
-// layers where OH*OW is small.
+// colChunk is how many images' patch matrices one worker batches into a
+// GEMM; batching keeps the GEMM shapes efficient in the deep layers where
+// OH*OW is small.
 func (g *convGeom) colChunk(n int) int {
-	const budget = 4 << 20 // floats (16 MiB)
+	const budget = 2 << 20 // floats (8 MiB) per worker
 	c := budget / (g.kdim * g.ohw)
 	if c < 1 {
 		c = 1
@@ -161,13 +161,16 @@ func (g *convGeom) colChunk(n int) int {
 }
 
 // workspace is scratch memory shared by the ops of one graph; the ops run
-// one at a time on the tape, so a single growable buffer per role suffices.
+// one at a time on the tape, so one set of buffers per worker suffices.
 type workspace struct {
-	col []float32
-	tmp []float32
+	col, tmp, dw [][]float32
 }
 
-func grow(b *[]float32, n int) []float32 {
+func (ws *workspace) buf(set *[][]float32, worker, n int) []float32 {
+	for len(*set) <= worker {
+		*set = append(*set, nil)
+	}
+	b := &(*set)[worker]
 	if cap(*b) < n {
 		*b = make([]float32, n)
 	}
@@ -175,152 +178,245 @@ func grow(b *[]float32, n int) []float32 {
 	return *b
 }
 
-// convForward computes y = conv(x, w) for a batch, then applies the
-// epilogue: per-channel bias, residual add, ReLU (each optional).
-func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32, relu bool) {
-	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
-	chunk := g.colChunk(n)
-	for n0 := 0; n0 < n; n0 += chunk {
-		m := min(chunk, n-n0)
-		if g.pointwise || m == 1 {
-			for i := n0; i < n0+m; i++ {
-				src := x[i*inLen : (i+1)*inLen]
-				if !g.pointwise {
-					col := grow(&ws.col, g.kdim*g.ohw)
-					g.im2col(src, col, g.ohw, 0)
-					src = col
-				}
-				sgemm(false, false, g.cout, g.ohw, g.kdim, 1, w, g.kdim, src, g.ohw, 0, y[i*outLen:], g.ohw)
-			}
-		} else {
-			ld := m * g.ohw
-			col := grow(&ws.col, g.kdim*ld)
-			for i := 0; i < m; i++ {
-				g.im2col(x[(n0+i)*inLen:], col, ld, i*g.ohw)
-			}
-			tmp := grow(&ws.tmp, g.cout*ld)
-			sgemm(false, false, g.cout, ld, g.kdim, 1, w, g.kdim, col, ld, 0, tmp, ld)
-			// scatter (Cout, m*OHW) back to NCHW
-			parallelFor(g.cout, func(lo, hi int) {
-				for co := lo; co < hi; co++ {
-					for i := 0; i < m; i++ {
-						copy(y[(n0+i)*outLen+co*g.ohw:(n0+i)*outLen+(co+1)*g.ohw], tmp[co*ld+i*g.ohw:])
-					}
-				}
-			})
+func workers() int { return runtime.GOMAXPROCS(0) }
+
+// runWorkers runs fn(worker, lo, hi) over a static split of [0,n) into at
+// most GOMAXPROCS parts.
+func runWorkers(n int, fn func(worker, lo, hi int)) {
+	w := min(workers(), n)
+	if w <= 1 {
+		if n > 0 {
+			fn(0, 0, n)
 		}
-	}
-	if bias == nil && res == nil && !relu {
 		return
 	}
-	parallelFor(n*g.cout, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := y[r*g.ohw : (r+1)*g.ohw]
-			var b float32
-			if bias != nil {
-				b = bias[r%g.cout]
+	var wg sync.WaitGroup
+	wg.Add(w - 1)
+	for i := 1; i < w; i++ {
+		go func() {
+			defer wg.Done()
+			fn(i, i*n/w, (i+1)*n/w)
+		}()
+	}
+	fn(0, 0, n/w)
+	wg.Wait()
+}
+
+// relu32 is max(v,0) without a data-dependent branch (signs are random, so
+// a branch would mispredict half the time).
+func relu32(v float32) float32 {
+	b := math.Float32bits(v)
+	return math.Float32frombits(b &^ uint32(int32(b)>>31))
+}
+
+// epilogue applies bias, residual and ReLU to rows [c0,c1) and columns
+// [j0,j1) of one image's output (Cout, OHW).
+func epilogue(y, bias, res []float32, relu bool, ohw, c0, c1, j0, j1 int) {
+	for co := c0; co < c1; co++ {
+		row := y[co*ohw+j0 : co*ohw+j1]
+		var b float32
+		if bias != nil {
+			b = bias[co]
+		}
+		switch {
+		case res != nil && relu:
+			rr := res[co*ohw+j0 : co*ohw+j1]
+			rr = rr[:len(row)]
+			for i, v := range row {
+				row[i] = relu32(v + b + rr[i])
 			}
-			switch {
-			case res != nil && relu:
-				rr := res[r*g.ohw : (r+1)*g.ohw]
-				for i, v := range row {
-					v += b + rr[i]
-					if v < 0 {
-						v = 0
-					}
-					row[i] = v
-				}
-			case res != nil:
-				rr := res[r*g.ohw : (r+1)*g.ohw]
-				for i, v := range row {
-					row[i] = v + b + rr[i]
-				}
-			case relu:
-				for i, v := range row {
-					v += b
-					if v < 0 {
-						v = 0
-					}
-					row[i] = v
-				}
-			default:
-				for i := range row {
-					row[i] += b
-				}
+		case res != nil:
+			rr := res[co*ohw+j0 : co*ohw+j1]
+			rr = rr[:len(row)]
+			for i, v := range row {
+				row[i] = v + b + rr[i]
+			}
+		case relu:
+			for i, v := range row {
+				row[i] = relu32(v + b)
+			}
+		case bias != nil:
+			for i := range row {
+				row[i] += b
 			}
 		}
-	})
+	}
+}
+
+// convForward computes y = conv(x, w) for a batch, then the epilogue:
+// per-channel bias, residual add, ReLU (each optional). OpenBLAS runs
+// single-threaded inside each worker: the work is split across images, or,
+// for fewer images than workers, across output rows (or output channels
+// when the image is small), so patch extraction, GEMM and epilogue of a
+// block run on one core while its data is in cache.
+func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32, relu bool) {
+	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
+	var resOf func(i int) []float32
+	if res != nil {
+		resOf = func(i int) []float32 { return res[i*outLen : (i+1)*outLen] }
+	} else {
+		resOf = func(int) []float32 { return nil }
+	}
+	nw := workers()
+	if n >= nw || nw == 1 {
+		runWorkers(n, func(wk, lo, hi int) {
+			chunk := g.colChunk(hi - lo)
+			for n0 := lo; n0 < hi; n0 += chunk {
+				m := min(chunk, hi-n0)
+				if g.pointwise || m == 1 {
+					for i := n0; i < n0+m; i++ {
+						src := x[i*inLen : (i+1)*inLen]
+						if !g.pointwise {
+							col := ws.buf(&ws.col, wk, g.kdim*g.ohw)
+							g.im2col(src, col, g.ohw, 0, 0, g.oh)
+							src = col
+						}
+						yi := y[i*outLen : (i+1)*outLen]
+						sgemm(false, false, g.cout, g.ohw, g.kdim, 1, w, g.kdim, src, g.ohw, 0, yi, g.ohw)
+						epilogue(yi, bias, resOf(i), relu, g.ohw, 0, g.cout, 0, g.ohw)
+					}
+					continue
+				}
+				ld := m * g.ohw
+				col := ws.buf(&ws.col, wk, g.kdim*ld)
+				for i := 0; i < m; i++ {
+					g.im2col(x[(n0+i)*inLen:], col, ld, i*g.ohw, 0, g.oh)
+				}
+				tmp := ws.buf(&ws.tmp, wk, g.cout*ld)
+				sgemm(false, false, g.cout, ld, g.kdim, 1, w, g.kdim, col, ld, 0, tmp, ld)
+				for i := 0; i < m; i++ {
+					yi := y[(n0+i)*outLen : (n0+i+1)*outLen]
+					for co := 0; co < g.cout; co++ {
+						copy(yi[co*g.ohw:(co+1)*g.ohw], tmp[co*ld+i*g.ohw:])
+					}
+					epilogue(yi, bias, resOf(n0+i), relu, g.ohw, 0, g.cout, 0, g.ohw)
+				}
+			}
+		})
+		return
+	}
+	for i := 0; i < n; i++ {
+		xi, yi, ri := x[i*inLen:(i+1)*inLen], y[i*outLen:(i+1)*outLen], resOf(i)
+		if g.ohw >= 64*nw && g.oh >= nw {
+			// split output rows: each worker extracts, multiplies and
+			// finishes its own column block of the output
+			runWorkers(g.oh, func(wk, y0, y1 int) {
+				j0, j1 := y0*g.ow, y1*g.ow
+				src, ldb := xi[j0:], g.ohw
+				if !g.pointwise {
+					col := ws.buf(&ws.col, wk, g.kdim*(j1-j0))
+					g.im2col(xi, col, j1-j0, 0, y0, y1)
+					src, ldb = col, j1-j0
+				}
+				sgemm(false, false, g.cout, j1-j0, g.kdim, 1, w, g.kdim, src, ldb, 0, yi[j0:], g.ohw)
+				epilogue(yi, bias, ri, relu, g.ohw, 0, g.cout, j0, j1)
+			})
+			continue
+		}
+		// small image: split output channels over one shared patch matrix
+		src := xi
+		if !g.pointwise {
+			col := ws.buf(&ws.col, 0, g.kdim*g.ohw)
+			runWorkers(g.oh, func(_, y0, y1 int) {
+				g.im2col(xi, col, g.ohw, y0*g.ow, y0, y1)
+			})
+			src = col
+		}
+		runWorkers(g.cout, func(_, c0, c1 int) {
+			sgemm(false, false, c1-c0, g.ohw, g.kdim, 1, w[c0*g.kdim:], g.kdim, src, g.ohw, 0, yi[c0*g.ohw:], g.ohw)
+			epilogue(yi, bias, ri, relu, g.ohw, c0, c1, 0, g.ohw)
+		})
+	}
 }
 
 // gatherRows copies dy for images n0..n0+m from NCHW into (Cout, m*OHW).
 func gatherRows(g *convGeom, dy []float32, n0, m int, dst []float32) {
 	outLen, ld := g.cout*g.ohw, m*g.ohw
-	parallelFor(g.cout, func(lo, hi int) {
-		for co := lo; co < hi; co++ {
+	for co := 0; co < g.cout; co++ {
+		for i := 0; i < m; i++ {
+			copy(dst[co*ld+i*g.ohw:co*ld+(i+1)*g.ohw], dy[(n0+i)*outLen+co*g.ohw:])
+		}
+	}
+}
+
+// convBackwardData computes dx = conv^T(dy, w), images split over workers.
+func convBackwardData(ws *workspace, g *convGeom, n int, dy, w, dx []float32) {
+	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
+	runWorkers(n, func(wk, lo, hi int) {
+		if g.pointwise {
+			for i := lo; i < hi; i++ {
+				sgemm(true, false, g.kdim, g.ohw, g.cout, 1, w, g.kdim, dy[i*outLen:], g.ohw, 0, dx[i*inLen:], g.ohw)
+			}
+			return
+		}
+		clear(dx[lo*inLen : hi*inLen])
+		chunk := g.colChunk(hi - lo)
+		for n0 := lo; n0 < hi; n0 += chunk {
+			m := min(chunk, hi-n0)
+			ld := m * g.ohw
+			src := dy[n0*outLen:]
+			if m > 1 {
+				src = ws.buf(&ws.tmp, wk, g.cout*ld)
+				gatherRows(g, dy, n0, m, src)
+			}
+			dcol := ws.buf(&ws.col, wk, g.kdim*ld)
+			sgemm(true, false, g.kdim, ld, g.cout, 1, w, g.kdim, src, ld, 0, dcol, ld)
 			for i := 0; i < m; i++ {
-				copy(dst[co*ld+i*g.ohw:co*ld+(i+1)*g.ohw], dy[(n0+i)*outLen+co*g.ohw:])
+				g.col2im(dcol, ld, i*g.ohw, dx[(n0+i)*inLen:])
 			}
 		}
 	})
 }
 
-// convBackwardData computes dx = conv^T(dy, w).
-func convBackwardData(ws *workspace, g *convGeom, n int, dy, w, dx []float32) {
-	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
-	if g.pointwise {
-		for i := 0; i < n; i++ {
-			sgemm(true, false, g.kdim, g.ohw, g.cout, 1, w, g.kdim, dy[i*outLen:], g.ohw, 0, dx[i*inLen:], g.ohw)
-		}
-		return
-	}
-	clear(dx[:n*inLen])
-	chunk := g.colChunk(n)
-	for n0 := 0; n0 < n; n0 += chunk {
-		m := min(chunk, n-n0)
-		ld := m * g.ohw
-		src := dy[n0*outLen:]
-		if m > 1 {
-			src = grow(&ws.tmp, g.cout*ld)
-			gatherRows(g, dy, n0, m, src)
-		}
-		dcol := grow(&ws.col, g.kdim*ld)
-		sgemm(true, false, g.kdim, ld, g.cout, 1, w, g.kdim, src, ld, 0, dcol, ld)
-		for i := 0; i < m; i++ {
-			g.col2im(dcol, ld, i*g.ohw, dx[(n0+i)*inLen:])
-		}
-	}
-}
-
-// convBackwardFilter computes dw = sum over images of dy * patches(x)^T.
+// convBackwardFilter computes dw = sum over images of dy * patches(x)^T;
+// each worker accumulates its images into a private buffer, summed at the end.
 func convBackwardFilter(ws *workspace, g *convGeom, n int, x, dy, dw []float32) {
 	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
-	if g.pointwise {
-		for i := 0; i < n; i++ {
-			beta := float32(1)
-			if i == 0 {
-				beta = 0
+	nw := min(workers(), n)
+	runWorkers(n, func(wk, lo, hi int) {
+		acc := dw
+		if wk > 0 {
+			acc = ws.buf(&ws.dw, wk, len(dw))
+		}
+		first := true
+		beta := func() float32 {
+			if first {
+				first = false
+				return 0
 			}
-			sgemm(false, true, g.cout, g.kdim, g.ohw, 1, dy[i*outLen:], g.ohw, x[i*inLen:], g.ohw, beta, dw, g.kdim)
+			return 1
 		}
-		return
-	}
-	chunk := g.colChunk(n)
-	for n0 := 0; n0 < n; n0 += chunk {
-		m := min(chunk, n-n0)
-		ld := m * g.ohw
-		col := grow(&ws.col, g.kdim*ld)
-		for i := 0; i < m; i++ {
-			g.im2col(x[(n0+i)*inLen:], col, ld, i*g.ohw)
+		if g.pointwise {
+			for i := lo; i < hi; i++ {
+				sgemm(false, true, g.cout, g.kdim, g.ohw, 1, dy[i*outLen:], g.ohw, x[i*inLen:], g.ohw, beta(), acc, g.kdim)
+			}
+			return
 		}
-		src := dy[n0*outLen:]
-		if m > 1 {
-			src = grow(&ws.tmp, g.cout*ld)
-			gatherRows(g, dy, n0, m, src)
+		chunk := g.colChunk(hi - lo)
+		for n0 := lo; n0 < hi; n0 += chunk {
+			m := min(chunk, hi-n0)
+			ld := m * g.ohw
+			col := ws.buf(&ws.col, wk, g.kdim*ld)
+			for i := 0; i < m; i++ {
+				g.im2col(x[(n0+i)*inLen:], col, ld, i*g.ohw, 0, g.oh)
+			}
+			src := dy[n0*outLen:]
+			if m > 1 {
+				src = ws.buf(&ws.tmp, wk, g.cout*ld)
+				gatherRows(g, dy, n0, m, src)
+			}
+			sgemm(false, true, g.cout, g.kdim, ld, 1, src, ld, col, ld, beta(), acc, g.kdim)
 		}
-		beta := float32(1)
-		if n0 == 0 {
-			beta = 0
-		}
-		sgemm(false, true, g.cout, g.kdim, ld, 1, src, ld, col, ld, beta, dw, g.kdim)
+	})
+	if nw > 1 {
+		parallelFor(len(dw), func(lo, hi int) {
+			for wk := 1; wk < nw; wk++ {
+				p := ws.dw[wk][lo:hi]
+				d := dw[lo:hi]
+				for i, v := range p {
+					d[i] += v
+				}
+			}
+		})
 	}
 }

@@ -80,29 +80,7 @@ func (b *builder) maxPool(x *G.Node, k, s, p int) (*G.Node, error) {
 		x := in[0]
 		parallelFor(n*c, func(lo, hi int) {
 			for pl := lo; pl < hi; pl++ {
-				src := x[pl*h*w : (pl+1)*h*w]
-				for yo := 0; yo < g.oh; yo++ {
-					for xo := 0; xo < g.ow; xo++ {
-						best, bi := float32(math.Inf(-1)), int32(-1)
-						for ki := 0; ki < k; ki++ {
-							iy := yo*s - p + ki
-							if iy < 0 || iy >= h {
-								continue
-							}
-							for kj := 0; kj < k; kj++ {
-								ix := xo*s - p + kj
-								if ix < 0 || ix >= w {
-									continue
-								}
-								if v := src[iy*w+ix]; v > best || bi < 0 {
-									best, bi = v, int32(iy*w+ix)
-								}
-							}
-						}
-						o := pl*g.ohw + yo*g.ow + xo
-						out[o], arg[o] = best, bi
-					}
-				}
+				maxPoolPlane(&g, x[pl*h*w:(pl+1)*h*w], out[pl*g.ohw:(pl+1)*g.ohw], arg[pl*g.ohw:(pl+1)*g.ohw])
 			}
 		})
 		return nil
@@ -288,4 +266,67 @@ func (b *builder) focalLoss(logits, labels *G.Node, f FocalLoss) (*G.Node, error
 		return G.Nodes{dn, nil}, err
 	}
 	return apply(op, logits, labels)
+}
+
+// maxPoolPlane pools one plane, recording the flat index of each maximum
+// (the first one on ties, as PyTorch does). Interior windows, which need no
+// bounds checks, take the unrolled path.
+func maxPoolPlane(g *convGeom, src, dst []float32, arg []int32) {
+	k, s, p, h, w := g.k, g.s, g.p, g.h, g.w
+	for yo := 0; yo < g.oh; yo++ {
+		iy0 := yo*s - p
+		for xo := 0; xo < g.ow; xo++ {
+			ix0 := xo*s - p
+			o := yo*g.ow + xo
+			if k == 3 && iy0 >= 0 && ix0 >= 0 && iy0+3 <= h && ix0+3 <= w {
+				r0 := src[iy0*w+ix0 : iy0*w+ix0+3]
+				r1 := src[(iy0+1)*w+ix0 : (iy0+1)*w+ix0+3]
+				r2 := src[(iy0+2)*w+ix0 : (iy0+2)*w+ix0+3]
+				best, bi := r0[0], 0
+				if r0[1] > best {
+					best, bi = r0[1], 1
+				}
+				if r0[2] > best {
+					best, bi = r0[2], 2
+				}
+				if r1[0] > best {
+					best, bi = r1[0], w
+				}
+				if r1[1] > best {
+					best, bi = r1[1], w+1
+				}
+				if r1[2] > best {
+					best, bi = r1[2], w+2
+				}
+				if r2[0] > best {
+					best, bi = r2[0], 2*w
+				}
+				if r2[1] > best {
+					best, bi = r2[1], 2*w+1
+				}
+				if r2[2] > best {
+					best, bi = r2[2], 2*w+2
+				}
+				dst[o], arg[o] = best, int32(iy0*w+ix0+bi)
+				continue
+			}
+			best, bi := float32(math.Inf(-1)), int32(-1)
+			for ki := 0; ki < k; ki++ {
+				iy := iy0 + ki
+				if iy < 0 || iy >= h {
+					continue
+				}
+				for kj := 0; kj < k; kj++ {
+					ix := ix0 + kj
+					if ix < 0 || ix >= w {
+						continue
+					}
+					if v := src[iy*w+ix]; v > best || bi < 0 {
+						best, bi = v, int32(iy*w+ix)
+					}
+				}
+			}
+			dst[o], arg[o] = best, bi
+		}
+	}
 }

@@ -70,6 +70,11 @@ func TestConvKernels(t *testing.T) {
 		{"1x1 s1 pointwise", 3, 8, 5, 5, 6, 1, 1, 0},
 		{"1x1 s2 downsample", 2, 8, 7, 7, 5, 1, 2, 0},
 		{"3x3 tiny plane", 5, 16, 2, 2, 8, 3, 1, 1},
+		{"single image, row split", 1, 4, 20, 20, 6, 3, 1, 1},
+		{"single image, stem row split", 1, 3, 30, 30, 5, 7, 2, 3},
+		{"single image, channel split", 1, 8, 5, 5, 6, 3, 1, 1},
+		{"single image, pointwise rows", 1, 8, 16, 16, 4, 1, 1, 0},
+		{"single image, pointwise channels", 1, 8, 4, 4, 7, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewSource(1))

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fracd/fracd/classifier"
+)
+
+func init() { registerCommand(newBenchCmd) }
+
+func newBenchCmd(m *Main) *cobra.Command {
+	var o classifier.BenchOptions
+	var cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Time classifier inference or a training step (ms/image, peak RSS)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("bench: profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("bench: profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
+			r, err := classifier.Bench(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			mode := "inference"
+			if r.Train {
+				mode = "train-step"
+			}
+			fmt.Fprintf(m.Stdout, "gorgonia %s %s batch=%d size=%d threads=%d: median %.1f ms/batch, %.2f ms/image, peak RSS %.0f MiB (runs:",
+				r.Arch, mode, r.Batch, r.Size, r.BLASThreads, float64(r.Median.Microseconds())/1000, r.MsPerImage, r.PeakRSSMiB)
+			for _, t := range r.Times {
+				fmt.Fprintf(m.Stdout, " %.1f", float64(t.Microseconds())/1000)
+			}
+			fmt.Fprintln(m.Stdout, ")")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Arch, "arch", "resnet18", "resnet18/34/50/101/152 or basic[a,b,c,d]/bottleneck[a,b,c,d]")
+	f.IntVar(&o.Batch, "batch", 1, "images per batch")
+	f.IntVar(&o.Size, "size", 224, "image side in pixels")
+	f.BoolVar(&o.Train, "train", false, "time a training step (forward, backward, SGD) instead of inference")
+	f.IntVar(&o.Iters, "iters", 5, "timed repetitions after one warm-up")
+	f.IntVar(&o.Threads, "threads", 0, "OpenBLAS threads (0: OPENBLAS_NUM_THREADS or all cores)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
+	return cmd
+}
