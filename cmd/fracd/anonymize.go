@@ -67,6 +67,12 @@ is 1 if any file failed.`,
 					}
 					if d.Type().IsRegular() {
 						inputs = append(inputs, p)
+					} else if d.Type()&fs.ModeSymlink != 0 {
+						// A linked file is an input; linked folders are not
+						// followed (no cycles).
+						if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+							inputs = append(inputs, p)
+						}
 					}
 					return nil
 				})
