@@ -20,6 +20,8 @@ import (
 	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 // Job is one claimed file in spool/work.
@@ -229,6 +231,11 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	stage("preprocess", t0)
 
 	t0 = time.Now()
+	// Read before the profile removes it; only its pseudonym is kept.
+	sourceUID := ""
+	if orig := sourceInstanceUID(f.Dataset); orig != "" {
+		sourceUID = p.anon.MapUID(orig)
+	}
 	res, err := p.anon.Apply(&f.Dataset)
 	if err != nil {
 		if errors.Is(err, anonymize.ErrBurnedIn) {
@@ -243,6 +250,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	instance := store.Instance{
 		SHA256: job.SHA256, StudyUID: out.StudyUID, SeriesUID: out.SeriesUID, SOPInstanceUID: out.SOPInstanceUID,
 		Modality: out.Modality, BodyPart: out.BodyPart, TransferSyntax: f.TransferSyntaxUID, ReceivedAt: job.ReceivedAt,
+		SourceSOPInstanceUID: sourceUID,
 	}
 	// The same instance sent again (perhaps re-encoded) is a duplicate: it
 	// is recorded, never counted twice, and not archived again.
@@ -477,4 +485,28 @@ func syncDir(dir string) error {
 		return fmt.Errorf("pipeline: sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// sourceInstanceUID returns the first Referenced SOP Instance UID of Source
+// Image Sequence, or "". A lossy re-encoding names its original there.
+func sourceInstanceUID(ds dicom.Dataset) string {
+	seq, err := ds.FindElementByTag(tag.SourceImageSequence)
+	if err != nil {
+		return ""
+	}
+	items, ok := seq.Value.GetValue().([]*dicom.SequenceItemValue)
+	if !ok || len(items) == 0 {
+		return ""
+	}
+	for _, e := range items[0].GetValue().([]*dicom.Element) {
+		if e.Tag == tag.ReferencedSOPInstanceUID {
+			if v, ok := e.Value.GetValue().([]string); ok && len(v) > 0 {
+				uid := strings.TrimRight(v[0], "\x00 ")
+				if uidPattern.MatchString(uid) {
+					return uid
+				}
+			}
+		}
+	}
+	return ""
 }

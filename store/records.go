@@ -31,6 +31,9 @@ type Instance struct {
 	TransferSyntax string    `json:"transfer_syntax,omitempty"`
 	ArchivePath    string    `json:"archive_path,omitempty"`
 	DuplicateOf    string    `json:"duplicate_of,omitempty"`
+	// SourceSOPInstanceUID is the (de-identified) instance this one was
+	// derived from, e.g. by lossy compression.
+	SourceSOPInstanceUID string `json:"source_sop_instance_uid,omitempty"`
 	ReceivedAt     time.Time `json:"received_at"`
 	CompletedAt    time.Time `json:"completed_at"`
 }
@@ -112,13 +115,13 @@ func (tx *Tx) DoneInstanceBySOP(ctx context.Context, sopUID string) (Instance, e
 }
 
 const instanceSelect = `SELECT sha256, state, reason, study_uid, series_uid, sop_instance_uid, modality, body_part,
-	transfer_syntax, archive_path, coalesce(duplicate_of, ''), received_at, completed_at FROM instances`
+	transfer_syntax, archive_path, coalesce(duplicate_of, ''), source_sop_instance_uid, received_at, completed_at FROM instances`
 
 func scanInstance(row *sql.Row) (Instance, error) {
 	var in Instance
 	var recv, done string
 	err := row.Scan(&in.SHA256, &in.State, &in.Reason, &in.StudyUID, &in.SeriesUID, &in.SOPInstanceUID,
-		&in.Modality, &in.BodyPart, &in.TransferSyntax, &in.ArchivePath, &in.DuplicateOf, &recv, &done)
+		&in.Modality, &in.BodyPart, &in.TransferSyntax, &in.ArchivePath, &in.DuplicateOf, &in.SourceSOPInstanceUID, &recv, &done)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
 	}
@@ -143,10 +146,10 @@ func (tx *Tx) InsertInstance(ctx context.Context, in Instance) error {
 		in.ReceivedAt = in.CompletedAt
 	}
 	_, err := tx.tx.ExecContext(ctx, `INSERT INTO instances(sha256, state, reason, study_uid, series_uid,
-		sop_instance_uid, modality, body_part, transfer_syntax, archive_path, duplicate_of, received_at, completed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sop_instance_uid, modality, body_part, transfer_syntax, archive_path, duplicate_of, source_sop_instance_uid, received_at, completed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		in.SHA256, in.State, in.Reason, in.StudyUID, in.SeriesUID, in.SOPInstanceUID, in.Modality, in.BodyPart,
-		in.TransferSyntax, in.ArchivePath, nullIfEmpty(in.DuplicateOf), fmtTime(in.ReceivedAt), fmtTime(in.CompletedAt))
+		in.TransferSyntax, in.ArchivePath, nullIfEmpty(in.DuplicateOf), in.SourceSOPInstanceUID, fmtTime(in.ReceivedAt), fmtTime(in.CompletedAt))
 	if err != nil {
 		return fmt.Errorf("store: insert instance %s: %w", in.SHA256, err)
 	}

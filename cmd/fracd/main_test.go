@@ -289,3 +289,50 @@ func TestVersionNeedsNoConfig(t *testing.T) {
 		t.Fatalf("version = %q, %v", out, err)
 	}
 }
+
+func TestLabelsEndToEnd(t *testing.T) {
+	db := seedDB(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("paths:\n  db: %s\nanonymize:\n  secret_file: %s\n", db, filepath.Join(dir, "secret.key"))), 0o600)
+	if _, _, err := runFracd(t, "-c", cfg, "label", "add", "2.25.101", "--deidentified", "--fractured"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runFracd(t, "-c", cfg, "label", "add", "2.25.101", "--deidentified", "--fractured"); err == nil {
+		t.Fatal("a second label from the same source was accepted")
+	}
+	if _, _, err := runFracd(t, "-c", cfg, "label", "add", "2.25.101"); err == nil {
+		t.Fatal("label without --fractured/--not-fractured accepted")
+	}
+	csvPath := filepath.Join(dir, "labels.csv")
+	os.WriteFile(csvPath, []byte("file,sop_instance_uid,fractured\na,2.25.100,1\nb,2.25.102,1\n"), 0o600)
+	out, _, err := runFracd(t, "-c", cfg, "label", "import", "--deidentified", csvPath)
+	if err != nil || !strings.Contains(out, "imported 2") {
+		t.Fatalf("import: %q %v", out, err)
+	}
+	os.WriteFile(csvPath, []byte("sop_instance_uid,fractured\n2.25.100,maybe\n"), 0o600)
+	if _, _, err := runFracd(t, "-c", cfg, "label", "import", "--deidentified", "--source", "x", csvPath); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("bad csv: %v", err)
+	}
+	out, _, err = runFracd(t, "-c", cfg, "label", "list", "--format", "json")
+	var ls []store.Label
+	if err != nil || json.Unmarshal([]byte(out), &ls) != nil || len(ls) != 3 {
+		t.Fatalf("label list: %q %v", out, err)
+	}
+	ro, err := store.OpenReadOnly(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var n, agree int
+	ro.SQL().QueryRow(`SELECT count(*), sum(flagged = label) FROM labelled_results`).Scan(&n, &agree)
+	if n != 3 || agree != 2 {
+		t.Fatalf("labelled_results: %d rows, %d agree; want 3 and 2", n, agree)
+	}
+	if es, _ := ro.ListAudit(context.Background(), store.AuditFilter{Action: store.ActionLabelAdded}); len(es) != 3 {
+		t.Fatalf("%d label.added audit rows; want 3", len(es))
+	}
+	if _, err := ro.VerifyAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

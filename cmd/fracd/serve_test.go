@@ -448,7 +448,24 @@ func TestServeXrayCorpus(t *testing.T) {
 	}
 	p.stop(t)
 
-	out, _, err := runFracd(t, "--db", s.db, "audit", "verify")
+	// The hospital's label export names instances by their ORIGINAL UIDs;
+	// import maps them with the site secret onto the stored ones.
+	out, _, err := runFracd(t, "--config", s.config, "label", "import", filepath.Join(dir, "labels.csv"))
+	if err != nil || !strings.Contains(out, "imported 24 labels") {
+		t.Fatalf("label import: %q, %v", out, err)
+	}
+	db, err = store.OpenReadOnly(context.Background(), s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined, positives int
+	db.SQL().QueryRow(`SELECT count(*), coalesce(sum(label), 0) FROM labelled_results`).Scan(&joined, &positives)
+	db.Close()
+	if joined != 24 || positives != 12 {
+		t.Fatalf("labelled_results: %d rows, %d fractured; want 24 and 12", joined, positives)
+	}
+
+	out, _, err = runFracd(t, "--db", s.db, "audit", "verify")
 	if err != nil {
 		t.Fatalf("audit verify: %v", err)
 	}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerCommand(newLabelCmd) }
+
+func newLabelCmd(m *Main) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "label",
+		Short: "Attach ground-truth labels to instances (for measuring and retraining models)",
+	}
+	cmd.AddCommand(newLabelAddCmd(m), newLabelImportCmd(m), newLabelListCmd(m))
+	return cmd
+}
+
+// deidentifiedUID maps a UID as the hospital knows it to the one fracd
+// stores. With retain_uids the UIDs were kept as they are.
+func (m *Main) deidentifiedUID(uid string, alreadyDeidentified bool) (string, error) {
+	uid = strings.TrimSpace(uid)
+	if uid == "" {
+		return "", errors.New("empty SOP Instance UID")
+	}
+	if alreadyDeidentified || m.Config.Anonymize.RetainUIDs {
+		return uid, nil
+	}
+	secret, err := anonymize.LoadOrCreateSecret(m.Config.Anonymize.SecretFile)
+	if err != nil {
+		return "", err
+	}
+	return anonymize.PseudonymUID(secret, uid), nil
+}
+
+func addLabels(m *Main, cmd *cobra.Command, labels []store.Label) error {
+	db, err := store.Open(cmd.Context(), m.Config.Paths.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx := cmd.Context()
+	return db.Update(ctx, func(tx *store.Tx) error {
+		for _, l := range labels {
+			id, err := tx.AddLabel(ctx, l)
+			if err != nil {
+				return fmt.Errorf("label for %s: %w", l.SOPInstanceUID, err)
+			}
+			if _, err := tx.AppendAudit(ctx, l.Actor, store.ActionLabelAdded, l.SOPInstanceUID, map[string]any{
+				"label_id": id, "fractured": l.Fractured, "source": l.Source,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func newLabelAddCmd(m *Main) *cobra.Command {
+	var fractured, notFractured, deid bool
+	var source string
+	cmd := &cobra.Command{
+		Use:   "add SOP_INSTANCE_UID (--fractured | --not-fractured)",
+		Short: "Label one instance, named by its original SOP Instance UID (mapped with the site secret)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if fractured == notFractured {
+				return errors.New("give exactly one of --fractured or --not-fractured")
+			}
+			uid, err := m.deidentifiedUID(args[0], deid)
+			if err != nil {
+				return err
+			}
+			if err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "labelled %s fractured=%v\n", uid, fractured)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&fractured, "fractured", false, "the instance shows a fracture")
+	cmd.Flags().BoolVar(&notFractured, "not-fractured", false, "the instance shows no fracture")
+	cmd.Flags().BoolVar(&deid, "deidentified", false, "the UID given is already the de-identified one")
+	cmd.Flags().StringVar(&source, "source", "manual", "where the label comes from (one label per source and instance)")
+	return cmd
+}
+
+func newLabelImportCmd(m *Main) *cobra.Command {
+	var deid bool
+	var source string
+	cmd := &cobra.Command{
+		Use:   "import LABELS.csv",
+		Short: "Import labels from a CSV with columns sop_instance_uid and fractured (0/1), as a hospital exports them",
+		Long: `Reads a CSV whose header names at least sop_instance_uid and fractured (0 or 1);
+other columns are ignored. UIDs are the original ones and are mapped to the
+de-identified ones with the site secret, so the export never needs to reach
+fracd's database. All rows are added in one transaction, or none.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r := csv.NewReader(f)
+			header, err := r.Read()
+			if err != nil {
+				return fmt.Errorf("label import: read header: %w", err)
+			}
+			col := map[string]int{}
+			for i, h := range header {
+				col[strings.TrimSpace(strings.ToLower(h))] = i
+			}
+			uidCol, ok1 := col["sop_instance_uid"]
+			labCol, ok2 := col["fractured"]
+			if !ok1 || !ok2 {
+				return errors.New("label import: the header needs sop_instance_uid and fractured columns")
+			}
+			var labels []store.Label
+			for line := 2; ; line++ {
+				rec, err := r.Read()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("label import: line %d: %w", line, err)
+				}
+				v, err := strconv.Atoi(strings.TrimSpace(rec[labCol]))
+				if err != nil || (v != 0 && v != 1) {
+					return fmt.Errorf("label import: line %d: fractured must be 0 or 1", line)
+				}
+				uid, err := m.deidentifiedUID(rec[uidCol], deid)
+				if err != nil {
+					return fmt.Errorf("label import: line %d: %w", line, err)
+				}
+				labels = append(labels, store.Label{SOPInstanceUID: uid, Fractured: v == 1, Source: source, Actor: actor()})
+			}
+			if err := addLabels(m, cmd, labels); err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "imported %d labels\n", len(labels))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&deid, "deidentified", false, "the UIDs are already the de-identified ones")
+	cmd.Flags().StringVar(&source, "source", "import", "where the labels come from")
+	return cmd
+}
+
+func newLabelListCmd(m *Main) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List labels (read-only)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			ls, err := db.Labels(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if ls == nil {
+				ls = []store.Label{}
+			}
+			t := table{header: []string{"id", "sop_instance_uid", "fractured", "source", "actor", "created_at"}, records: ls}
+			for _, l := range ls {
+				t.rows = append(t.rows, []string{strconv.FormatInt(l.ID, 10), l.SOPInstanceUID, strconv.FormatBool(l.Fractured), l.Source, l.Actor, fmtTS(l.CreatedAt)})
+			}
+			return t.write(m.Stdout, format)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	return cmd
+}
