@@ -20,22 +20,22 @@ const (
 // Instance is one received file, by content hash. It holds de-identified
 // values only.
 type Instance struct {
-	SHA256         string    `json:"sha256"`
-	State          string    `json:"state"`
-	Reason         string    `json:"reason,omitempty"`
-	StudyUID       string    `json:"study_uid,omitempty"`
-	SeriesUID      string    `json:"series_uid,omitempty"`
-	SOPInstanceUID string    `json:"sop_instance_uid,omitempty"`
-	Modality       string    `json:"modality,omitempty"`
-	BodyPart       string    `json:"body_part,omitempty"`
-	TransferSyntax string    `json:"transfer_syntax,omitempty"`
-	ArchivePath    string    `json:"archive_path,omitempty"`
-	DuplicateOf    string    `json:"duplicate_of,omitempty"`
+	SHA256         string `json:"sha256"`
+	State          string `json:"state"`
+	Reason         string `json:"reason,omitempty"`
+	StudyUID       string `json:"study_uid,omitempty"`
+	SeriesUID      string `json:"series_uid,omitempty"`
+	SOPInstanceUID string `json:"sop_instance_uid,omitempty"`
+	Modality       string `json:"modality,omitempty"`
+	BodyPart       string `json:"body_part,omitempty"`
+	TransferSyntax string `json:"transfer_syntax,omitempty"`
+	ArchivePath    string `json:"archive_path,omitempty"`
+	DuplicateOf    string `json:"duplicate_of,omitempty"`
 	// SourceSOPInstanceUID is the (de-identified) instance this one was
 	// derived from, e.g. by lossy compression.
-	SourceSOPInstanceUID string `json:"source_sop_instance_uid,omitempty"`
-	ReceivedAt     time.Time `json:"received_at"`
-	CompletedAt    time.Time `json:"completed_at"`
+	SourceSOPInstanceUID string    `json:"source_sop_instance_uid,omitempty"`
+	ReceivedAt           time.Time `json:"received_at"`
+	CompletedAt          time.Time `json:"completed_at"`
 }
 
 // Prediction is one classifier result.
