@@ -6,6 +6,15 @@
 // Every step is written from the documented behaviour of those libraries
 // (their integer/fixed-point and float32 arithmetic is mirrored on purpose),
 // so that a model trained on the Python pipeline sees exactly the same plane.
+// Gray, CLAHE, Thumbnail and Pad are the single steps; Plane/PlaneInto run
+// the whole chain (fusing CLAHE into the box reduction of large images) and
+// ToTensor makes the model input. Everything is safe for concurrent use;
+// scratch buffers are pooled (Pipeline) and large steps are split across
+// CPUs.
+//
+// Checks: the golden tests compare every step with OpenCV/Pillow output
+// (../shared/golden/preprocess and testdata/golden); BenchmarkPlane and
+// testdata/compare.sh time the chain against OpenCV+Pillow.
 package preprocess
 
 import (
