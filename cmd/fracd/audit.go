@@ -24,8 +24,8 @@ func newAuditCmd(m *Main) *cobra.Command {
 
 func newAuditListCmd(m *Main) *cobra.Command {
 	var (
-		since, until, action, subject, format string
-		limit                                 int
+		action, subject string
+		q               queryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -34,17 +34,10 @@ func newAuditListCmd(m *Main) *cobra.Command {
   fracd audit list --format json --limit 100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := store.AuditFilter{Action: action, Subject: subject, Limit: limit}
+			f := store.AuditFilter{Action: action, Subject: subject, Limit: q.limit}
 			var err error
-			now := time.Now()
-			if f.Since, err = parseTimeFlag("since", since, now); err != nil {
+			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
 				return err
-			}
-			if f.Until, err = parseTimeFlag("until", until, now); err != nil {
-				return err
-			}
-			if limit < 0 {
-				return fmt.Errorf("--limit: must be >= 0")
 			}
 			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
 			if err != nil {
@@ -63,15 +56,12 @@ func newAuditListCmd(m *Main) *cobra.Command {
 				t.rows = append(t.rows, []string{strconv.FormatInt(e.ID, 10), e.TS.UTC().Format(time.RFC3339Nano), e.Actor,
 					e.Action, e.Subject, string(e.Detail), e.Hash})
 			}
-			return t.write(m.Stdout, format)
+			return t.write(m.Stdout, q.format)
 		},
 	}
-	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
-	cmd.Flags().StringVar(&until, "until", "", "before this time (same forms as --since)")
 	cmd.Flags().StringVar(&action, "action", "", "only this action, or a prefix ending in '.' (instance.)")
 	cmd.Flags().StringVar(&subject, "subject", "", "only rows about this subject (content hash, UID, model id)")
-	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many rows (0: all)")
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	q.register(cmd)
 	return cmd
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // table is what query commands print: a header, rows of strings for table
@@ -67,3 +69,28 @@ func parseTimeFlag(name, s string, now time.Time) (time.Time, error) {
 }
 
 func fmtTS(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// queryFlags are the flags every query command shares.
+type queryFlags struct {
+	since, until, format string
+	limit                int
+}
+
+func (q *queryFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&q.since, "since", "", "from this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
+	cmd.Flags().StringVar(&q.until, "until", "", "before this time (same forms as --since)")
+	cmd.Flags().IntVar(&q.limit, "limit", 0, "at most this many rows (0: all)")
+	cmd.Flags().StringVar(&q.format, "format", "table", "table, csv or json")
+}
+
+// window validates the flags and resolves --since/--until.
+func (q *queryFlags) window(now time.Time) (since, until time.Time, err error) {
+	if q.limit < 0 {
+		return since, until, fmt.Errorf("--limit: must be >= 0")
+	}
+	if since, err = parseTimeFlag("since", q.since, now); err != nil {
+		return since, until, err
+	}
+	until, err = parseTimeFlag("until", q.until, now)
+	return since, until, err
+}

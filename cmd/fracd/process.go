@@ -30,12 +30,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 				return err
 			}
 			defer db.Close()
-			anon, err := anonymizerFromConfig(c.Anonymize)
-			if err != nil {
-				return err
-			}
-			p, err := pipeline.New(pipeline.Config{Spool: c.Paths.Spool, Archive: c.Paths.Archive,
-				MaxPixelBytes: c.DICOM.MaxPixelBytes, ThresholdOverride: c.Model.Threshold}, db, anon, m.Logger, nil)
+			p, err := m.newPipeline(db, nil)
 			if err != nil {
 				return err
 			}

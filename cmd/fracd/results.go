@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -13,10 +12,9 @@ func init() { registerCommand(newResultsCmd) }
 
 func newResultsCmd(m *Main) *cobra.Command {
 	var (
-		flagged           bool
-		since, until, mdl string
-		limit             int
-		format            string
+		flagged bool
+		mdl     string
+		q       queryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "results",
@@ -25,17 +23,10 @@ func newResultsCmd(m *Main) *cobra.Command {
   fracd results --model resnet34-2026-11 --format csv > results.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := store.ResultFilter{FlaggedOnly: flagged, ModelID: mdl, Limit: limit}
+			f := store.ResultFilter{FlaggedOnly: flagged, ModelID: mdl, Limit: q.limit}
 			var err error
-			now := time.Now()
-			if f.Since, err = parseTimeFlag("since", since, now); err != nil {
+			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
 				return err
-			}
-			if f.Until, err = parseTimeFlag("until", until, now); err != nil {
-				return err
-			}
-			if limit < 0 {
-				return fmt.Errorf("--limit: must be >= 0")
 			}
 			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
 			if err != nil {
@@ -58,14 +49,11 @@ func newResultsCmd(m *Main) *cobra.Command {
 					strconv.FormatFloat(r.Probability, 'f', 4, 64), strconv.FormatFloat(r.Threshold, 'f', 4, 64),
 					strconv.FormatBool(r.Flagged), r.ModelID, r.ModelSHA256, r.PreprocessVersion, r.InstanceSHA256})
 			}
-			return t.write(m.Stdout, format)
+			return t.write(m.Stdout, q.format)
 		},
 	}
 	cmd.Flags().BoolVar(&flagged, "flagged", false, "only results at or above the threshold")
-	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
-	cmd.Flags().StringVar(&until, "until", "", "before this time (same forms as --since)")
 	cmd.Flags().StringVar(&mdl, "model", "", "only results of this model id")
-	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many rows (0: all)")
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	q.register(cmd)
 	return cmd
 }

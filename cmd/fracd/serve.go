@@ -79,17 +79,10 @@ func (m *Main) serve(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	anon, err := anonymizerFromConfig(c.Anonymize)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := pipeline.NewMetrics(reg)
-	p, err := pipeline.New(pipeline.Config{
-		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
-		ThresholdOverride: c.Model.Threshold,
-	}, db, anon, log, metrics)
+	p, err := m.newPipeline(db, metrics)
 	if err != nil {
 		return err
 	}
@@ -160,6 +153,20 @@ func (m *Main) serve(ctx context.Context) error {
 	srv.Shutdown(shutdownCtx)
 	log.Info("fracd stopped")
 	return err
+}
+
+// newPipeline builds the pipeline from the config: the site's anonymizer
+// (its secret is created on first use) and the spool, archive and limits.
+func (m *Main) newPipeline(db *store.DB, metrics *pipeline.Metrics) (*pipeline.Pipeline, error) {
+	c := m.Config
+	anon, err := anonymizerFromConfig(c.Anonymize)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.New(pipeline.Config{
+		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
+		ThresholdOverride: c.Model.Threshold,
+	}, db, anon, m.Logger, metrics)
 }
 
 // diskOK applies the free-space watermark to the spool's filesystem.
