@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -314,6 +315,81 @@ func TestPipelineTensor(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("index %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestPlaneMatchesSteps checks on random sizes and content (degenerate ones
+// included) that the fused chain equals composing the single steps, and that
+// nothing panics.
+func TestPlaneMatchesSteps(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	sizes := [][2]int{{1, 1}, {1, 2}, {2, 1}, {1, 5000}, {5000, 1}, {7, 9}, {449, 3}, {3, 449}, {2000, 2000}}
+	for i := 0; i < 40; i++ {
+		switch i % 4 {
+		case 0:
+			sizes = append(sizes, [2]int{1 + r.IntN(64), 1 + r.IntN(64)})
+		case 1:
+			sizes = append(sizes, [2]int{1 + r.IntN(1200), 1 + r.IntN(1200)})
+		case 2:
+			sizes = append(sizes, [2]int{1 + r.IntN(4000), 1 + r.IntN(40)})
+		default:
+			sizes = append(sizes, [2]int{1 + r.IntN(40), 1 + r.IntN(4000)})
+		}
+	}
+	for _, sz := range sizes {
+		var img image.Image
+		if r.IntN(3) == 0 {
+			c := image.NewRGBA(image.Rect(0, 0, sz[0], sz[1]))
+			for i := range c.Pix {
+				c.Pix[i] = uint8(r.IntN(256))
+			}
+			img = c
+		} else {
+			g := newGray(sz[0], sz[1])
+			for i := range g.Pix {
+				g.Pix[i] = uint8(128 + 100*math.Sin(float64(i%sz[0])/9)*math.Cos(float64(i/sz[0])/13) + float64(r.IntN(20)))
+			}
+			img = g
+		}
+		want := Pad(Thumbnail(CLAHE(Gray(img), ClipLimit, TilesX, TilesY), Size), Size)
+		got, err := Plane(img)
+		if err != nil {
+			t.Fatalf("%dx%d: %v", sz[0], sz[1], err)
+		}
+		if n, _, m := diffGray(got, want); n != 0 {
+			t.Errorf("%dx%d: fused chain differs from the steps on %d pixels (max %d)", sz[0], sz[1], n, m)
+		}
+	}
+}
+
+// TestPlaneAnyGOMAXPROCS checks that splitting the work differently never
+// changes the result.
+func TestPlaneAnyGOMAXPROCS(t *testing.T) {
+	in := []image.Image{
+		readPNG(t, filepath.Join("testdata", "golden", "gray_1001x121", "input.png")),
+		readPNG(t, filepath.Join("testdata", "golden", "rgb_224x400", "input.png")),
+		upscale(readGrayPNG(t, filepath.Join("testdata", "golden", "gray_3000x9", "input.png")), 1500, 1300),
+	}
+	var want []*image.Gray
+	for _, img := range in {
+		p, err := Plane(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 3, 5} {
+		runtime.GOMAXPROCS(procs)
+		for i, img := range in {
+			p, err := Plane(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _, _ := diffGray(p, want[i]); n != 0 {
+				t.Errorf("GOMAXPROCS=%d input %d: %d pixels differ", procs, i, n)
+			}
 		}
 	}
 }
