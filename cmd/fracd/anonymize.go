@@ -32,7 +32,19 @@ func anonymizerFromConfig(c AnonymizeConfig) (*anonymize.Anonymizer, error) {
 		CleanDescriptors:                c.CleanDescriptors,
 		AllowBurnedIn:                   c.AllowBurnedIn,
 		AllowUndeclaredBurnedIn:         !c.RejectRiskySOPClasses,
+		BurnedInSOPClasses:              nilIfEmpty(c.BurnedInSOPClasses),
+		CleanVocabulary:                 c.CleanVocabulary,
+		RetainSafePrivate:               c.RetainSafePrivate,
+		SafePrivate:                     c.SafePrivate,
 	}, secret)
+}
+
+// nilIfEmpty keeps anonymize's default list when the config gives none.
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func newAnonymizeCmd(m *Main) *cobra.Command {
@@ -110,6 +122,11 @@ is 1 if any file failed.`,
 func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int64) (string, error) {
 	data, err := os.ReadFile(in)
 	if err != nil {
+		// The path may carry a patient's name: keep only the reason.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return "", fmt.Errorf("read input: %w", err)
 	}
 	sum := sha256.Sum256(data)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fracd/fracd/anonymize"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 )
@@ -54,6 +55,13 @@ type AnonymizeConfig struct {
 	CleanDescriptors             bool   `mapstructure:"clean_descriptors" json:"clean_descriptors"`
 	AllowBurnedIn                bool   `mapstructure:"allow_burned_in_annotation" json:"allow_burned_in_annotation"`
 	RejectRiskySOPClasses        bool   `mapstructure:"reject_risky_sop_classes" json:"reject_risky_sop_classes"`
+	// BurnedInSOPClasses overrides the SOP classes treated as risky; empty
+	// means the built-in list (Secondary Capture, Ultrasound, ...).
+	BurnedInSOPClasses []string `mapstructure:"burned_in_sop_classes" json:"burned_in_sop_classes"`
+	// CleanVocabulary adds words that Clean Descriptors accepts.
+	CleanVocabulary   []string                `mapstructure:"clean_vocabulary" json:"clean_vocabulary"`
+	RetainSafePrivate bool                    `mapstructure:"retain_safe_private" json:"retain_safe_private"`
+	SafePrivate       []anonymize.PrivateAttr `mapstructure:"safe_private" json:"safe_private"`
 }
 
 type ModelConfig struct {
@@ -90,6 +98,9 @@ func defaultConfig() Config {
 		Anonymize: AnonymizeConfig{
 			SecretFile:            "data/secret.key",
 			RejectRiskySOPClasses: true,
+			BurnedInSOPClasses:    []string{},
+			CleanVocabulary:       []string{},
+			SafePrivate:           []anonymize.PrivateAttr{},
 		},
 		Log:  LogConfig{Level: "info", Format: "text"},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:9464"},

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/store"
 )
 
@@ -206,13 +208,13 @@ func TestConfig(t *testing.T) {
 		check   func(Config) error
 	}{
 		{name: "defaults without a file", args: []string{"-c", ""}, check: func(c Config) error {
-			if c != defaultConfig() {
+			if !reflect.DeepEqual(c, defaultConfig()) {
 				return fmt.Errorf("got %+v", c)
 			}
 			return nil
 		}},
 		{name: "repository config.yaml equals the defaults", args: []string{"-c", "../../config.yaml"}, check: func(c Config) error {
-			if c != defaultConfig() {
+			if !reflect.DeepEqual(c, defaultConfig()) {
 				return fmt.Errorf("config.yaml drifted from defaultConfig: %+v", c)
 			}
 			return nil
@@ -240,6 +242,12 @@ func TestConfig(t *testing.T) {
 		{name: "invalid value names key", args: []string{"-c", write("e.yaml", "workers: -2\nlog:\n  format: xml\n")}, wantErr: "workers: must be >= 0"},
 		{name: "invalid enum names key", args: []string{"-c", write("f.yaml", "log:\n  format: xml\n")}, wantErr: "log.format"},
 		{name: "missing explicit file", args: []string{"-c", filepath.Join(dir, "absent.yaml")}, wantErr: "absent.yaml"},
+		{name: "safe private list", args: []string{"-c", write("h.yaml", "anonymize:\n  retain_safe_private: true\n  safe_private:\n    - {creator: ACME 1.0, group: 0x0011, element: 0x10}\n  clean_vocabulary: [wrist, scaphoid]\n")}, check: func(c Config) error {
+			if len(c.Anonymize.SafePrivate) != 1 || c.Anonymize.SafePrivate[0] != (anonymize.PrivateAttr{Creator: "ACME 1.0", Group: 0x11, Element: 0x10}) || len(c.Anonymize.CleanVocabulary) != 2 {
+				return fmt.Errorf("got %+v", c.Anonymize)
+			}
+			return nil
+		}},
 		{name: "not yaml", args: []string{"-c", write("g.yaml", "workers: [\n")}, wantErr: "g.yaml"},
 	}
 	for _, tc := range cases {
