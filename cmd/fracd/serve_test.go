@@ -493,7 +493,7 @@ func TestServeRejectsBadInputAndKeepsGoing(t *testing.T) {
 		{"notes.dcm", []byte("Patient Fakename^Testpatient called about results\n"), "not_dicom"},
 		{"empty.dcm", nil, "not_dicom"},
 		{"truncated.dcm", goodBytes[:len(goodBytes)/2], "truncated"},
-		{"sr.dcm", mk(testdicom.Spec{Seed: 22, NoPixelData: true}), "no_pixel_data"},
+		{"sr.dcm", mk(testdicom.Spec{Seed: 22, NoPixelData: true, SOPClassUID: "1.2.840.10008.5.1.4.1.1.88.11"}), "no_pixel_data"}, // Basic Text SR
 		{"htj2k.dcm", mk(testdicom.Spec{Seed: 23, TransferSyntax: "1.2.840.10008.1.2.4.201"}), "unsupported_transfer_syntax"},
 		{"huge.dcm", mk(testdicom.Spec{Seed: 24, DeclaredRows: 65535, DeclaredCols: 65535}), "too_large"},
 		{"good1.dcm", goodBytes, ""},
@@ -748,4 +748,41 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+func TestProcessCommand(t *testing.T) {
+	s := newSite(t, tinyModelFile(t), 1)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "Fakename_Testpatient.dcm")
+	b, _ := testdicom.Spec{Seed: 41}.Bytes()
+	os.WriteFile(good, b, 0o644)
+	bad := filepath.Join(dir, "notes.txt")
+	os.WriteFile(bad, []byte("not an image"), 0o644)
+
+	out, _, err := runFracd(t, "--config", s.config, "process", "--format", "json", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []map[string]any
+	if err := json.Unmarshal([]byte(out), &outs); err != nil || len(outs) != 1 || outs[0]["state"] != "done" {
+		t.Fatalf("process output %q, %v", out, err)
+	}
+	if _, err := os.Stat(good); err != nil {
+		t.Fatalf("process removed the original: %v", err)
+	}
+	// The same file again is a duplicate; a bad one is rejected with exit 1.
+	out, _, err = runFracd(t, "--config", s.config, "process", "--format", "json", good, bad)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d (%v); want 1 for a rejected file", exitCode(err), err)
+	}
+	json.Unmarshal([]byte(out), &outs)
+	if len(outs) != 2 || outs[0]["state"] != "duplicate" || outs[1]["state"] != "rejected" || !strings.HasPrefix(outs[1]["reason"].(string), "not_dicom") {
+		t.Fatalf("outcomes %v", outs)
+	}
+	if n := countFiles(t, s.archive, ".dcm"); n != 1 {
+		t.Fatalf("%d archive files; want 1", n)
+	}
+	if _, _, err := runFracd(t, "--db", s.db, "audit", "verify"); err != nil {
+		t.Fatal(err)
+	}
 }

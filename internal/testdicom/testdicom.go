@@ -29,6 +29,8 @@ type Spec struct {
 	BurnedIn string
 	// NoPixelData leaves Pixel Data out.
 	NoPixelData bool
+	// SOPClassUID overrides Digital X-Ray Image Storage (e.g. an SR class).
+	SOPClassUID string
 	// TransferSyntax overrides Explicit VR Little Endian (the pixel data is
 	// still native; use it to make an unsupported syntax).
 	TransferSyntax string
@@ -123,7 +125,10 @@ func (s Spec) Bytes() ([]byte, error) {
 	if s.DeclaredCols > 0 {
 		cols = s.DeclaredCols
 	}
-	const dxSOPClass = "1.2.840.10008.5.1.4.1.1.1.1" // Digital X-Ray Image Storage - For Presentation
+	dxSOPClass := "1.2.840.10008.5.1.4.1.1.1.1" // Digital X-Ray Image Storage - For Presentation
+	if s.SOPClassUID != "" {
+		dxSOPClass = s.SOPClassUID
+	}
 	elems := []*dicom.Element{
 		elem(tag.FileMetaInformationVersion, []byte{0, 1}),
 		elem(tag.MediaStorageSOPClassUID, []string{dxSOPClass}),
@@ -173,12 +178,12 @@ func (s Spec) Bytes() ([]byte, error) {
 	if s.TransferSyntax == "" {
 		return buf.Bytes(), nil
 	}
-	return replaceTransferSyntax(buf.Bytes(), s.TransferSyntax, s.sopUID())
+	return replaceTransferSyntax(buf.Bytes(), s.TransferSyntax, s.sopUID(), dxSOPClass)
 }
 
 // replaceTransferSyntax re-encodes the file meta group by hand with another
 // transfer syntax, since no writer will encode a syntax it cannot handle.
-func replaceTransferSyntax(file []byte, ts, sop string) ([]byte, error) {
+func replaceTransferSyntax(file []byte, ts, sop, sopClass string) ([]byte, error) {
 	if len(file) < 144 || string(file[128:132]) != "DICM" {
 		return nil, fmt.Errorf("testdicom: not a Part 10 file")
 	}
@@ -204,7 +209,7 @@ func replaceTransferSyntax(file []byte, ts, sop string) ([]byte, error) {
 		meta.Write(val)
 	}
 	put(0x0001, "OB", []byte{0, 1})
-	put(0x0002, "UI", []byte("1.2.840.10008.5.1.4.1.1.1.1"))
+	put(0x0002, "UI", []byte(sopClass))
 	put(0x0003, "UI", []byte(sop))
 	put(0x0010, "UI", []byte(ts))
 	put(0x0012, "UI", []byte("1.2.826.0.1.3680043.10.1042.99"))
