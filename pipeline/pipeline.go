@@ -71,7 +71,8 @@ type Pipeline struct {
 	model atomic.Pointer[activeModel]
 
 	mu       sync.Mutex
-	inflight map[string]bool // content hashes being processed
+	inflight map[string]bool          // content hashes being processed
+	sops     map[string]chan struct{} // de-identified SOP Instance UIDs being archived and recorded
 
 	workDir, rejectedDir string
 }
@@ -95,6 +96,7 @@ func New(cfg Config, db *store.DB, anon *anonymize.Anonymizer, log *slog.Logger,
 	p := &Pipeline{
 		cfg: cfg, db: db, anon: anon, log: log, metrics: metrics,
 		inflight:    map[string]bool{},
+		sops:        map[string]chan struct{}{},
 		workDir:     filepath.Join(cfg.Spool, "work"),
 		rejectedDir: filepath.Join(cfg.Spool, "rejected"),
 	}
@@ -201,4 +203,31 @@ func (p *Pipeline) InFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.inflight)
+}
+
+// lockSOP serialises the files of one instance (e.g. two encodings sent at
+// once): the second must see the first's row and become a duplicate, not
+// overwrite its archive file.
+func (p *Pipeline) lockSOP(ctx context.Context, uid string) (unlock func(), err error) {
+	for {
+		p.mu.Lock()
+		busy, ok := p.sops[uid]
+		if !ok {
+			done := make(chan struct{})
+			p.sops[uid] = done
+			p.mu.Unlock()
+			return func() {
+				p.mu.Lock()
+				delete(p.sops, uid)
+				p.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

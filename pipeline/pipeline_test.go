@@ -373,3 +373,55 @@ func TestNoModelLeavesFileInWork(t *testing.T) {
 		t.Fatalf("work file gone without a model: %v", err)
 	}
 }
+
+// TestConcurrentEncodingsOfOneInstance sends two encodings of the same
+// instance to two workers at once: one is done, the other a duplicate, and
+// the archive holds the first one's file.
+func TestConcurrentEncodingsOfOneInstance(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := mustBytes(t, testdicom.Spec{Seed: 51})
+	b := mustBytes(t, testdicom.Spec{Seed: 51, Monochrome1: true})
+	ja, err := e.p.Claim(ctx, e.drop(t, "a.dcm", a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := e.p.Claim(ctx, e.drop(t, "b.dcm", b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := make([]Outcome, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, j := range []Job{ja, jb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = e.p.Process(ctx, j)
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	states := map[string]int{outs[0].State: 1}
+	states[outs[1].State]++
+	if states[store.StateDone] != 1 || states[store.StateDuplicate] != 1 {
+		t.Fatalf("outcomes %s and %s; want one done, one duplicate", outs[0].State, outs[1].State)
+	}
+	done := outs[0]
+	if done.State != store.StateDone {
+		done = outs[1]
+	}
+	f, err := dicomio.ParseFile(done.ArchivePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "MONOCHROME2"
+	if done.SHA256 == jb.SHA256 {
+		want = "MONOCHROME1"
+	}
+	if f.Photometric() != want {
+		t.Fatalf("archive holds %s; the done instance was %s", f.Photometric(), want)
+	}
+}

@@ -252,6 +252,11 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 		Modality: out.Modality, BodyPart: out.BodyPart, TransferSyntax: f.TransferSyntaxUID, ReceivedAt: job.ReceivedAt,
 		SourceSOPInstanceUID: sourceUID,
 	}
+	unlock, err := p.lockSOP(ctx, out.SOPInstanceUID)
+	if err != nil {
+		return out, err
+	}
+	defer unlock()
 	// The same instance sent again (perhaps re-encoded) is a duplicate: it
 	// is recorded, never counted twice, and not archived again.
 	if prev, err := p.db.DoneInstanceBySOP(ctx, out.SOPInstanceUID); err == nil {
