@@ -2,7 +2,6 @@ package preprocess
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -33,25 +32,28 @@ func parallelRangeW(n, work int, fn func(worker, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
-	chunks := min(n, workers*chunksPerWorker)
-	var next atomic.Int32
+	chunks := int32(min(n, workers*chunksPerWorker))
+	// Completion is counted per chunk, not per goroutine: when the helpers
+	// are slow to be scheduled (busy machine) the caller does every chunk
+	// itself and returns at once; a late helper finds nothing left to claim
+	// and exits without touching the data.
+	var next, done atomic.Int32
+	finished := make(chan struct{})
 	run := func(worker int) {
 		for {
-			c := int(next.Add(1)) - 1
+			c := next.Add(1) - 1
 			if c >= chunks {
 				return
 			}
-			fn(worker, n*c/chunks, n*(c+1)/chunks)
+			fn(worker, n*int(c)/int(chunks), n*int(c+1)/int(chunks))
+			if done.Add(1) == chunks {
+				close(finished)
+			}
 		}
 	}
-	var wg sync.WaitGroup
-	wg.Add(workers - 1)
 	for i := 1; i < workers; i++ {
-		go func() {
-			defer wg.Done()
-			run(i)
-		}()
+		go run(i)
 	}
 	run(0)
-	wg.Wait()
+	<-finished
 }
