@@ -114,12 +114,14 @@ func runGolden(t *testing.T, dirs []string) {
 			wantFinal := readGrayPNG(t, filepath.Join(dir, "final.png"))
 
 			gray := Gray(input)
-			if n, tot, m := diffGray(gray, wantGray); n != 0 {
-				t.Errorf("gray: %d/%d pixels differ (max %d)", n, tot, m)
+			gn, gtot, gm := diffGray(gray, wantGray)
+			if gn != 0 {
+				t.Errorf("gray: %d/%d pixels differ (max %d)", gn, gtot, gm)
 			}
 			clahe := CLAHE(wantGray, ClipLimit, TilesX, TilesY)
-			if n, tot, m := diffGray(clahe, wantClahe); n != 0 {
-				t.Errorf("clahe: %d/%d pixels differ (max %d)", n, tot, m)
+			cn, ctot, cm := diffGray(clahe, wantClahe)
+			if cn != 0 {
+				t.Errorf("clahe: %d/%d pixels differ (max %d)", cn, ctot, cm)
 			}
 			thumb := Thumbnail(wantClahe, Size)
 			tn, ttot, tmax := diffGray(thumb, wantThumb)
@@ -127,8 +129,9 @@ func runGolden(t *testing.T, dirs []string) {
 				t.Errorf("thumb: %d/%d pixels differ (max %d)", tn, ttot, tmax)
 			}
 			final := Pad(wantThumb, Size)
-			if n, tot, m := diffGray(final, wantFinal); n != 0 {
-				t.Errorf("final (pad of golden thumb): %d/%d pixels differ (max %d)", n, tot, m)
+			fn, ftot, fm := diffGray(final, wantFinal)
+			if fn != 0 {
+				t.Errorf("final (pad of golden thumb): %d/%d pixels differ (max %d)", fn, ftot, fm)
 			}
 			plane, err := Plane(input)
 			if err != nil {
@@ -138,8 +141,8 @@ func runGolden(t *testing.T, dirs []string) {
 			if tn == 0 && pn != 0 {
 				t.Errorf("chain: %d/%d pixels differ from final.png (max %d)", pn, ptot, pmax)
 			}
-			t.Logf("%-40s thumb %dx%d: thumb diff %d/%d (max %d), chain diff %d/%d (max %d)",
-				name, thumb.Rect.Dx(), thumb.Rect.Dy(), tn, ttot, tmax, pn, ptot, pmax)
+			t.Logf("%-40s differing pixels: gray %d/%d, clahe %d/%d, thumb %dx%d %d/%d (max %d), final %d/%d, chain %d/%d (max %d)",
+				name, gn, gtot, cn, ctot, thumb.Rect.Dx(), thumb.Rect.Dy(), tn, ttot, tmax, fn, ftot, pn, ptot, pmax)
 		})
 	}
 }
