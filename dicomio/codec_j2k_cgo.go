@@ -36,7 +36,11 @@ static void fracd_quiet(const char *msg, void *client) { (void)msg; (void)client
 
 // Decodes a J2K codestream (or JP2 file) into a malloc'd interleaved int32
 // buffer. Returns 0 on success, a negative stage code on failure.
+// The header is checked against the expected size before anything is
+// decoded, so a codestream cannot make OpenJPEG allocate more than the
+// dataset allows.
 static int fracd_j2k_decode(const unsigned char *data, size_t len, int jp2,
+	int ew, int eh, int enc,
 	int32_t **out, int *w, int *h, int *nc, int *prec, int *sgnd) {
 	fracd_buf buf = { data, len, 0 };
 	opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
@@ -57,6 +61,7 @@ static int fracd_j2k_decode(const unsigned char *data, size_t len, int jp2,
 	opj_image_t *img = NULL;
 	int rc = 0;
 	if (!opj_read_header(s, codec, &img)) rc = -4;
+	else if ((int)(img->x1 - img->x0) != ew || (int)(img->y1 - img->y0) != eh || (int)img->numcomps != enc) rc = -10;
 	else if (!opj_decode(codec, s, img)) rc = -5;
 	else if (!opj_end_decompress(codec, s)) rc = -6;
 	if (rc == 0) {
@@ -117,7 +122,11 @@ func decodeJ2K(data []byte, ii ImageInfo) (*Frame, error) {
 	defer C.free(src)
 	var out *C.int32_t
 	var w, h, nc, prec, sgnd C.int
-	rc := C.fracd_j2k_decode((*C.uchar)(src), C.size_t(len(data)), C.int(jp2), &out, &w, &h, &nc, &prec, &sgnd)
+	rc := C.fracd_j2k_decode((*C.uchar)(src), C.size_t(len(data)), C.int(jp2),
+		C.int(ii.Columns), C.int(ii.Rows), C.int(ii.SamplesPerPixel), &out, &w, &h, &nc, &prec, &sgnd)
+	if rc == -10 {
+		return nil, fmt.Errorf("%w: JPEG 2000 header does not match the dataset's %dx%d with %d samples", ErrMalformed, ii.Columns, ii.Rows, ii.SamplesPerPixel)
+	}
 	if rc != 0 {
 		return nil, fmt.Errorf("%w: JPEG 2000 decode failed (openjpeg stage %d)", ErrMalformed, int(rc))
 	}

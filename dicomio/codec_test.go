@@ -10,7 +10,7 @@ import (
 )
 
 // rleFile builds an RLE Lossless file from per-frame interleaved words.
-func rleFile(t *testing.T, frames [][]uint32, rows, cols, spp, ba int, withBOT bool) []byte {
+func rleFile(t testing.TB, frames [][]uint32, rows, cols, spp, ba int, withBOT bool) []byte {
 	t.Helper()
 	b := &dsBuilder{bo: binary.LittleEndian}
 	photo := "MONOCHROME2"

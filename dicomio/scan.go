@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 // layout is what the raw walk learns about a file before suyashkumar sees it.
@@ -224,6 +226,10 @@ func (w *walker) element(pos, end, depth int, top bool) (int, bool, error) {
 		}
 	}
 	start := pos + hdr
+	if group == 0x0008 && elem == 0x0005 && vr != "" && !stringVR(vr) {
+		// suyashkumar assumes Specific Character Set holds strings.
+		return 0, false, fmt.Errorf("%w: Specific Character Set with VR %s", ErrMalformed, vr)
+	}
 	isPixel := group == 0x7FE0 && elem == 0x0010
 	if vl == 0xFFFFFFFF {
 		if isPixel {
@@ -250,6 +256,13 @@ func (w *walker) element(pos, end, depth int, top bool) (int, bool, error) {
 	}
 	if uint64(start)+uint64(vl) > uint64(end) {
 		return 0, false, fmt.Errorf("%w: element (%04X,%04X) length %d past end", ErrTruncated, group, elem, vl)
+	}
+	if w.implicit && vl > 0 {
+		// Implicit VR: suyashkumar reads dictionary SQ tags as sequences, so
+		// their items must be checked too.
+		if info, err := tag.Find(tag.Tag{Group: group, Element: elem}); err == nil && len(info.VRs) > 0 && info.VRs[0] == "SQ" {
+			vr = "SQ"
+		}
 	}
 	if vr == "SQ" && vl > 0 {
 		sub := *w
@@ -342,4 +355,13 @@ func (w *walker) encapsulated(pos, end int) (int, *rawPixel, error) {
 		}
 		pos = start + int(vl)
 	}
+}
+
+// stringVR reports VRs whose value suyashkumar reads as text.
+func stringVR(vr string) bool {
+	switch vr {
+	case "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT":
+		return true
+	}
+	return false
 }
