@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -18,7 +20,8 @@ type BenchOptions struct {
 	Size    int  // image side (224 if 0)
 	Train   bool // time a training step instead of inference
 	Iters   int  // timed repetitions (after one warm-up)
-	Threads int  // OpenBLAS threads, 0 = leave as is
+	Workers int  // GOMAXPROCS for the kernels, 0 = leave as is
+	OpTimes bool // also report time per op (top entries in OpReport)
 }
 
 // BenchResult reports the timing of Bench.
@@ -30,7 +33,10 @@ type BenchResult struct {
 	Median      time.Duration
 	MsPerImage  float64
 	PeakRSSMiB  float64 // VmHWM of this process
-	BLASThreads int
+	Workers     int
+	CPUPerRun   time.Duration // user+system CPU per repetition (median run count)
+	OpReport    []string      // with OpTimes: per-op totals, largest first
+	InOps       time.Duration // with OpTimes: time inside custom ops per run
 }
 
 // Bench times inference (or a training step) of a freshly initialised
@@ -42,8 +48,8 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Batch <= 0 || o.Iters <= 0 {
 		return BenchResult{}, fmt.Errorf("classifier: bench: batch and iters must be positive")
 	}
-	if o.Threads > 0 {
-		SetBLASThreads(o.Threads)
+	if o.Workers > 0 {
+		runtime.GOMAXPROCS(o.Workers)
 	}
 	m, err := New(o.Arch, 1)
 	if err != nil {
@@ -67,13 +73,32 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err := step(); err != nil { // warm-up: builds the graph, sizes buffers
 		return BenchResult{}, err
 	}
-	r := BenchResult{Arch: m.net.arch.Name, Batch: o.Batch, Size: o.Size, Train: o.Train, BLASThreads: BLASThreads()}
+	r := BenchResult{Arch: m.net.arch.Name, Batch: o.Batch, Size: o.Size, Train: o.Train, Workers: runtime.GOMAXPROCS(0)}
+	if o.OpTimes {
+		opTimes = &opTimer{total: map[string]time.Duration{}, count: map[string]int{}}
+		defer func() { opTimes = nil }()
+	}
+	cpu0 := cpuTime()
 	for i := 0; i < o.Iters; i++ {
 		t0 := time.Now()
 		if err := step(); err != nil {
 			return r, err
 		}
 		r.Times = append(r.Times, time.Since(t0))
+	}
+	r.CPUPerRun = (cpuTime() - cpu0) / time.Duration(o.Iters)
+	if o.OpTimes {
+		keys := make([]string, 0, len(opTimes.total))
+		var in time.Duration
+		for k, d := range opTimes.total {
+			keys = append(keys, k)
+			in += d
+		}
+		sort.Slice(keys, func(i, j int) bool { return opTimes.total[keys[i]] > opTimes.total[keys[j]] })
+		for _, k := range keys {
+			r.OpReport = append(r.OpReport, fmt.Sprintf("%9.2f ms/run  %4d calls  %s", float64(opTimes.total[k].Microseconds())/1000/float64(o.Iters), opTimes.count[k]/o.Iters, k))
+		}
+		r.InOps = in / time.Duration(o.Iters)
 	}
 	s := append([]time.Duration(nil), r.Times...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -107,4 +132,14 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the process's user+system CPU time: unlike wall time it is
+// barely affected by other processes competing for the cores.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

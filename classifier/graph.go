@@ -64,9 +64,15 @@ func foldBN(c *convSpec, bn *bnSpec) (w, bias []float32) {
 // foldedConv adds conv+BN(eval)[+residual][+ReLU] as one fused op.
 func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, relu bool) (*G.Node, error) {
 	w, bias := foldBN(c, bn)
-	wn := b.constNode(c.w.name+".folded", w, c.w.shape...)
+	g := geomFor(x, c)
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
-	return b.conv(x, wn, geomFor(x, c), convOpts{bias: bn2, res: res, relu: relu})
+	if winogradApplies(&g, x.Shape()[0]) {
+		u := winogradWeights(w, c.cout, c.cin)
+		un := b.constNode(c.w.name+".winograd", u, 16, c.cout, c.cin, 1)
+		return b.conv(x, un, g, convOpts{bias: bn2, res: res, relu: relu, winograd: true})
+	}
+	wn := b.constNode(c.w.name+".folded", w, c.w.shape...)
+	return b.conv(x, wn, g, convOpts{bias: bn2, res: res, relu: relu})
 }
 
 // inferenceGraph builds the eval-mode network for n images of size x size:

@@ -1,5 +1,13 @@
 package classifier
 
-import "fmt"
+import (
+	"flag"
+	"fmt"
+	"math/rand"
+)
 
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+var speedFlag = flag.Bool("speed", false, "run timing tests")
+
+func rnd(seed int64) *rand.Rand { return rand.New(rand.NewSource(seed)) }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -33,6 +35,24 @@ type kernelOp struct {
 }
 
 var opCounter atomic.Int64
+
+// opTimes, when non-nil, accumulates wall time per op kind and output
+// shape (bench --ops); everything else a run spends is gorgonia's VM.
+var opTimes *opTimer
+
+type opTimer struct {
+	mu    sync.Mutex
+	total map[string]time.Duration
+	count map[string]int
+}
+
+func (t *opTimer) add(key string, start time.Time) {
+	d := time.Since(start)
+	t.mu.Lock()
+	t.total[key] += d
+	t.count[key]++
+	t.mu.Unlock()
+}
 
 func newKernelOp(name string, inDims []int, out tensor.Shape) *kernelOp {
 	return &kernelOp{name: name, id: opCounter.Add(1), inDims: inDims, outShape: out}
@@ -112,6 +132,9 @@ func (o *kernelOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	if o.out == nil {
 		o.out = tensor.New(tensor.WithShape(o.outShape.Clone()...), tensor.Of(tensor.Float32))
+	}
+	if opTimes != nil {
+		defer opTimes.add(o.name+" "+fmt.Sprint(o.outShape), time.Now())
 	}
 	if err := o.run(o.out.Data().([]float32), in); err != nil {
 		return nil, fmt.Errorf("classifier: op %s: %w", o.name, err)

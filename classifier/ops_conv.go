@@ -12,6 +12,9 @@ type convOpts struct {
 	bias, res   *G.Node // per-channel bias (C) and residual (N,C,OH,OW)
 	relu        bool
 	noInputGrad bool // the network input needs no gradient: skip dx
+	// winograd: w holds Winograd-transformed weights (16, Cout, Cin, 1)
+	// and the forward pass uses winogradForward (inference only).
+	winograd bool
 }
 
 // conv adds y = conv(x, w) [+bias][+res][ReLU] to the graph.
@@ -37,9 +40,12 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 	if o.relu {
 		name += "+relu"
 	}
+	if o.winograd {
+		name = "winograd " + name
+	}
 	op := newKernelOp(name, dims, tensor.Shape{n, g.cout, g.oh, g.ow})
 	ws := b.ws
-	hasBias, hasRes, relu := o.bias != nil, o.res != nil, o.relu
+	hasBias, hasRes, relu, winograd := o.bias != nil, o.res != nil, o.relu, o.winograd
 	op.run = func(out []float32, in [][]float32) error {
 		var bias, res []float32
 		k := 2
@@ -50,10 +56,14 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 		if hasRes {
 			res = in[k]
 		}
+		if winograd {
+			winogradForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
+			return nil
+		}
 		convForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
 		return nil
 	}
-	if o.bias == nil && o.res == nil && !o.relu {
+	if o.bias == nil && o.res == nil && !o.relu && !o.winograd {
 		op.diffWRT = []bool{!o.noInputGrad, true}
 		noDX := o.noInputGrad
 		op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {

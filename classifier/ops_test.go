@@ -65,6 +65,7 @@ func TestConvKernels(t *testing.T) {
 		p                      int
 	}{
 		{"3x3 s1", 2, 5, 9, 7, 4, 3, 1, 1},
+		{"3x3 s1 even", 3, 6, 8, 10, 5, 3, 1, 1},
 		{"3x3 s2 odd", 3, 4, 11, 11, 6, 3, 2, 1},
 		{"7x7 s2 p3 (stem)", 2, 3, 20, 18, 8, 7, 2, 3},
 		{"1x1 s1 pointwise", 3, 8, 5, 5, 6, 1, 1, 0},
@@ -98,6 +99,17 @@ func TestConvKernels(t *testing.T) {
 				want := math.Max(0, float64(ref[i])+float64(bias[(i/g.ohw)%tc.cout])+float64(res[i]))
 				if math.Abs(float64(yf[i])-want) > 1e-4*(1+want) {
 					t.Fatalf("fused y[%d] = %g, want %g", i, yf[i], want)
+				}
+			}
+			if tc.k == 3 && tc.s == 1 && tc.p == 1 {
+				u := winogradWeights(w, tc.cout, tc.c)
+				yw := make([]float32, len(y))
+				winogradForward(ws, &g, tc.n, x, u, yw, bias, res, true)
+				for i := range ref {
+					want := math.Max(0, float64(ref[i])+float64(bias[(i/g.ohw)%tc.cout])+float64(res[i]))
+					if math.Abs(float64(yw[i])-want) > 1e-4*(1+want) {
+						t.Fatalf("winograd y[%d] = %g, want %g", i, yw[i], want)
+					}
 				}
 			}
 			dy := randSlice(r, len(y))

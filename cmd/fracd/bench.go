@@ -39,12 +39,21 @@ func newBenchCmd(m *Main) *cobra.Command {
 			if r.Train {
 				mode = "train-step"
 			}
-			fmt.Fprintf(m.Stdout, "gorgonia %s %s batch=%d size=%d threads=%d: median %.1f ms/batch, %.2f ms/image, peak RSS %.0f MiB (runs:",
-				r.Arch, mode, r.Batch, r.Size, r.BLASThreads, float64(r.Median.Microseconds())/1000, r.MsPerImage, r.PeakRSSMiB)
+			fmt.Fprintf(m.Stdout, "gorgonia %s %s batch=%d size=%d workers=%d: median %.1f ms/batch, %.2f ms/image, cpu %.1f ms/batch, peak RSS %.0f MiB (runs:",
+				r.Arch, mode, r.Batch, r.Size, r.Workers, float64(r.Median.Microseconds())/1000, r.MsPerImage, float64(r.CPUPerRun.Microseconds())/1000, r.PeakRSSMiB)
 			for _, t := range r.Times {
 				fmt.Fprintf(m.Stdout, " %.1f", float64(t.Microseconds())/1000)
 			}
 			fmt.Fprintln(m.Stdout, ")")
+			if o.OpTimes {
+				fmt.Fprintf(m.Stdout, "inside custom ops: %.1f ms/run (the rest of the wall time is gorgonia's VM and scheduling)\n", float64(r.InOps.Microseconds())/1000)
+				for i, l := range r.OpReport {
+					if i == 25 {
+						break
+					}
+					fmt.Fprintln(m.Stdout, l)
+				}
+			}
 			return nil
 		},
 	}
@@ -54,7 +63,8 @@ func newBenchCmd(m *Main) *cobra.Command {
 	f.IntVar(&o.Size, "size", 224, "image side in pixels")
 	f.BoolVar(&o.Train, "train", false, "time a training step (forward, backward, SGD) instead of inference")
 	f.IntVar(&o.Iters, "iters", 5, "timed repetitions after one warm-up")
-	f.IntVar(&o.Threads, "threads", 0, "OpenBLAS threads (0: OPENBLAS_NUM_THREADS or all cores)")
+	f.IntVar(&o.Workers, "workers", 0, "kernel worker threads (GOMAXPROCS; 0: all cores)")
+	f.BoolVar(&o.OpTimes, "ops", false, "also print time per op kind and shape")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
 	return cmd
 }
