@@ -195,6 +195,21 @@ func parse(ctx context.Context, data []byte, o options) (*File, error) {
 			f.Dataset.Elements = append([]*dicom.Element{e}, f.Dataset.Elements...)
 		}
 	}
+	for _, e := range body {
+		if raw, ok := l.binaries[uint32(e.Tag.Group)<<16|uint32(e.Tag.Element)]; ok {
+			// Keep the exact bytes as a single "string": the writer emits
+			// strings verbatim, and the VR (OV, OL...) is kept.
+			if v, err := dicom.NewValue([]string{string(raw)}); err == nil {
+				e.Value = v
+				if e.RawValueRepresentation == "OB" {
+					// presented as OB to suyashkumar (see scan); restore the VR
+					if info, err := tag.Find(e.Tag); err == nil && len(info.VRs) > 0 {
+						e.RawValueRepresentation = info.VRs[0]
+					}
+				}
+			}
+		}
+	}
 	if l.pixel != nil && l.pixel.encapsulated {
 		if err := f.attachOffsets(l.pixel); err != nil {
 			return nil, err

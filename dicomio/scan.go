@@ -20,6 +20,7 @@ type layout struct {
 	ts                 tsInfo
 	body               []byte // data set after the meta group (inflated when deflated)
 	pixel              *rawPixel
+	binaries           map[uint32][]byte
 }
 
 // rawPixel locates the top-level Pixel Data element inside layout.body.
@@ -129,7 +130,7 @@ func scan(b []byte, maxInflated int64) (*layout, error) {
 		l.ts.implicit = true
 	}
 	l.body = rest
-	w := walker{b: rest, bo: l.ts.bo, implicit: l.ts.implicit}
+	w := walker{b: rest, bo: l.ts.bo, implicit: l.ts.implicit, patchVR: new([]int)}
 	end, err := w.walk(0, len(rest), 0, true)
 	if err != nil {
 		return nil, err
@@ -137,8 +138,17 @@ func scan(b []byte, maxInflated int64) (*layout, error) {
 	if !l.hasPreamble && l.metaEnd == l.metaStart && end < 8 {
 		return nil, ErrNotDICOM
 	}
-	l.body = rest[:end]
+	l.body = fixCharset(rest[:end], w.charsetPos, w.charsetLen)
+	if len(*w.patchVR) > 0 {
+		if &l.body[0] == &rest[0] {
+			l.body = append([]byte(nil), l.body...)
+		}
+		for _, p := range *w.patchVR {
+			copy(l.body[p:], "OB")
+		}
+	}
 	l.pixel = w.pixel
+	l.binaries = w.binaries
 	return l, nil
 }
 
@@ -162,10 +172,18 @@ func inferTS(b []byte) (string, bool) {
 }
 
 type walker struct {
-	b        []byte
-	bo       binary.ByteOrder
-	implicit bool
-	pixel    *rawPixel
+	b          []byte
+	bo         binary.ByteOrder
+	implicit   bool
+	pixel      *rawPixel
+	charsetPos int // value of the top-level Specific Character Set
+	charsetLen int
+	// binary values suyashkumar would read as trimmed text (OV, OL, ...):
+	// top-level tag -> value bytes, restored after parsing.
+	binaries map[uint32][]byte
+	// positions of explicit VRs suyashkumar cannot read (OV, SV, UV: 32-bit
+	// lengths it does not know); they are presented to it as OB.
+	patchVR *[]int
 }
 
 // walk checks the elements in b[pos:end] and returns where the last complete
@@ -226,9 +244,29 @@ func (w *walker) element(pos, end, depth int, top bool) (int, bool, error) {
 		}
 	}
 	start := pos + hdr
+	if vr == "OV" || vr == "SV" || vr == "UV" {
+		*w.patchVR = append(*w.patchVR, pos+4)
+	}
 	if group == 0x0008 && elem == 0x0005 && vr != "" && !stringVR(vr) {
 		// suyashkumar assumes Specific Character Set holds strings.
 		return 0, false, fmt.Errorf("%w: Specific Character Set with VR %s", ErrMalformed, vr)
+	}
+	if top && group == 0x0008 && elem == 0x0005 && vl != 0xFFFFFFFF {
+		w.charsetPos, w.charsetLen = start, int(vl)
+	}
+	if top && vl != 0xFFFFFFFF && uint64(start)+uint64(vl) <= uint64(end) {
+		bvr := vr
+		if w.implicit {
+			if info, err := tag.Find(tag.Tag{Group: group, Element: elem}); err == nil && len(info.VRs) > 0 {
+				bvr = info.VRs[0]
+			}
+		}
+		if textReadBinaryVR(bvr) {
+			if w.binaries == nil {
+				w.binaries = map[uint32][]byte{}
+			}
+			w.binaries[uint32(group)<<16|uint32(elem)] = w.b[start : start+int(vl)]
+		}
 	}
 	isPixel := group == 0x7FE0 && elem == 0x0010
 	if vl == 0xFFFFFFFF {
@@ -361,6 +399,16 @@ func (w *walker) encapsulated(pos, end int) (int, *rawPixel, error) {
 func stringVR(vr string) bool {
 	switch vr {
 	case "AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT":
+		return true
+	}
+	return false
+}
+
+// textReadBinaryVR reports binary VRs that suyashkumar reads as text,
+// trimming NUL and space bytes from both ends (which corrupts them).
+func textReadBinaryVR(vr string) bool {
+	switch vr {
+	case "OD", "OF", "OL", "OV", "SV", "UV":
 		return true
 	}
 	return false

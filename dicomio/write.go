@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -83,6 +84,15 @@ func Write(w io.Writer, ds dicom.Dataset) (err error) {
 	}
 	dw.SetTransferSyntax(ts.bo, ts.implicit)
 	for _, e := range body {
+		if longBinaryVR(e.RawValueRepresentation) {
+			// suyashkumar's writer does not know these VRs' 32-bit length
+			// field; dicom.Writer does not buffer, so writing them here
+			// keeps the element order.
+			if err := writeLongBinary(dst, ts, e); err != nil {
+				return fmt.Errorf("dicomio: write element (%04X,%04X): %w", e.Tag.Group, e.Tag.Element, err)
+			}
+			continue
+		}
 		if err := dw.WriteElement(e); err != nil {
 			return fmt.Errorf("dicomio: write element (%04X,%04X): %w", e.Tag.Group, e.Tag.Element, err)
 		}
@@ -146,3 +156,29 @@ func WriteFile(path string, ds dicom.Dataset) error {
 
 // Write writes the file's (possibly edited) dataset; see Write.
 func (f *File) Write(w io.Writer) error { return Write(w, f.Dataset) }
+
+func longBinaryVR(vr string) bool { return vr == "OV" || vr == "SV" || vr == "UV" }
+
+// writeLongBinary writes an OV/SV/UV element whose value dicomio keeps as
+// verbatim bytes.
+func writeLongBinary(w io.Writer, ts tsInfo, e *dicom.Element) error {
+	v := bytesOf(e)
+	if len(v)%8 != 0 {
+		return fmt.Errorf("%w: %s value of %d bytes", ErrMalformed, e.RawValueRepresentation, len(v))
+	}
+	var h []byte
+	ab := ts.bo.(binary.AppendByteOrder)
+	h = ab.AppendUint16(h, e.Tag.Group)
+	h = ab.AppendUint16(h, e.Tag.Element)
+	if ts.implicit {
+		h = ab.AppendUint32(h, uint32(len(v)))
+	} else {
+		h = append(h, e.RawValueRepresentation[0], e.RawValueRepresentation[1], 0, 0)
+		h = ab.AppendUint32(h, uint32(len(v)))
+	}
+	if _, err := w.Write(h); err != nil {
+		return err
+	}
+	_, err := w.Write(v)
+	return err
+}

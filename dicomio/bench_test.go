@@ -1,0 +1,93 @@
+package dicomio
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// Big CR files (2140x1760 and 1760x1760, 10-12 bit) in every encoding.
+var benchFiles = []string{
+	"gen__RG3__dcmcrle_5.dcm",
+	"gen__RG3__dcmcjpeg_baseline_50.dcm",
+	"gen__RG3__dcmcjpeg_extended_51.dcm",
+	"gen__RG3__dcmcjpeg_lossless_57.dcm",
+	"gen__RG3__dcmcjpeg_sv1_70.dcm",
+	"gen__RG3__dcmcjpls_lossless_80.dcm",
+	"gen__RG3__dcmcjpls_near2_81.dcm",
+	"gen__RG3__gdcmconv_j2k_90.dcm",
+	"gen__RG3__gdcmconv_j2k_r10_91.dcm",
+	"gen__RG2__dcmcjpeg_lossless_57.dcm",
+	"gen__RG2__gdcmconv_j2k_r10_91.dcm",
+}
+
+// BenchmarkDecodeRender times read+parse+decode+render of frame 0, in
+// process. BenchmarkExternal runs dcmtk's dcmj2pnm (decode+render, PGM to
+// /dev/null) and GDCM's gdcmconv --raw on the same files in the same
+// command, so ratios compare like with like on the same machine (theirs
+// include process start-up; see BenchmarkExternal/startup).
+func BenchmarkDecodeRender(b *testing.B) {
+	dir := needShared(b, "dicom/files")
+	for _, name := range benchFiles {
+		path := filepath.Join(dir, name)
+		b.Run(shortName(name), func(b *testing.B) {
+			for b.Loop() {
+				f, err := ParseFile(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.Render8(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkExternal(b *testing.B) {
+	dir := needShared(b, "dicom/files")
+	tools := map[string]func(in, tmp string) *exec.Cmd{
+		"dcmj2pnm": func(in, tmp string) *exec.Cmd {
+			return exec.Command("dcmj2pnm", "-q", "+Wi", "1", in, os.DevNull)
+		},
+		"gdcmconv-raw": func(in, tmp string) *exec.Cmd {
+			return exec.Command("gdcmconv", "--raw", in, filepath.Join(tmp, "out.dcm"))
+		},
+	}
+	names := make([]string, 0, len(tools))
+	for k := range tools {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, tool := range names {
+		if _, err := exec.LookPath(strings.TrimSuffix(tool, "-raw")); err != nil {
+			continue
+		}
+		b.Run(tool+"/startup", func(b *testing.B) {
+			for b.Loop() {
+				exec.Command(strings.TrimSuffix(tool, "-raw"), "--version").Run()
+			}
+		})
+		for _, name := range benchFiles {
+			path := filepath.Join(dir, name)
+			if tool == "dcmj2pnm" && strings.Contains(name, "j2k") {
+				continue // dcmtk 3.6.7 has no JPEG 2000 codec
+			}
+			tmp := b.TempDir()
+			b.Run(tool+"/"+shortName(name), func(b *testing.B) {
+				for b.Loop() {
+					if out, err := tools[tool](path, tmp).CombinedOutput(); err != nil {
+						b.Fatalf("%v: %s", err, out)
+					}
+				}
+			})
+		}
+	}
+}
+
+func shortName(name string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(name, "gen__"), ".dcm")
+}
