@@ -264,7 +264,7 @@ func parseElements(b []byte, bo binary.ByteOrder, implicit bool) ([]*dicom.Eleme
 	for {
 		el, err := p.Next()
 		if err != nil {
-			if errors.Is(err, dicom.ErrorEndOfDICOM) || errors.Is(err, io.EOF) && el == nil && len(out) > 0 {
+			if errors.Is(err, dicom.ErrorEndOfDICOM) {
 				return out, nil
 			}
 			return nil, err

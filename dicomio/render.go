@@ -110,32 +110,30 @@ func readLUT(item []*dicom.Element, signedInput bool) *lut {
 
 func (f *File) renderGray(img *image.Gray, fr *Frame, ii ImageInfo, mono1 bool) {
 	els := f.Dataset.Elements
-	n := len(fr.Data)
-	vals := make([]float64, n)
+	// Work per distinct stored value: a table over [lo, hi] makes the
+	// per-pixel cost one lookup, whatever the LUT functions cost.
+	lo, hi := minMax(fr.Data)
+	span := int64(hi) - int64(lo) + 1
 
 	// Modality LUT.
 	var mlut *lut
 	if items := sequenceItems(els, tag.ModalityLUTSequence); len(items) > 0 {
 		mlut = readLUT(items[0], ii.PixelRepresentation == 1)
 	}
-	if mlut != nil {
-		for k, v := range fr.Data {
-			vals[k] = mlut.at(float64(v))
+	slope, intercept := 1.0, 0.0
+	if s := floatsOf(findIn(els, tag.RescaleSlope)); len(s) > 0 && s[0] != 0 && !math.IsNaN(s[0]) && !math.IsInf(s[0], 0) {
+		slope = s[0]
+	}
+	if s := floatsOf(findIn(els, tag.RescaleIntercept)); len(s) > 0 && !math.IsNaN(s[0]) && !math.IsInf(s[0], 0) {
+		intercept = s[0]
+	}
+	modality := func(v int32) float64 {
+		if mlut != nil {
+			return mlut.at(float64(v))
 		}
-	} else {
-		slope, intercept := 1.0, 0.0
-		if s := floatsOf(findIn(els, tag.RescaleSlope)); len(s) > 0 && s[0] != 0 && !math.IsNaN(s[0]) && !math.IsInf(s[0], 0) {
-			slope = s[0]
-		}
-		if s := floatsOf(findIn(els, tag.RescaleIntercept)); len(s) > 0 && !math.IsNaN(s[0]) && !math.IsInf(s[0], 0) {
-			intercept = s[0]
-		}
-		for k, v := range fr.Data {
-			vals[k] = float64(v)*slope + intercept
-		}
+		return float64(v)*slope + intercept
 	}
 
-	out := img.Pix
 	centers := floatsOf(findIn(els, tag.WindowCenter))
 	widths := floatsOf(findIn(els, tag.WindowWidth))
 	fn := strings.ToUpper(f.str(tag.VOILUTFunction))
@@ -149,22 +147,47 @@ func (f *File) renderGray(img *image.Gray, fr *Frame, ii ImageInfo, mono1 bool) 
 		}
 	}
 	if voi == nil {
-		// Min-max over the modality values, as dcmtk's min-max window:
-		// centre (min+max+1)/2, width max-min+1, linear function.
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, v := range vals {
-			lo = math.Min(lo, v)
-			hi = math.Max(hi, v)
+		// Min-max over the modality values present, as dcmtk's min-max
+		// window: centre (min+max+1)/2, width max-min+1, linear function.
+		mlo, mhi := math.Inf(1), math.Inf(-1)
+		if span <= 1<<16 {
+			seen := make([]bool, span)
+			for _, v := range fr.Data {
+				seen[int64(v)-int64(lo)] = true
+			}
+			for k, ok := range seen {
+				if ok {
+					m := modality(int32(int64(lo) + int64(k)))
+					mlo, mhi = math.Min(mlo, m), math.Max(mhi, m)
+				}
+			}
+		} else {
+			for _, v := range fr.Data {
+				m := modality(v)
+				mlo, mhi = math.Min(mlo, m), math.Max(mhi, m)
+			}
 		}
-		voi = windowFunc((lo+hi+1)/2, hi-lo+1, "LINEAR")
+		voi = windowFunc((mlo+mhi+1)/2, mhi-mlo+1, "LINEAR")
 	}
-	for k, v := range vals {
-		y := voi(v)
-		b := uint8(math.Max(0, math.Min(255, math.Floor(y+0.5))))
+	out8 := func(v int32) uint8 {
+		b := uint8(math.Max(0, math.Min(255, math.Floor(voi(modality(v))+0.5))))
 		if mono1 {
 			b = 255 - b
 		}
-		out[k] = b
+		return b
+	}
+	if span <= 1<<20 {
+		table := make([]uint8, span)
+		for k := range table {
+			table[k] = out8(int32(int64(lo) + int64(k)))
+		}
+		for k, v := range fr.Data {
+			img.Pix[k] = table[int64(v)-int64(lo)]
+		}
+		return
+	}
+	for k, v := range fr.Data {
+		img.Pix[k] = out8(v)
 	}
 }
 
