@@ -222,8 +222,13 @@ func epilogue(y, bias, res []float32, relu bool, ohw, c0, c1, j0, j1 int) {
 		case res != nil && relu:
 			rr := res[co*ohw+j0 : co*ohw+j1]
 			rr = rr[:len(row)]
-			for i, v := range row {
-				row[i] = relu32(v + b + rr[i])
+			i := 0
+			for ; i+4 <= len(row); i += 4 {
+				r4, x4 := rr[i:i+4], row[i:i+4]
+				x4[0], x4[1], x4[2], x4[3] = relu32(x4[0]+b+r4[0]), relu32(x4[1]+b+r4[1]), relu32(x4[2]+b+r4[2]), relu32(x4[3]+b+r4[3])
+			}
+			for ; i < len(row); i++ {
+				row[i] = relu32(row[i] + b + rr[i])
 			}
 		case res != nil:
 			rr := res[co*ohw+j0 : co*ohw+j1]
@@ -232,8 +237,13 @@ func epilogue(y, bias, res []float32, relu bool, ohw, c0, c1, j0, j1 int) {
 				row[i] = v + b + rr[i]
 			}
 		case relu:
-			for i, v := range row {
-				row[i] = relu32(v + b)
+			i := 0
+			for ; i+4 <= len(row); i += 4 {
+				x4 := row[i : i+4]
+				x4[0], x4[1], x4[2], x4[3] = relu32(x4[0]+b), relu32(x4[1]+b), relu32(x4[2]+b), relu32(x4[3]+b)
+			}
+			for ; i < len(row); i++ {
+				row[i] = relu32(row[i] + b)
 			}
 		case bias != nil:
 			for i := range row {
@@ -297,9 +307,10 @@ func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32
 	}
 	for i := 0; i < n; i++ {
 		xi, yi, ri := x[i*inLen:(i+1)*inLen], y[i*outLen:(i+1)*outLen], resOf(i)
-		if g.ohw >= 64*nw && g.oh >= nw {
-			// split output rows: each worker extracts, multiplies and
-			// finishes its own column block of the output
+		if g.ohw >= 2*g.cout && g.oh >= nw {
+			// wide output: split output rows, so each worker extracts,
+			// multiplies and finishes its own column block (splitting the
+			// channels instead would make every worker pack all of B)
 			runWorkers(g.oh, func(wk, y0, y1 int) {
 				j0, j1 := y0*g.ow, y1*g.ow
 				src, ldb := xi[j0:], g.ohw
@@ -313,7 +324,8 @@ func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32
 			})
 			continue
 		}
-		// small image: split output channels over one shared patch matrix
+		// small image, many channels: split output channels over one shared
+		// patch matrix (each worker then packs only its part of the weights)
 		src := xi
 		if !g.pointwise {
 			col := ws.buf(&ws.col, 0, g.kdim*g.ohw)

@@ -38,3 +38,22 @@ func TestLayerSpeed(t *testing.T) {
 	}
 	t.Logf("resnet18 3x3 s1 layers: im2col %v, winograd %v", totI, totW)
 }
+
+func TestPoolSpeed(t *testing.T) {
+	if !*speedFlag {
+		t.Skip("timing only: pass -speed")
+	}
+	g := newConvGeom(64, 112, 112, 64, 3, 2, 1)
+	x := randSlice(rnd(1), 64*112*112)
+	y := make([]float32, 64*g.ohw)
+	arg := make([]int32, 64*g.ohw)
+	bt := time.Hour
+	for i := 0; i < 20; i++ {
+		t0 := time.Now()
+		for pl := 0; pl < 64; pl++ {
+			maxPoolPlane(&g, x[pl*112*112:(pl+1)*112*112], y[pl*g.ohw:(pl+1)*g.ohw], arg[pl*g.ohw:(pl+1)*g.ohw])
+		}
+		bt = min(bt, time.Since(t0))
+	}
+	t.Logf("maxpool 64x112x112 single thread: %v", bt)
+}

@@ -83,17 +83,12 @@ func bnTrainForward(st *bnState, n, c, hw int, x, gamma, beta, y []float32, relu
 		for ch := lo; ch < hi; ch++ {
 			var s float64
 			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-					s += float64(v)
-				}
+				s += sum64(x[(i*c+ch)*hw : (i*c+ch+1)*hw])
 			}
 			mean := s / float64(m)
 			var ss float64
 			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-					d := float64(v) - mean
-					ss += d * d
-				}
+				ss += sqdev64(x[(i*c+ch)*hw:(i*c+ch+1)*hw], mean)
 			}
 			variance := ss / float64(m)
 			invstd := 1 / math.Sqrt(variance+bnEps)
@@ -103,12 +98,15 @@ func bnTrainForward(st *bnState, n, c, hw int, x, gamma, beta, y []float32, relu
 			for i := 0; i < n; i++ {
 				src := x[(i*c+ch)*hw : (i*c+ch+1)*hw]
 				dst := y[(i*c+ch)*hw : (i*c+ch+1)*hw]
-				for j, v := range src {
-					o := v*scale + shift
-					if relu && o < 0 {
-						o = 0
+				dst = dst[:len(src)]
+				if relu {
+					for j, v := range src {
+						dst[j] = relu32(v*scale + shift)
 					}
-					dst[j] = o
+				} else {
+					for j, v := range src {
+						dst[j] = v*scale + shift
+					}
 				}
 			}
 			if st.updateRunning {
@@ -127,26 +125,74 @@ func bnTrainForward(st *bnState, n, c, hw int, x, gamma, beta, y []float32, relu
 	}
 }
 
+// sum64 sums in float64 with four independent accumulators (the add
+// latency, not bandwidth, bounds a single running sum).
+func sum64(v []float32) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		q := v[i : i+4]
+		a += float64(q[0])
+		b += float64(q[1])
+		c += float64(q[2])
+		d += float64(q[3])
+	}
+	for ; i < len(v); i++ {
+		a += float64(v[i])
+	}
+	return (a + b) + (c + d)
+}
+
+// sqdev64 is the float64 sum of squared deviations from mean.
+func sqdev64(v []float32, mean float64) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		q := v[i : i+4]
+		e0, e1, e2, e3 := float64(q[0])-mean, float64(q[1])-mean, float64(q[2])-mean, float64(q[3])-mean
+		a += e0 * e0
+		b += e1 * e1
+		c += e2 * e2
+		d += e3 * e3
+	}
+	for ; i < len(v); i++ {
+		e := float64(v[i]) - mean
+		a += e * e
+	}
+	return (a + b) + (c + d)
+}
+
+// positiveMask is all ones when y > 0 and zero otherwise (y is a ReLU
+// output, never negative), so gradients can be masked without branches.
+func positiveMask(y float32) uint32 {
+	return uint32(-int32(math.Float32bits(y)) >> 31)
+}
+
+func maskGrad(d float32, m uint32) float32 {
+	return math.Float32frombits(math.Float32bits(d) & m)
+}
+
 func bnTrainBackward(st *bnState, n, c, hw int, x, y, gamma, dy, dx []float32, relu bool) {
 	m := float64(n * hw)
 	dg, db := st.dgamma.Data().([]float32), st.dbeta.Data().([]float32)
 	parallelFor(c, func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			mean, invstd := st.mean[ch], st.invstd[ch]
-			var sdy, sdyx float64
+			var sdy, sdyx [4]float64
 			for i := 0; i < n; i++ {
 				off := (i*c + ch) * hw
 				xs, ys, ds := x[off:off+hw], y[off:off+hw], dy[off:off+hw]
+				ys, xs = ys[:len(ds)], xs[:len(ds)]
 				for j, d := range ds {
-					if relu && ys[j] <= 0 {
-						continue
+					if relu {
+						d = maskGrad(d, positiveMask(ys[j]))
 					}
-					sdy += float64(d)
-					sdyx += float64(d) * float64(xs[j]-mean)
+					sdy[j&3] += float64(d)
+					sdyx[j&3] += float64(d) * float64(xs[j]-mean)
 				}
 			}
-			dbeta := sdy
-			dgamma := sdyx * float64(invstd)
+			dbeta := (sdy[0] + sdy[1]) + (sdy[2] + sdy[3])
+			dgamma := ((sdyx[0] + sdyx[1]) + (sdyx[2] + sdyx[3])) * float64(invstd)
 			dg[ch], db[ch] = float32(dgamma), float32(dbeta)
 			k := float32(float64(gamma[ch]) * float64(invstd))
 			a := float32(dbeta / m)
@@ -154,9 +200,10 @@ func bnTrainBackward(st *bnState, n, c, hw int, x, y, gamma, dy, dx []float32, r
 			for i := 0; i < n; i++ {
 				off := (i*c + ch) * hw
 				xs, ys, ds, out := x[off:off+hw], y[off:off+hw], dy[off:off+hw], dx[off:off+hw]
+				ys, xs, out = ys[:len(ds)], xs[:len(ds)], out[:len(ds)]
 				for j, d := range ds {
-					if relu && ys[j] <= 0 {
-						d = 0
+					if relu {
+						d = maskGrad(d, positiveMask(ys[j]))
 					}
 					out[j] = k * (d - a - (xs[j]-mean)*bcoef)
 				}

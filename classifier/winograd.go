@@ -44,7 +44,7 @@ func winogradApplies(g *convGeom, n int) bool {
 		return false
 	}
 	th, tw := (g.oh+1)/2, (g.ow+1)/2
-	return n*th*tw >= 16
+	return n*th*tw >= 48
 }
 
 // winogradForward computes y = conv3x3(x) + epilogue for n images using the
