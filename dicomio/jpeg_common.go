@@ -1,15 +1,14 @@
 package dicomio
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Shared ISO 10918-1 machinery for the pure-Go JPEG decoders (DCT
 // sequential 8/12-bit in codec_jpeg_dct.go, lossless process 14 in
 // codec_jpeg_lossless.go): marker segments, Huffman tables, entropy bits.
 
-var errJPEG = errors.New("invalid JPEG stream")
+var errJPEG = fmt.Errorf("%w: invalid JPEG stream", ErrMalformed)
+
+const maxJPEGScans = 256
 
 type huffTable struct {
 	maxcode [18]int32
@@ -276,6 +275,11 @@ func parseJPEG(d []byte, onScan func(st *jpegState, sc *jpegScan) error) (*jpegS
 		case m == 0xDA:
 			if st.frame == nil {
 				return nil, fmt.Errorf("%w: SOS before SOF", errJPEG)
+			}
+			if len(st.scans) >= maxJPEGScans {
+				// Each scan walks the whole image: bound the work a small
+				// stream can demand (real encoders use at most a few dozen).
+				return nil, fmt.Errorf("%w: more than %d scans", errJPEG, maxJPEGScans)
 			}
 			sc, err := st.parseSOS(seg)
 			if err != nil {

@@ -302,3 +302,30 @@ func TestTruncationNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+// TestReasonClasses: every sentinel maps to a stable reason, including codec errors.
+func TestReasonClasses(t *testing.T) {
+	b := &dsBuilder{bo: binary.LittleEndian}
+	b.image(4, 4, 1, 8, 8, 0, "MONOCHROME2")
+	b.encapsulated(nil, []byte{0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x02, 0xFF, 0xD9})
+	f, err := Parse(part10(UIDJPEGBaseline8Bit, b.buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.DecodeFrame(0)
+	if got := Reason(err); got != "malformed" {
+		t.Errorf("broken JPEG: reason %q (%v)", got, err)
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{ErrNotDICOM, "not_dicom"}, {ErrTruncated, "truncated"}, {ErrTooLarge, "too_large"},
+		{ErrNoPixelData, "no_pixel_data"}, {ErrUnsupportedTransferSyntax, "unsupported_transfer_syntax"},
+		{ErrMalformed, "malformed"}, {ErrPanic, "internal_error"}, {nil, ""},
+	} {
+		if got := Reason(c.err); got != c.want {
+			t.Errorf("Reason(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
