@@ -185,6 +185,12 @@ func TestReferenceCorpus(t *testing.T) {
 				count(tsKey, false)
 				return
 			}
+			// Every other frame must decode too (the references cover frame 0).
+			for i := 1; i < f.NumFrames(); i++ {
+				if _, err := f.DecodeFrame(i); err != nil {
+					t.Errorf("frame %d of %d: %v", i, f.NumFrames(), err)
+				}
+			}
 			got := frameSHA(fr)
 			if ref.ExactMatchExpected {
 				ok := got == ref.Frame0.SHA256
