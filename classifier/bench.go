@@ -22,6 +22,10 @@ type BenchOptions struct {
 	Iters   int  // timed repetitions (after one warm-up)
 	Workers int  // GOMAXPROCS for the kernels, 0 = leave as is
 	OpTimes bool // also report time per op (top entries in OpReport)
+	// RandomInput feeds independent random channels instead of the
+	// pipeline's input (one gray image replicated and normalised per
+	// channel), which disables the gray-input conv1 fold.
+	RandomInput bool
 }
 
 // BenchResult reports the timing of Bench.
@@ -56,6 +60,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	x := randInputs(rand.New(rand.NewSource(2)), o.Batch*3*o.Size*o.Size)
+	if !o.RandomInput {
+		grayInputs(rand.New(rand.NewSource(2)), x, o.Batch, o.Size, m.Info().Mean, m.Info().Std)
+	}
 	labels := make([]float32, o.Batch)
 	for i := range labels {
 		labels[i] = float32(i % 2)
@@ -114,6 +121,20 @@ func randInputs(r *rand.Rand, n int) []float32 {
 		x[i] = float32(r.NormFloat64())
 	}
 	return x
+}
+
+// grayInputs fills x with random gray images replicated to three channels
+// and normalised per channel, as the preprocessing pipeline produces them.
+func grayInputs(r *rand.Rand, x []float32, n, size int, mean, std [3]float32) {
+	plane := size * size
+	for i := 0; i < n; i++ {
+		for p := 0; p < plane; p++ {
+			g := float32(r.Intn(256)) / 255
+			for c := 0; c < 3; c++ {
+				x[(i*3+c)*plane+p] = (g - mean[c]) / std[c]
+			}
+		}
+	}
 }
 
 // peakRSSMiB reads the process's peak resident set (Linux VmHWM).

@@ -311,3 +311,55 @@ func TestPredictBatchingAndConcurrency(t *testing.T) {
 		t.Error("cancelled context ignored")
 	}
 }
+
+// TestGrayInputFold checks the folded one-channel stem (used when the three
+// input channels are one gray image normalised per channel) against the
+// plain three-channel graph, including the zero-padded border.
+func TestGrayInputFold(t *testing.T) {
+	for _, arch := range []string{"basic[1,1,1,1]", "bottleneck[1,1,1,1]"} {
+		m, _ := New(arch, 13)
+		r := rand.New(rand.NewSource(4))
+		for _, p := range m.net.params {
+			if p.kind == kindBNMean || p.kind == kindBNBias {
+				for i := range p.data {
+					p.data[i] = float32(r.NormFloat64() * 0.2)
+				}
+			}
+		}
+		const n, size = 3, 48
+		x := make([]float32, n*3*size*size)
+		mean, std := m.info.Mean, m.info.Std
+		for i := 0; i < n; i++ {
+			for p := 0; p < size*size; p++ {
+				g := float32(r.Intn(256)) / 255
+				for c := 0; c < 3; c++ {
+					x[(i*3+c)*size*size+p] = (g - mean[c]) / std[c]
+				}
+			}
+		}
+		if m.grayPlanes(x, n, size) == nil {
+			t.Fatalf("%s: gray input not recognised", arch)
+		}
+		got, err := m.Logits(context.Background(), x, n, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gr, err := m.net.inferenceGraph(n, size, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gr.run(x, nil); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := gr.logitValues()
+		for i := range want {
+			if !closeRel(float64(got[i]), float64(want[i]), 1e-4, 1e-5) {
+				t.Errorf("%s image %d: folded %g, three-channel %g", arch, i, got[i], want[i])
+			}
+		}
+		x[5] += 0.01 // no longer a replicated gray image
+		if m.grayPlanes(x, n, size) != nil {
+			t.Errorf("%s: perturbed input taken for gray", arch)
+		}
+	}
+}

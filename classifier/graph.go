@@ -75,12 +75,69 @@ func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, re
 	return b.conv(x, wn, g, convOpts{bias: bn2, res: res, relu: relu})
 }
 
+// grayStem is conv1+BN+ReLU for inputs x_c = (g - mean_c)/std_c given as g.
+// With zero padding outside the image, exactly
+//
+//	sum_c W_c * x_c = (sum_c W_c/std_c) * g - sum_{taps inside} sum_c W_c*mean_c/std_c,
+//
+// so the weights fold to one input channel and the second term becomes a
+// per-position correction (it differs from a constant only at the border),
+// computed once per graph by convolving an all-ones image.
+func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]float32) (*G.Node, error) {
+	w, bias := foldBN(c, bn)
+	taps := c.k * c.k
+	w1 := make([]float32, c.cout*taps)
+	wm := make([]float32, c.cout*taps)
+	for co := 0; co < c.cout; co++ {
+		for t := 0; t < taps; t++ {
+			var a, m float64
+			for ch := 0; ch < 3; ch++ {
+				v := float64(w[(co*3+ch)*taps+t])
+				a += v / float64(std[ch])
+				m += v * float64(mean[ch]) / float64(std[ch])
+			}
+			w1[co*taps+t], wm[co*taps+t] = float32(a), float32(-m)
+		}
+	}
+	shp := x.Shape()
+	n, size := shp[0], shp[2]
+	g1 := newConvGeom(1, size, size, c.cout, c.k, c.stride, c.pad)
+	ones := make([]float32, size*size)
+	for i := range ones {
+		ones[i] = 1
+	}
+	corr := make([]float32, n*c.cout*g1.ohw)
+	convForward(b.ws, &g1, 1, ones, wm, corr, nil, nil, false)
+	for i := 1; i < n; i++ {
+		copy(corr[i*c.cout*g1.ohw:(i+1)*c.cout*g1.ohw], corr[:c.cout*g1.ohw])
+	}
+	wn := b.constNode(c.w.name+".gray", w1, c.cout, 1, c.k, c.k)
+	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
+	cn := b.constNode(c.w.name+".gray_border", corr, n, c.cout, g1.oh, g1.ow)
+	return b.conv(x, wn, g1, convOpts{bias: bn2, res: cn, relu: true})
+}
+
 // inferenceGraph builds the eval-mode network for n images of size x size:
 // BatchNorm folded into every convolution, residual add and ReLU fused.
-func (net *netSpec) inferenceGraph(n, size int) (*graph, error) {
+//
+// With gray set, the graph takes one channel g per image instead: the
+// caller has verified that channel c of the input is (g - mean[c]) / std[c]
+// (a gray image replicated and normalised), and the normalisation is folded
+// into conv1, which then does a third of the work (see grayStem).
+func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, error) {
 	b := newBuilder()
-	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
-	h, err := b.foldedConv(x, &net.conv1, &net.bn1, nil, true)
+	inC := 3
+	if gray != nil {
+		inC = 1
+	}
+	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, inC, size, size), G.WithName("input"))
+	var h *G.Node
+	var err error
+	if gray != nil {
+		h, err = b.grayStem(x, &net.conv1, &net.bn1, gray[0], gray[1])
+	} else {
+		h, err = b.foldedConv(x, &net.conv1, &net.bn1, nil, true)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +172,7 @@ func (net *netSpec) inferenceGraph(n, size int) (*graph, error) {
 		return nil, err
 	}
 	gr := &graph{b: b, x: x, logits: logits, n: n, size: size}
-	gr.xT = tensor.New(tensor.WithShape(n, 3, size, size), tensor.Of(tensor.Float32))
+	gr.xT = tensor.New(tensor.WithShape(n, inC, size, size), tensor.Of(tensor.Float32))
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
 }

@@ -54,7 +54,8 @@ type Model struct {
 
 	mu      sync.Mutex
 	version uint64 // bumped whenever parameters change
-	infer   map[[2]int]*graph
+	infer   map[[3]int]*graph
+	gray    []float32 // scratch: the gray plane recovered from inputs
 }
 
 // New returns a freshly initialised model the way torchvision initialises
@@ -89,7 +90,7 @@ func New(arch string, seed int64) (*Model, error) {
 			}
 		}
 	}
-	m := &Model{net: net, infer: map[[2]int]*graph{}}
+	m := &Model{net: net, infer: map[[3]int]*graph{}}
 	m.info = ModelInfo{Arch: a.Name, InputSize: defaultInputSize, Mean: DefaultMean, Std: DefaultStd, Threshold: defaultThreshold}
 	return m, nil
 }
@@ -188,7 +189,7 @@ func loadBytes(raw []byte) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{net: net, info: info, infer: map[[2]int]*graph{}}, nil
+	return &Model{net: net, info: info, infer: map[[3]int]*graph{}}, nil
 }
 
 // Metadata keys written by Save and read by Load.
@@ -339,11 +340,16 @@ func (m *Model) Logits(ctx context.Context, inputs []float32, n, size int) ([]fl
 			return nil, fmt.Errorf("classifier: predict: %w", err)
 		}
 		b := min(maxInferBatch, n-i)
-		gr, err := m.inferGraph(b, size)
+		in := inputs[i*per : (i+b)*per]
+		gray := m.grayPlanes(in, b, size)
+		gr, err := m.inferGraph(b, size, gray != nil)
 		if err != nil {
 			return nil, err
 		}
-		if err := gr.run(inputs[i*per:(i+b)*per], nil); err != nil {
+		if gray != nil {
+			in = gray
+		}
+		if err := gr.run(in, nil); err != nil {
 			return nil, fmt.Errorf("classifier: predict: %w", err)
 		}
 		l, err := gr.logitValues()
@@ -357,8 +363,13 @@ func (m *Model) Logits(ctx context.Context, inputs []float32, n, size int) ([]fl
 
 // inferGraph returns the cached eval graph for (n, size), rebuilding it when
 // the parameters changed. Caller holds m.mu.
-func (m *Model) inferGraph(n, size int) (*graph, error) {
-	key := [2]int{n, size}
+func (m *Model) inferGraph(n, size int, gray bool) (*graph, error) {
+	key := [3]int{n, size, 0}
+	var ms *[2][3]float32
+	if gray {
+		key[2] = 1
+		ms = &[2][3]float32{m.info.Mean, m.info.Std}
+	}
 	if gr, ok := m.infer[key]; ok && gr.version == m.version {
 		return gr, nil
 	}
@@ -368,11 +379,41 @@ func (m *Model) inferGraph(n, size int) (*graph, error) {
 			delete(m.infer, k)
 		}
 	}
-	gr, err := m.net.inferenceGraph(n, size)
+	gr, err := m.net.inferenceGraph(n, size, ms)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: build inference graph: %w", err)
 	}
 	gr.version = m.version
 	m.infer[key] = gr
 	return gr, nil
+}
+
+// grayPlanes returns the gray plane g of each image when every channel c of
+// the inputs equals (g - Mean[c]) / Std[c] (a gray image replicated and
+// normalised, the pipeline's model input) to float32 rounding, else nil.
+// Caller holds m.mu.
+func (m *Model) grayPlanes(in []float32, n, size int) []float32 {
+	mean, std := m.info.Mean, m.info.Std
+	plane := size * size
+	if cap(m.gray) < n*plane {
+		m.gray = make([]float32, n*plane)
+	}
+	g := m.gray[:n*plane]
+	for i := 0; i < n; i++ {
+		x0 := in[(3*i)*plane : (3*i+1)*plane]
+		x1 := in[(3*i+1)*plane : (3*i+2)*plane]
+		x2 := in[(3*i+2)*plane : (3*i+3)*plane]
+		gi := g[i*plane : (i+1)*plane]
+		x1, x2, gi = x1[:len(x0)], x2[:len(x0)], gi[:len(x0)]
+		for p, v := range x0 {
+			gv := v*std[0] + mean[0]
+			e1 := x1[p] - (gv-mean[1])/std[1]
+			e2 := x2[p] - (gv-mean[2])/std[2]
+			if e1 > 1e-5 || e1 < -1e-5 || e2 > 1e-5 || e2 < -1e-5 {
+				return nil
+			}
+			gi[p] = gv
+		}
+	}
+	return g
 }

@@ -65,6 +65,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 	f.IntVar(&o.Iters, "iters", 5, "timed repetitions after one warm-up")
 	f.IntVar(&o.Workers, "workers", 0, "kernel worker threads (GOMAXPROCS; 0: all cores)")
 	f.BoolVar(&o.OpTimes, "ops", false, "also print time per op kind and shape")
+	f.BoolVar(&o.RandomInput, "random-input", false, "independent random channels instead of a normalised gray image (disables the gray conv1 fold)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
 	return cmd
 }
