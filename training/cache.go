@@ -1,0 +1,199 @@
+package training
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	_ "image/jpeg" // FracAtlas and most label sets are JPEG
+	_ "image/png"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/fracd/fracd/preprocess"
+)
+
+// PlaneBytes is the memory one cached image takes: a Size x Size uint8 plane.
+const PlaneBytes = preprocess.Size * preprocess.Size
+
+// DefaultCacheBytes bounds the plane cache: 4 GiB is about 85,000 images.
+const DefaultCacheBytes int64 = 4 << 30
+
+// Skip reasons.
+const (
+	SkipMissing    = "missing"    // no file for the row
+	SkipUnreadable = "unreadable" // the file cannot be read
+	SkipDecode     = "decode"     // not a decodable PNG/JPEG (e.g. truncated)
+	SkipPreprocess = "preprocess" // decoded, but preprocessing refused it
+)
+
+// Skipped is one image left out of the cache. It names the image by CSV row
+// and content hash only: file names can carry identifiers.
+type Skipped struct {
+	Row    int    `json:"row"`
+	SHA256 string `json:"sha256,omitempty"`
+	Reason string `json:"reason"`
+	Err    string `json:"error,omitempty"`
+}
+
+// Cache holds the preprocessed planes of the usable examples of one split,
+// in label-file order.
+type Cache struct {
+	Planes []byte    // len(Labels) planes of PlaneBytes, row-major
+	Labels []float32 // 0 or 1
+	Rows   []int     // the CSV row of each plane
+}
+
+// Len is the number of cached images.
+func (c *Cache) Len() int { return len(c.Labels) }
+
+// Plane returns image i as an *image.Gray sharing the cache's memory.
+func (c *Cache) Plane(i int) *image.Gray {
+	return &image.Gray{Pix: c.Planes[i*PlaneBytes : (i+1)*PlaneBytes], Stride: preprocess.Size,
+		Rect: image.Rect(0, 0, preprocess.Size, preprocess.Size)}
+}
+
+// BuildCaches decodes and preprocesses (exactly as inference does:
+// preprocess.PlaneInto on the decoded image) every example with a file,
+// once, into one cache per split. Images that cannot be read, decoded or
+// preprocessed are skipped and reported, never fatal. maxBytes bounds the
+// planes' total memory (<= 0: DefaultCacheBytes); a label set that would
+// exceed it is refused before anything is decoded.
+func BuildCaches(ctx context.Context, ls *LabelSet, maxBytes int64) (map[string]*Cache, []Skipped, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
+	}
+	var todo []int
+	var skipped []Skipped
+	for i, e := range ls.Examples {
+		if e.Path == "" {
+			skipped = append(skipped, Skipped{Row: e.Row, Reason: SkipMissing})
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if need := int64(len(todo)) * PlaneBytes; need > maxBytes {
+		return nil, nil, fmt.Errorf("training: %d images need %d MiB of plane cache, over the %d MiB bound (raise --cache-mb)",
+			len(todo), need>>20, maxBytes>>20)
+	}
+	// One buffer per split, sized for all its candidates and compacted in
+	// place afterwards, so the peak is the bound and not twice it.
+	caches := map[string]*Cache{}
+	slot := make([]int, len(todo))
+	for k, i := range todo {
+		e := ls.Examples[i]
+		c := caches[e.Split]
+		if c == nil {
+			c = &Cache{}
+			caches[e.Split] = c
+		}
+		slot[k] = len(c.Labels)
+		c.Labels = append(c.Labels, b2f(e.Fractured))
+		c.Rows = append(c.Rows, e.Row)
+	}
+	for _, c := range caches {
+		c.Planes = make([]byte, len(c.Labels)*PlaneBytes)
+	}
+	results := make([]*Skipped, len(todo))
+	// Each worker runs the (internally parallel) chain on its own image;
+	// results land by index, so the order never depends on scheduling.
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				e := ls.Examples[todo[k]]
+				results[k] = loadPlane(e, caches[e.Split].Plane(slot[k]))
+			}
+		}()
+	}
+	var err error
+feed:
+	for k := range todo {
+		select {
+		case next <- k:
+		case <-ctx.Done():
+			err = fmt.Errorf("training: preprocessing images: %w", ctx.Err())
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err != nil {
+		return nil, nil, err
+	}
+	keep := map[*Cache]int{}
+	for k, i := range todo {
+		c := caches[ls.Examples[i].Split]
+		if results[k] != nil {
+			skipped = append(skipped, *results[k])
+			continue
+		}
+		j, s := keep[c], slot[k]
+		if j != s {
+			copy(c.Planes[j*PlaneBytes:(j+1)*PlaneBytes], c.Planes[s*PlaneBytes:(s+1)*PlaneBytes])
+			c.Labels[j], c.Rows[j] = c.Labels[s], c.Rows[s]
+		}
+		keep[c] = j + 1
+	}
+	for name, c := range caches {
+		n := keep[c]
+		c.Planes, c.Labels, c.Rows = c.Planes[:n*PlaneBytes:n*PlaneBytes], c.Labels[:n:n], c.Rows[:n:n]
+		if n == 0 {
+			delete(caches, name)
+		}
+	}
+	return caches, skipped, nil
+}
+
+func loadPlane(e Example, dst *image.Gray) *Skipped {
+	data, err := os.ReadFile(e.Path)
+	if err != nil {
+		return &Skipped{Row: e.Row, Reason: SkipUnreadable, Err: "cannot read file"}
+	}
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: err.Error()}
+	}
+	if err := preprocess.PlaneInto(dst, img); err != nil {
+		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: err.Error()}
+	}
+	return nil
+}
+
+func b2f(b bool) float32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Dataset adapts a Cache to classifier.Dataset: each Example expands the
+// cached plane with preprocess.ToTensor and the model's normalisation, as
+// inference does.
+type Dataset struct {
+	Cache     *Cache
+	Mean, Std [3]float32
+}
+
+// Len is the number of images.
+func (d *Dataset) Len() int { return d.Cache.Len() }
+
+// Example writes image i's model input into dst and returns its label.
+func (d *Dataset) Example(i int, dst []float32) (float32, error) {
+	if i < 0 || i >= d.Cache.Len() {
+		return 0, fmt.Errorf("training: example %d out of range [0,%d)", i, d.Cache.Len())
+	}
+	if len(dst) < preprocess.TensorLen {
+		return 0, fmt.Errorf("training: example buffer has %d floats, want %d", len(dst), preprocess.TensorLen)
+	}
+	preprocess.ToTensor(d.Cache.Plane(i), d.Mean, d.Std, dst[:preprocess.TensorLen])
+	return d.Cache.Labels[i], nil
+}

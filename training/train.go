@@ -1,0 +1,538 @@
+// Package training retrains the fracture classifier from labelled images:
+// label files (FracAtlas split.csv or a generic path,fractured CSV), a
+// bounded in-memory cache of preprocessed planes, epochs of
+// classifier.Trainer with validation metrics, atomic per-epoch checkpoints
+// that resume bit for bit, the best model by validation ROC-AUC, and a
+// training_runs row with its audit trail.
+package training
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/preprocess"
+)
+
+// Files in a run directory.
+const (
+	StateFile = "state.json"        // the commit point of each completed epoch
+	BestFile  = "best.safetensors"  // best model by validation ROC-AUC
+	ckptGlob  = "ckpt-epoch-*.safetensors"
+)
+
+// ErrInterrupted is returned (wrapped) when the context is cancelled: the
+// last completed epoch is saved and --resume continues from it.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Config configures Run. Zero values take the defaults noted.
+type Config struct {
+	Images, Labels string // image directory and label CSV
+	Arch           string // default resnet18
+	Epochs         int    // default 10
+	Batch          int    // default 16
+	LR             float64
+	Momentum       float64
+	WeightDecay    float64
+	Gamma          float64 // focal loss gamma
+	Alpha          float64 // focal loss alpha; < 0 disables class balancing
+	Seed           int64   // initialisation, split (when assigned) and shuffling
+	RunDir         string
+	Resume         bool
+	CacheBytes     int64 // plane cache bound, DefaultCacheBytes if 0
+	Logger         *slog.Logger
+	Recorder       Recorder // nil: nothing recorded outside RunDir
+	// Now is the clock for recorded timestamps (time.Now if nil).
+	Now func() time.Time
+}
+
+// Params are the settings a run is bound to; a resumed run must match them
+// (except Epochs, which may grow). They are stored as training_runs.params.
+type Params struct {
+	Arch              string  `json:"arch"`
+	Epochs            int     `json:"epochs"`
+	Batch             int     `json:"batch"`
+	LR                float64 `json:"lr"`
+	Momentum          float64 `json:"momentum"`
+	WeightDecay       float64 `json:"weight_decay"`
+	Gamma             float64 `json:"gamma"`
+	Alpha             float64 `json:"alpha"`
+	Seed              int64   `json:"seed"`
+	LabelsSHA256      string  `json:"labels_sha256"`
+	Layout            string  `json:"layout"`
+	SplitAssigned     bool    `json:"split_assigned"`
+	PreprocessVersion string  `json:"preprocess_version"`
+}
+
+// DataSummary says what the label file gave and what was used.
+type DataSummary struct {
+	Listed  int            `json:"listed"`
+	Used    int            `json:"used"`
+	Counts  Counts         `json:"counts"`  // used images per split: [neg, pos]
+	Skipped map[string]int `json:"skipped"` // per reason
+	CacheMB float64        `json:"cache_mib"`
+}
+
+// EpochMetrics are the figures of one completed epoch.
+type EpochMetrics struct {
+	Epoch     int     `json:"epoch"`
+	Steps     int64   `json:"steps"`
+	TrainLoss float64 `json:"train_loss"`
+	ValAUC    float64 `json:"val_auc"`
+	Threshold float64 `json:"threshold"` // chosen on validation (ChooseThreshold)
+	ValAcc    float64 `json:"val_accuracy"`
+	ValF1     float64 `json:"val_f1"`
+	ValPrec   float64 `json:"val_precision"`
+	ValRecall float64 `json:"val_recall"`
+	ValAcc05  float64 `json:"val_accuracy_at_0.5"`
+	ValF105   float64 `json:"val_f1_at_0.5"`
+	Seconds   float64 `json:"seconds"`
+	Best      bool    `json:"best"`
+}
+
+// state is state.json: written atomically after each completed epoch.
+type state struct {
+	RunID      string         `json:"run_id"`
+	ModelID    string         `json:"model_id"`
+	Params     Params         `json:"params"`
+	StartedAt  time.Time      `json:"started_at"`
+	EpochsDone int            `json:"epochs_done"`
+	Checkpoint string         `json:"checkpoint,omitempty"` // file name in the run dir
+	BestEpoch  int            `json:"best_epoch"`
+	History    []EpochMetrics `json:"history"`
+	Data       DataSummary    `json:"data"`
+	Finished   bool           `json:"finished"`
+}
+
+// Result reports a completed (or interrupted) run.
+type Result struct {
+	RunID     string
+	ModelID   string // the id written into best.safetensors
+	BestPath  string // "" if no epoch completed
+	BestEpoch int
+	Epochs    []EpochMetrics
+	Data      DataSummary
+	Skipped   []Skipped
+	Params    Params
+}
+
+func (c *Config) defaults() {
+	if c.Arch == "" {
+		c.Arch = "resnet18"
+	}
+	if c.Epochs == 0 {
+		c.Epochs = 10
+	}
+	if c.Batch == 0 {
+		c.Batch = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Run trains (or, with Resume, continues training) a model as configured.
+// On cancellation it returns an error wrapping ErrInterrupted after the run
+// directory and the record reflect the last completed epoch.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg.defaults()
+	if cfg.RunDir == "" || cfg.Images == "" || cfg.Labels == "" {
+		return nil, errors.New("training: images, labels and run directory are required")
+	}
+	if cfg.Epochs < 1 || cfg.Batch < 2 {
+		return nil, fmt.Errorf("training: epochs %d must be >= 1 and batch %d >= 2 (train-mode BatchNorm)", cfg.Epochs, cfg.Batch)
+	}
+	if cfg.LR <= 0 || math.IsNaN(cfg.LR) {
+		return nil, fmt.Errorf("training: learning rate %v must be positive", cfg.LR)
+	}
+	arch, err := classifier.ParseArch(cfg.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("training: %w", err)
+	}
+	log := cfg.Logger
+
+	ls, err := LoadLabels(cfg.Labels, cfg.Images, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	params := Params{Arch: arch.Name, Epochs: cfg.Epochs, Batch: cfg.Batch, LR: cfg.LR, Momentum: cfg.Momentum,
+		WeightDecay: cfg.WeightDecay, Gamma: cfg.Gamma, Alpha: cfg.Alpha, Seed: cfg.Seed, LabelsSHA256: ls.SHA256,
+		Layout: ls.Layout, SplitAssigned: ls.SplitAssigned, PreprocessVersion: preprocess.Version}
+
+	st, err := openRunDir(cfg, params)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("training: preprocessing images", "rows", len(ls.Examples), "layout", ls.Layout,
+		"split", map[bool]string{true: "assigned 70/20/10 stratified, seed " + fmt.Sprint(cfg.Seed), false: "from file"}[ls.SplitAssigned],
+		"cache_bound_mib", boundOr(cfg.CacheBytes)>>20)
+	caches, skipped, err := BuildCaches(ctx, ls, cfg.CacheBytes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+		return nil, err
+	}
+	data := summarise(ls, caches, skipped)
+	log.Info("training: images", "listed", data.Listed, "used", data.Used, "skipped", data.Listed-data.Used,
+		"skipped_by_reason", data.Skipped, "per_split", data.Counts.String(), "cache_mib", fmt.Sprintf("%.1f", data.CacheMB))
+	for _, s := range skipped {
+		log.Debug("training: skipped image", "row", s.Row, "sha256", s.SHA256, "reason", s.Reason, "error", s.Err)
+	}
+	train, val := caches[SplitTrain], caches[SplitVal]
+	if train == nil || train.Len() < 2 || val == nil || val.Len() == 0 {
+		return nil, fmt.Errorf("training: need at least 2 usable train and 1 validation image (%s)", data.Counts)
+	}
+	if st.EpochsDone > 0 && !sameData(st.Data, data) {
+		return nil, fmt.Errorf("training: resume: the usable images differ from the interrupted run's (%s now, %s then)", data.Counts, st.Data.Counts)
+	}
+	st.Data = data
+	res := &Result{RunID: st.RunID, ModelID: st.ModelID, Data: data, Skipped: skipped, Params: params}
+
+	event := "started"
+	if cfg.Resume {
+		event = "resumed"
+	}
+	if err := writeState(cfg.RunDir, st); err != nil {
+		return nil, err
+	}
+	if err := record(ctx, cfg, st, event, StatusRunning, ""); err != nil {
+		return nil, err
+	}
+	err = runEpochs(ctx, cfg, arch, st, train, val)
+	res.Epochs, res.BestEpoch = st.History, st.BestEpoch
+	if st.BestEpoch > 0 {
+		res.BestPath = filepath.Join(cfg.RunDir, BestFile)
+	}
+	if err != nil {
+		status, reason := StatusFailed, err.Error()
+		if ctx.Err() != nil {
+			reason = "interrupted after epoch " + fmt.Sprint(st.EpochsDone)
+			err = fmt.Errorf("%w after epoch %d of %d: resume with the same run directory and --resume: %w", ErrInterrupted, st.EpochsDone, cfg.Epochs, err)
+		}
+		// Record the end even though ctx is cancelled: that is the clean stop.
+		if rerr := record(context.WithoutCancel(ctx), cfg, st, "stopped", status, reason); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return res, err
+	}
+	st.Finished = true
+	if err := writeState(cfg.RunDir, st); err != nil {
+		return res, err
+	}
+	if err := record(ctx, cfg, st, "finished", StatusFinished, ""); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func boundOr(b int64) int64 {
+	if b <= 0 {
+		return DefaultCacheBytes
+	}
+	return b
+}
+
+func summarise(ls *LabelSet, caches map[string]*Cache, skipped []Skipped) DataSummary {
+	d := DataSummary{Listed: len(ls.Examples), Counts: Counts{}, Skipped: map[string]int{}}
+	for name, c := range caches {
+		var v [2]int
+		for _, y := range c.Labels {
+			v[int(y)]++
+		}
+		d.Counts[name] = v
+		d.Used += c.Len()
+		d.CacheMB += float64(len(c.Planes)) / (1 << 20)
+	}
+	for _, s := range skipped {
+		d.Skipped[s.Reason]++
+	}
+	return d
+}
+
+func sameData(a, b DataSummary) bool {
+	if a.Used != b.Used || len(a.Counts) != len(b.Counts) {
+		return false
+	}
+	for k, v := range a.Counts {
+		if b.Counts[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// openRunDir starts a new run directory or, with Resume, reads the state of
+// the run in it and checks that the settings match.
+func openRunDir(cfg Config, p Params) (*state, error) {
+	if err := os.MkdirAll(cfg.RunDir, 0o750); err != nil {
+		return nil, fmt.Errorf("training: run directory: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(cfg.RunDir, StateFile))
+	switch {
+	case err == nil && !cfg.Resume:
+		return nil, fmt.Errorf("training: %s already holds a run: pass --resume to continue it, or choose another run directory", cfg.RunDir)
+	case errors.Is(err, os.ErrNotExist) && cfg.Resume:
+		return nil, fmt.Errorf("training: nothing to resume in %s (no %s)", cfg.RunDir, StateFile)
+	case errors.Is(err, os.ErrNotExist):
+		id, err := newRunID(cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		return &state{RunID: id, ModelID: "fracd-" + id, Params: p, StartedAt: cfg.Now().UTC()}, nil
+	case err != nil:
+		return nil, fmt.Errorf("training: run state: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("training: run state %s: %w", StateFile, err)
+	}
+	was := st.Params
+	was.Epochs, p.Epochs = 0, 0
+	if was != p {
+		a, _ := json.Marshal(st.Params)
+		b, _ := json.Marshal(p)
+		return nil, fmt.Errorf("training: resume: settings differ from the run's: was %s, now %s", a, b)
+	}
+	st.Params.Epochs = cfg.Epochs
+	if cfg.Epochs < st.EpochsDone {
+		return nil, fmt.Errorf("training: resume: %d epochs already done, --epochs %d", st.EpochsDone, cfg.Epochs)
+	}
+	st.Finished = false
+	return &st, nil
+}
+
+func newRunID(now time.Time) (string, error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("training: run id: %w", err)
+	}
+	return "run-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:]), nil
+}
+
+// epochSeed gives each epoch its own shuffling seed, so that the order of
+// epoch e depends only on (seed, e) and not on how many epochs this
+// process ran before: that is what makes a resumed run equal an
+// uninterrupted one.
+func epochSeed(seed int64, epoch int) int64 {
+	x := uint64(seed)*0x9E3779B97F4A7C15 + uint64(epoch)*0xBF58476D1CE4E5B9
+	x ^= x >> 31
+	return int64(x)
+}
+
+func ckptName(epoch int) string { return fmt.Sprintf("ckpt-epoch-%04d.safetensors", epoch) }
+
+func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state, train, val *Cache) error {
+	m, err := classifier.New(arch.Name, cfg.Seed)
+	if err != nil {
+		return fmt.Errorf("training: %w", err)
+	}
+	info := m.Info()
+	if info.InputSize != preprocess.Size {
+		return fmt.Errorf("training: model input %d px, preprocessing makes %d", info.InputSize, preprocess.Size)
+	}
+	trainDS := &Dataset{Cache: train, Mean: info.Mean, Std: info.Std}
+	valDS := &Dataset{Cache: val, Mean: info.Mean, Std: info.Std}
+	var best float64 = math.Inf(-1)
+	if st.BestEpoch > 0 {
+		best = st.History[st.BestEpoch-1].ValAUC
+	}
+	for e := st.EpochsDone + 1; e <= cfg.Epochs; e++ {
+		t0 := time.Now()
+		tc := classifier.TrainConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay,
+			Loss: classifier.FocalLoss{Gamma: cfg.Gamma, Alpha: cfg.Alpha}, Seed: epochSeed(cfg.Seed, e)}
+		// Every epoch after the first starts from the previous checkpoint,
+		// in an uninterrupted run too: one code path, so resuming cannot
+		// differ from not stopping.
+		var tr *classifier.Trainer
+		if e == 1 {
+			tr, err = classifier.NewTrainer(m, tc)
+		} else {
+			tr, err = classifier.ResumeTrainer(filepath.Join(cfg.RunDir, st.Checkpoint), m, tc)
+		}
+		if err != nil {
+			return fmt.Errorf("training: epoch %d: %w", e, err)
+		}
+		loss, err := tr.Epoch(ctx, trainDS, cfg.Batch)
+		if err != nil {
+			return fmt.Errorf("training: epoch %d: %w", e, err)
+		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return fmt.Errorf("training: epoch %d: training loss is %v (learning rate too high?)", e, loss)
+		}
+		probs, err := PredictAll(ctx, m, valDS, cfg.Batch)
+		if err != nil {
+			return fmt.Errorf("training: epoch %d: validation: %w", e, err)
+		}
+		thr := ChooseThreshold(probs, val.Labels)
+		met, err := classifier.Evaluate(probs, val.Labels, thr)
+		if err != nil {
+			return fmt.Errorf("training: epoch %d: validation: %w", e, err)
+		}
+		at05, err := classifier.Evaluate(probs, val.Labels, 0.5)
+		if err != nil {
+			return fmt.Errorf("training: epoch %d: validation: %w", e, err)
+		}
+		em := EpochMetrics{Epoch: e, Steps: tr.Steps(), TrainLoss: loss, ValAUC: met.AUC, Threshold: thr, ValAcc: met.Accuracy,
+			ValF1: met.F1, ValPrec: met.Precision, ValRecall: met.Recall, ValAcc05: at05.Accuracy, ValF105: at05.F1}
+
+		// Checkpoint first, then best, then state.json, whose atomic rename
+		// commits the epoch: a crash before it redoes the epoch, which
+		// gives the same files again.
+		ck := ckptName(e)
+		ckInfo := classifier.ModelInfo{ID: st.ModelID, InputSize: info.InputSize, TrainingRun: st.RunID}
+		if err := writeAtomic(filepath.Join(cfg.RunDir, ck), func(tmp string) error { return tr.SaveCheckpoint(tmp, ckInfo) }); err != nil {
+			return fmt.Errorf("training: epoch %d: checkpoint: %w", e, err)
+		}
+		if met.AUC > best {
+			best, em.Best = met.AUC, true
+			bi := classifier.ModelInfo{ID: st.ModelID, InputSize: info.InputSize, Mean: info.Mean, Std: info.Std,
+				PreprocessVersion: preprocess.Version, Threshold: thr, TrainingRun: st.RunID}
+			if err := writeAtomic(filepath.Join(cfg.RunDir, BestFile), func(tmp string) error { return m.Save(tmp, bi) }); err != nil {
+				return fmt.Errorf("training: epoch %d: best model: %w", e, err)
+			}
+			st.BestEpoch = e
+		}
+		em.Seconds = time.Since(t0).Seconds()
+		prev := st.Checkpoint
+		st.EpochsDone, st.Checkpoint = e, ck
+		st.History = append(st.History[:e-1], em)
+		if err := writeState(cfg.RunDir, st); err != nil {
+			return err
+		}
+		if prev != "" && prev != ck {
+			os.Remove(filepath.Join(cfg.RunDir, prev)) // superseded; keeping it is harmless
+		}
+		cfg.Logger.Info("training: epoch", "epoch", e, "of", cfg.Epochs, "steps", em.Steps,
+			"train_loss", round(loss), "val_auc", round(met.AUC), "val_acc", round(met.Accuracy), "val_f1", round(met.F1),
+			"threshold", round(thr), "val_acc@0.5", round(at05.Accuracy), "best", em.Best, "seconds", round(em.Seconds))
+		if err := record(ctx, cfg, st, "epoch", StatusRunning, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+// PredictAll returns the probability of every image of ds, in batches.
+func PredictAll(ctx context.Context, m *classifier.Model, ds classifier.Dataset, batch int) ([]float32, error) {
+	n := ds.Len()
+	out := make([]float32, 0, n)
+	buf := make([]float32, batch*preprocess.TensorLen)
+	for i := 0; i < n; i += batch {
+		b := min(batch, n-i)
+		for j := 0; j < b; j++ {
+			if _, err := ds.Example(i+j, buf[j*preprocess.TensorLen:(j+1)*preprocess.TensorLen]); err != nil {
+				return nil, err
+			}
+		}
+		p, err := m.Predict(ctx, buf[:b*preprocess.TensorLen], b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// ChooseThreshold picks the decision threshold on validation predictions:
+// the one maximising Youden's J = sensitivity + specificity - 1 over the
+// cut points p >= t at each distinct predicted probability. Ties go to the
+// lower threshold (more sensitive: a missed fracture costs more than a
+// second look). The returned value lies halfway between the chosen
+// probability and the next lower one, so tiny numeric differences on
+// another machine do not flip validation images across it. With only one
+// class present J is undefined and 0.5 is returned.
+func ChooseThreshold(probs, labels []float32) float64 {
+	var pos, neg int
+	type pl struct {
+		p float64
+		y bool
+	}
+	v := make([]pl, len(probs))
+	for i, p := range probs {
+		v[i] = pl{float64(p), labels[i] >= 0.5}
+		if v[i].y {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	if pos == 0 || neg == 0 {
+		return 0.5
+	}
+	sort.Slice(v, func(i, j int) bool { return v[i].p > v[j].p })
+	bestJ, bestK := math.Inf(-1), -1
+	tp, fp := 0, 0
+	for k := 0; k < len(v); k++ {
+		if v[k].y {
+			tp++
+		} else {
+			fp++
+		}
+		if k+1 < len(v) && v[k+1].p == v[k].p {
+			continue // a cut point flags every image with this probability
+		}
+		j := float64(tp)/float64(pos) - float64(fp)/float64(neg)
+		if j >= bestJ {
+			bestJ, bestK = j, k
+		}
+	}
+	if bestK+1 < len(v) {
+		return (v[bestK].p + v[bestK+1].p) / 2
+	}
+	return v[bestK].p
+}
+
+// writeAtomic has write produce a temporary file, makes it durable and
+// renames it over path, so path is always either the old or the new file.
+func writeAtomic(path string, write func(tmp string) error) error {
+	tmp := path + ".tmp"
+	if err := write(tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func writeState(dir string, st *state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("training: state: %w", err)
+	}
+	err = writeAtomic(filepath.Join(dir, StateFile), func(tmp string) error { return os.WriteFile(tmp, b, 0o640) })
+	if err != nil {
+		return fmt.Errorf("training: state: %w", err)
+	}
+	return nil
+}
