@@ -39,6 +39,9 @@ func (d *losslessDecoder) scan(st *jpegState, sc *jpegScan) error {
 	initPred := int32(1) << (fr.precision - pt - 1)
 	br := &bitReader{d: sc.data}
 	restart := st.restart // in MCUs, one pixel of every scan component each
+	if len(sc.comps) == 1 && restart == 0 {
+		return d.scanFast(br, d.planes[sc.comps[0]], tables[0], pred, initPred)
+	}
 	mcu := 0
 	// resetRow: the row where the current restart interval began; that row
 	// is predicted like the first line of a scan (H.1.2.1).
@@ -111,4 +114,62 @@ func (d *losslessDecoder) output() []int32 {
 		}
 	}
 	return out
+}
+
+// scanFast is the common case (one component, no restart intervals) with
+// the per-row bookkeeping hoisted out of the sample loop.
+func (d *losslessDecoder) scanFast(br *bitReader, pl []int32, tbl *huffTable, pred int, initPred int32) error {
+	w, h := d.fr.width, d.fr.height
+	for y := range h {
+		row := pl[y*w : (y+1)*w]
+		var up []int32
+		if y > 0 {
+			up = pl[(y-1)*w : y*w]
+		}
+		for x := range row {
+			s, err := br.decode(tbl)
+			if err != nil {
+				return err
+			}
+			var diff int32
+			switch {
+			case s == 16:
+				diff = 32768
+			case s > 16:
+				return fmt.Errorf("%w: lossless difference category %d", errJPEG, s)
+			default:
+				diff = br.receiveExtend(s)
+			}
+			var p int32
+			switch {
+			case y == 0:
+				if x == 0 {
+					p = initPred
+				} else {
+					p = row[x-1]
+				}
+			case x == 0:
+				p = up[0]
+			default:
+				switch pred {
+				case 1:
+					p = row[x-1]
+				case 2:
+					p = up[x]
+				case 3:
+					p = up[x-1]
+				case 4:
+					p = row[x-1] + up[x] - up[x-1]
+				case 5:
+					p = row[x-1] + ((up[x] - up[x-1]) >> 1)
+				case 6:
+					p = up[x] + ((row[x-1] - up[x-1]) >> 1)
+				case 7:
+					p = (row[x-1] + up[x]) >> 1
+				}
+			}
+			row[x] = (p + diff) & 0xFFFF
+		}
+	}
+	return nil
 }

@@ -95,9 +95,6 @@ func (b *bitReader) fill() {
 }
 
 func (b *bitReader) bits(n uint) int32 {
-	if n == 0 {
-		return 0
-	}
 	if b.n < n {
 		b.fill()
 	}
@@ -132,10 +129,15 @@ func (b *bitReader) receiveExtend(s byte) int32 {
 	if s == 0 {
 		return 0
 	}
+	s &= 31
 	if s > 16 {
 		s = 16
 	}
-	v := b.bits(uint(s))
+	if b.n < uint(s) {
+		b.fill()
+	}
+	v := int32(b.acc>>(b.n-uint(s))) & (1<<s - 1)
+	b.n -= uint(s)
 	if v < 1<<(s-1) {
 		v += -1<<s + 1
 	}
