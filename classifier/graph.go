@@ -12,6 +12,8 @@ import (
 type builder struct {
 	g  *G.ExprGraph
 	ws *workspace
+	// inference marks eval-only graphs (no gradients, ReLU-fed pooling).
+	inference bool
 	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
@@ -126,6 +128,7 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 // into conv1, which then does a third of the work (see grayStem).
 func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, error) {
 	b := newBuilder()
+	b.inference = true
 	inC := 3
 	if gray != nil {
 		inC = 1

@@ -75,6 +75,21 @@ func (b *builder) maxPool(x *G.Node, k, s, p int) (*G.Node, error) {
 	n, c, h, w := shp[0], shp[1], shp[2], shp[3]
 	g := newConvGeom(c, h, w, c, k, s, p)
 	arg := make([]int32, n*c*g.ohw)
+	if b.inference {
+		// no gradient needed: no argmax, and the input is a ReLU output
+		op := newKernelOp("maxpool", []int{4}, tensor.Shape{n, c, g.oh, g.ow})
+		op.run = func(out []float32, in [][]float32) error {
+			x := in[0]
+			parallelFor(n*c, func(lo, hi int) {
+				rows := make([]uint32, h*g.ow)
+				for pl := lo; pl < hi; pl++ {
+					maxPoolNonNeg(&g, x[pl*h*w:(pl+1)*h*w], out[pl*g.ohw:(pl+1)*g.ohw], rows)
+				}
+			})
+			return nil
+		}
+		return apply(op, x)
+	}
 	op := newKernelOp("maxpool", []int{4}, tensor.Shape{n, c, g.oh, g.ow})
 	op.run = func(out []float32, in [][]float32) error {
 		x := in[0]
@@ -331,4 +346,51 @@ func maxSel(bk, bi int64, v float32, i int64) (int64, int64) {
 	k := int64(fkey(v))
 	m := (bk - k) >> 63 // -1 when k > bk
 	return bk ^ ((bk ^ k) & m), bi ^ ((bi ^ i) & m)
+}
+
+// maxPoolNonNeg pools one plane of non-negative values (a ReLU output),
+// separably: row maxima, then column maxima. Non-negative float32 values
+// order like their bit patterns, and integer max compiles to conditional
+// moves, so there are no data-dependent branches.
+func maxPoolNonNeg(g *convGeom, src, dst []float32, rows []uint32) {
+	k, s, p, h, w := g.k, g.s, g.p, g.h, g.w
+	for iy := 0; iy < h; iy++ {
+		in := src[iy*w : (iy+1)*w]
+		out := rows[iy*g.ow : (iy+1)*g.ow]
+		if k == 3 && s == 2 && p == 1 && len(out) > 1 && w > 1 {
+			// ResNet's pool: window columns 2xo-1 .. 2xo+1
+			out[0] = max(math.Float32bits(in[0]), math.Float32bits(in[1]))
+			xo := 1
+			for ; xo < len(out) && 2*xo+1 < w; xo++ {
+				q := in[2*xo-1 : 2*xo+2]
+				out[xo] = max(math.Float32bits(q[0]), math.Float32bits(q[1]), math.Float32bits(q[2]))
+			}
+			for ; xo < len(out); xo++ { // window cut by the right border
+				out[xo] = max(math.Float32bits(in[2*xo-1]), math.Float32bits(in[2*xo]))
+			}
+			continue
+		}
+		for xo := range out {
+			x0, x1 := xo*s-p, xo*s-p+k
+			x0, x1 = max(x0, 0), min(x1, w)
+			var m uint32
+			for _, v := range in[x0:x1] {
+				m = max(m, math.Float32bits(v))
+			}
+			out[xo] = m
+		}
+	}
+	for yo := 0; yo < g.oh; yo++ {
+		y0, y1 := max(yo*s-p, 0), min(yo*s-p+k, h)
+		out := dst[yo*g.ow : (yo+1)*g.ow]
+		acc := rows[y0*g.ow : (y0+1)*g.ow]
+		acc = acc[:len(out)]
+		for i, v := range acc {
+			m := v
+			for y := y0 + 1; y < y1; y++ {
+				m = max(m, rows[y*g.ow+i])
+			}
+			out[i] = math.Float32frombits(m)
+		}
+	}
 }

@@ -128,6 +128,26 @@ func TestConvKernels(t *testing.T) {
 	}
 }
 
+func TestMaxPoolNonNeg(t *testing.T) {
+	r := rand.New(rand.NewSource(8))
+	for _, sz := range [][2]int{{112, 112}, {7, 9}, {8, 7}, {2, 2}, {3, 1}} {
+		g := newConvGeom(1, sz[0], sz[1], 1, 3, 2, 1)
+		x := randSlice(r, sz[0]*sz[1])
+		for i := range x {
+			x[i] = relu32(x[i])
+		}
+		want := make([]float32, g.ohw)
+		maxPoolPlane(&g, x, want, make([]int32, g.ohw))
+		got := make([]float32, g.ohw)
+		maxPoolNonNeg(&g, x, got, make([]uint32, sz[0]*g.ow))
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%v: out[%d] = %g, want %g", sz, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 // TestOpGradients checks, op by op, the gradients gorgonia derives through
 // the custom ops against central differences of the loss. Each case is a
 // small graph ending in average pool, linear and focal loss (so those three
