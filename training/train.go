@@ -26,8 +26,8 @@ import (
 
 // Files in a run directory.
 const (
-	StateFile = "state.json"        // the commit point of each completed epoch
-	BestFile  = "best.safetensors"  // best model by validation ROC-AUC
+	StateFile = "state.json"       // the commit point of each completed epoch
+	BestFile  = "best.safetensors" // best model by validation ROC-AUC
 	ckptGlob  = "ckpt-epoch-*.safetensors"
 )
 

@@ -1,0 +1,454 @@
+package training
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/preprocess"
+	"github.com/fracd/fracd/store"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func tinyConfig(images, labels, runDir string) Config {
+	return Config{Images: images, Labels: labels, RunDir: runDir, Arch: tinyArch, Epochs: 2, Batch: 4,
+		LR: 0.01, Momentum: 0.9, WeightDecay: 1e-4, Gamma: 2, Alpha: -1, Seed: 1, Logger: quiet()}
+}
+
+// byThirds puts rows 0,3,6,… in val and the rest in train.
+func byThirds(i int, _ bool) string {
+	if i%3 == 0 {
+		return "val"
+	}
+	return "train"
+}
+
+func TestLoadLabelsLayouts(t *testing.T) {
+	dir := t.TempDir()
+	img := synthImage(rand.New(rand.NewSource(7)), 40, 30, false)
+	for _, p := range []string{"Fractured/a.jpg", "Non_fractured/b.jpg", "c.png", "sub/d.png"} {
+		writePNG(t, filepath.Join(dir, "images", p), img)
+	}
+	cases := []struct {
+		name, csv, layout string
+		paths             []string // resolved, relative to images ("" missing)
+		splits            []string
+		wantErr           string
+	}{
+		{name: "fracatlas", csv: "image_id,split,fractured,resized_from\na.jpg,train,1,\nb.jpg,val,0,\nc.png,train,0,\nzz.jpg,val,1,\n",
+			layout: LayoutFracAtlas, paths: []string{"Fractured/a.jpg", "Non_fractured/b.jpg", "c.png", ""}, splits: []string{"train", "val", "train", "val"}},
+		{name: "fracatlas relabelled", csv: "image_id,split,fractured\nb.jpg,train,1\n",
+			layout: LayoutFracAtlas, paths: []string{"Non_fractured/b.jpg"}, splits: []string{"train"}},
+		{name: "generic with split", csv: "path,fractured,split\nsub/d.png,yes,validation\nc.png,false,test\n",
+			layout: LayoutGeneric, paths: []string{"sub/d.png", "c.png"}, splits: []string{"val", "test"}},
+		{name: "bom and label column", csv: "\ufeffFile,Label\nc.png,1\n", layout: LayoutGeneric, paths: []string{"c.png"}},
+		{name: "escaping path", csv: "path,fractured\n../x.png,1\n", wantErr: "relative and inside"},
+		{name: "absolute path", csv: "path,fractured\n/etc/passwd,1\n", wantErr: "relative and inside"},
+		{name: "bad label", csv: "path,fractured\nc.png,maybe\n", wantErr: "row 1"},
+		{name: "bad split", csv: "path,fractured,split\nc.png,1,holdout\n", wantErr: "split"},
+		{name: "no label column", csv: "path,x\nc.png,1\n", wantErr: "fractured"},
+		{name: "empty", csv: "path,fractured\n", wantErr: "no rows"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "labels.csv")
+			if err := os.WriteFile(p, []byte(tc.csv), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ls, err := LoadLabels(p, filepath.Join(dir, "images"), 1)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ls.Layout != tc.layout {
+				t.Errorf("layout %q, want %q", ls.Layout, tc.layout)
+			}
+			missing := 0
+			for i, e := range ls.Examples {
+				want := ""
+				if tc.paths[i] != "" {
+					want = filepath.Join(dir, "images", filepath.FromSlash(tc.paths[i]))
+				} else {
+					missing++
+				}
+				if e.Path != want {
+					t.Errorf("row %d: path %q, want %q", e.Row, e.Path, want)
+				}
+				if tc.splits != nil && e.Split != tc.splits[i] {
+					t.Errorf("row %d: split %q, want %q", e.Row, e.Split, tc.splits[i])
+				}
+			}
+			if ls.Missing != missing {
+				t.Errorf("missing %d, want %d", ls.Missing, missing)
+			}
+			if ls.SplitAssigned != (tc.splits == nil) {
+				t.Errorf("SplitAssigned %v", ls.SplitAssigned)
+			}
+		})
+	}
+}
+
+func TestAssignSplitsStratifiedSeeded(t *testing.T) {
+	cases := []struct{ neg, pos int }{{10, 10}, {100, 30}, {7, 3}, {1, 0}}
+	for _, tc := range cases {
+		mk := func() []Example {
+			var ex []Example
+			for i := 0; i < tc.neg+tc.pos; i++ {
+				ex = append(ex, Example{Row: i + 1, Fractured: i >= tc.neg})
+			}
+			return ex
+		}
+		a, b, c := mk(), mk(), mk()
+		AssignSplits(a, 5)
+		AssignSplits(b, 5)
+		AssignSplits(c, 6)
+		same, diff := true, false
+		for i := range a {
+			same = same && a[i].Split == b[i].Split
+			diff = diff || a[i].Split != c[i].Split
+		}
+		if !same {
+			t.Errorf("%d/%d: the same seed gave different splits", tc.neg, tc.pos)
+		}
+		if !diff && tc.neg+tc.pos > 5 {
+			t.Errorf("%d/%d: another seed gave the same split", tc.neg, tc.pos)
+		}
+		ls := &LabelSet{Examples: a}
+		for i := range ls.Examples {
+			ls.Examples[i].Path = "x"
+		}
+		got := ls.Counts()
+		for class, n := range [2]int{tc.neg, tc.pos} {
+			tr, va := int(float64(n)*0.7+0.5), int(float64(n)*0.2+0.5)
+			if tr+va > n {
+				va = n - tr
+			}
+			want := map[string]int{SplitTrain: tr, SplitVal: va, SplitTest: n - tr - va}
+			for s, w := range want {
+				if got[s][class] != w {
+					t.Errorf("%d/%d: %s class %d: %d, want %d", tc.neg, tc.pos, s, class, got[s][class], w)
+				}
+			}
+		}
+	}
+}
+
+func TestChooseThreshold(t *testing.T) {
+	cases := []struct {
+		name   string
+		probs  []float32
+		labels []float32
+		want   float64
+	}{
+		{"separable", []float32{0.1, 0.2, 0.7, 0.9}, []float32{0, 0, 1, 1}, 0.45},
+		{"one class", []float32{0.1, 0.9}, []float32{1, 1}, 0.5},
+		// J is 0.5 at t=0.8 (1 TP of 2, no FP) and at t=0.3 (all TP, 1 FP
+		// of 2): the tie goes to the more sensitive, lower threshold.
+		{"tie goes lower", []float32{0.8, 0.6, 0.3, 0.1}, []float32{1, 0, 1, 0}, 0.2},
+		{"ties in probability", []float32{0.5, 0.5, 0.5, 0.2}, []float32{1, 0, 1, 0}, 0.35},
+		{"lowest cut", []float32{0.2, 0.4}, []float32{1, 0}, 0.2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ChooseThreshold(tc.probs, tc.labels)
+			if math.Abs(got-tc.want) > 1e-6 {
+				t.Errorf("threshold %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// cancelAfter is a Recorder that records events and cancels training once
+// a given epoch is committed, as Ctrl-C would.
+type cancelAfter struct {
+	epoch  int
+	cancel context.CancelFunc
+	events []string
+	last   RunRecord
+}
+
+func (c *cancelAfter) RecordRun(_ context.Context, event string, r RunRecord) error {
+	c.events = append(c.events, event+":"+r.Status)
+	c.last = r
+	if event == "epoch" && len(r.Metrics.Epochs) == c.epoch && c.cancel != nil {
+		c.cancel()
+	}
+	return nil
+}
+
+func TestRunResumeEqualsUninterrupted(t *testing.T) {
+	dir := t.TempDir()
+	truncated := writePNG(t, filepath.Join(dir, "scratch", "t.png"), synthImage(rand.New(rand.NewSource(7)), 64, 64, true))
+	bad := map[string][]byte{
+		"truncated.png": truncated[:len(truncated)/2],
+		"notimage.png":  []byte("this is not an image"),
+		"gone.png":      nil, // listed, never written
+	}
+	images, labels := synthSet(t, dir, 8, 7, byThirds, bad)
+
+	// Uninterrupted: two epochs.
+	full := tinyConfig(images, labels, filepath.Join(dir, "full"))
+	rec := &cancelAfter{}
+	full.Recorder = rec
+	res, err := Run(context.Background(), full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Epochs) != 2 {
+		t.Fatalf("%d epochs, want 2", len(res.Epochs))
+	}
+	for _, e := range res.Epochs {
+		if math.IsNaN(e.TrainLoss) || math.IsInf(e.TrainLoss, 0) || e.TrainLoss <= 0 {
+			t.Errorf("epoch %d: train loss %v", e.Epoch, e.TrainLoss)
+		}
+		if e.ValAUC < 0 || e.ValAUC > 1 || e.Threshold <= 0 || e.Threshold >= 1 {
+			t.Errorf("epoch %d: auc %v threshold %v", e.Epoch, e.ValAUC, e.Threshold)
+		}
+	}
+	if res.Epochs[1].Steps != 2*int64(res.Data.Counts[SplitTrain][0]+res.Data.Counts[SplitTrain][1]+3)/4 {
+		t.Errorf("steps after 2 epochs: %d", res.Epochs[1].Steps)
+	}
+	wantEvents := "started:running epoch:running epoch:running finished:finished"
+	if got := strings.Join(rec.events, " "); got != wantEvents {
+		t.Errorf("events %q, want %q", got, wantEvents)
+	}
+	// Undecodable and missing images are skipped and counted by reason.
+	wantSkip := map[string]int{SkipDecode: 2, SkipMissing: 1}
+	if len(res.Data.Skipped) != len(wantSkip) || res.Data.Skipped[SkipDecode] != 2 || res.Data.Skipped[SkipMissing] != 1 {
+		t.Errorf("skipped %v, want %v", res.Data.Skipped, wantSkip)
+	}
+	if res.Data.Listed != 18 || res.Data.Used != 15 {
+		t.Errorf("listed %d used %d, want 18 and 15", res.Data.Listed, res.Data.Used)
+	}
+	for _, s := range res.Skipped {
+		if s.Reason == SkipDecode && len(s.SHA256) != 64 {
+			t.Errorf("skipped row %d not named by content hash", s.Row)
+		}
+	}
+
+	// Interrupted after epoch 1 (cancel as SIGINT does), then resumed.
+	part := tinyConfig(images, labels, filepath.Join(dir, "part"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	prec := &cancelAfter{epoch: 1, cancel: cancel}
+	part.Recorder = prec
+	_, err = Run(ctx, part)
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run: err %v, want ErrInterrupted", err)
+	}
+	if prec.last.Status != StatusFailed || !strings.Contains(prec.last.Metrics.Reason, "interrupted after epoch 1") || len(prec.last.Metrics.Epochs) != 1 {
+		t.Errorf("interrupted run recorded %+v", prec.last)
+	}
+	if _, err := Run(context.Background(), part); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Errorf("rerun without --resume: err %v", err)
+	}
+	part.Resume = true
+	prec2 := &cancelAfter{}
+	part.Recorder = prec2
+	res2, err := Run(context.Background(), part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(prec2.events, " "); got != "resumed:running epoch:running finished:finished" {
+		t.Errorf("resumed events %q", got)
+	}
+	if res2.RunID != prec.last.ID {
+		t.Errorf("resumed run id %q, want %q", res2.RunID, prec.last.ID)
+	}
+	for i := range res.Epochs {
+		a, b := res.Epochs[i], res2.Epochs[i]
+		a.Seconds, b.Seconds = 0, 0
+		if a != b {
+			t.Errorf("epoch %d: uninterrupted %+v, resumed %+v", i+1, a, b)
+		}
+	}
+	for _, f := range []string{ckptName(2), BestFile} {
+		if !bytes.Equal(tensorBytes(t, filepath.Join(full.RunDir, f)), tensorBytes(t, filepath.Join(part.RunDir, f))) {
+			t.Errorf("%s: weights of the resumed run differ from the uninterrupted run's", f)
+		}
+	}
+	// …and training did change them, so the comparison is not of two
+	// untouched initialisations.
+	init, err := classifier.New(tinyArch, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initPath := filepath.Join(dir, "init.safetensors")
+	if err := init.Save(initPath, init.Info()); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(tensorBytes(t, initPath), tensorBytes(t, filepath.Join(full.RunDir, BestFile))) {
+		t.Errorf("the best model still has its initial weights")
+	}
+	if _, err := os.Stat(filepath.Join(part.RunDir, ckptName(1))); !os.IsNotExist(err) {
+		t.Errorf("superseded checkpoint kept: %v", err)
+	}
+
+	// best.safetensors loads and carries the contract inference checks.
+	m, err := classifier.Load(res.BestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := m.Info()
+	be := res.Epochs[res.BestEpoch-1]
+	if info.PreprocessVersion != preprocess.Version || info.TrainingRun != res.RunID || info.ID != res.ModelID ||
+		math.Abs(info.Threshold-be.Threshold) > 1e-9 || info.InputSize != preprocess.Size || info.Arch != tinyArch {
+		t.Errorf("best model info %+v (best epoch %+v)", info, be)
+	}
+	// Resuming with other settings is refused.
+	part.LR = 0.02
+	if _, err := Run(context.Background(), part); err == nil || !strings.Contains(err.Error(), "settings differ") {
+		t.Errorf("resume with another lr: err %v", err)
+	}
+}
+
+func TestRunLearnsTheBar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few epochs")
+	}
+	dir := t.TempDir()
+	images, labels := synthSet(t, dir, 12, 12, byThirds, nil)
+	cfg := tinyConfig(images, labels, filepath.Join(dir, "run"))
+	cfg.Epochs = 3
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res.Epochs[0].TrainLoss, res.Epochs[len(res.Epochs)-1].TrainLoss
+	if !(last < first) {
+		t.Errorf("train loss did not fall: %v", res.Epochs)
+	}
+}
+
+func TestStoreRecorder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	images, labels := synthSet(t, dir, 6, 6, nil, nil) // split assigned: 4+4 train, 1+1 val, 1+1 test
+	db, err := store.Open(ctx, filepath.Join(dir, "fracd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := tinyConfig(images, labels, filepath.Join(dir, "run"))
+	cfg.Recorder = &StoreRecorder{DB: db, Actor: "test"}
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Data.Counts; c[SplitTrain] != [2]int{4, 4} || c[SplitVal] != [2]int{1, 1} || c[SplitTest] != [2]int{1, 1} {
+		t.Errorf("assigned split counts %v", c)
+	}
+	var status, params, metrics, fin string
+	err = db.SQL().QueryRowContext(ctx, `SELECT status, params, metrics, finished_at FROM training_runs WHERE id = ?`, res.RunID).
+		Scan(&status, &params, &metrics, &fin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m RunMetrics
+	if err := json.Unmarshal([]byte(metrics), &m); err != nil {
+		t.Fatal(err)
+	}
+	var p Params
+	if err := json.Unmarshal([]byte(params), &p); err != nil {
+		t.Fatal(err)
+	}
+	if status != StatusFinished || fin == "" || len(m.Epochs) != 2 || m.BestEpoch < 1 || p != res.Params {
+		t.Errorf("row: status %q finished %q metrics %+v params %+v", status, fin, m, p)
+	}
+	audit, err := db.ListAudit(ctx, store.AuditFilter{Action: store.ActionTrainingRun, Subject: res.RunID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, a := range audit {
+		var d struct{ Event, Status string }
+		if err := json.Unmarshal(a.Detail, &d); err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, d.Event+":"+d.Status)
+	}
+	if got := strings.Join(events, " "); got != "started:running epoch:running epoch:running finished:finished" {
+		t.Errorf("audit events %q", got)
+	}
+	if _, err := db.VerifyAudit(ctx); err != nil {
+		t.Errorf("audit chain: %v", err)
+	}
+}
+
+// TestFracAtlasLabels loads and splits the real label file (no training):
+// the counts per split are the README's, every row finds its image, and
+// the labels agree with the dataset's own tags.
+func TestFracAtlasLabels(t *testing.T) {
+	root := filepath.Join("..", "..", "shared", "fracatlas")
+	if _, err := os.Stat(filepath.Join(root, "split.csv")); err != nil {
+		t.Skipf("FracAtlas not present at %s (reference data lives outside the repository): %v", root, err)
+	}
+	ls, err := LoadLabels(filepath.Join(root, "split.csv"), filepath.Join(root, "images"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls.Layout != LayoutFracAtlas || ls.SplitAssigned || ls.Missing != 0 {
+		t.Errorf("layout %q assigned %v missing %d", ls.Layout, ls.SplitAssigned, ls.Missing)
+	}
+	c := ls.Counts()
+	t.Logf("FracAtlas: %s", c)
+	if n := c[SplitTrain][0] + c[SplitTrain][1]; n != 2858 {
+		t.Errorf("train %d images, README says 2858", n)
+	}
+	if n := c[SplitVal][0] + c[SplitVal][1]; n != 816 {
+		t.Errorf("val %d images, README says 816", n)
+	}
+	if _, ok := c[SplitTest]; ok {
+		t.Errorf("test split present; it is withheld")
+	}
+	// Stratified: the fractured share of train and val agree within 1 point.
+	ft := float64(c[SplitTrain][1]) / 2858
+	fv := float64(c[SplitVal][1]) / 816
+	if math.Abs(ft-fv) > 0.01 {
+		t.Errorf("fractured share train %.3f val %.3f: not stratified", ft, fv)
+	}
+	// Labels agree with dataset.csv and with the class folder.
+	f, err := os.Open(filepath.Join(root, "dataset.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	tag := map[string]bool{}
+	for _, r := range recs[1:] {
+		tag[r[col["image_id"]]] = r[col["fractured"]] == "1"
+	}
+	for _, e := range ls.Examples {
+		id := filepath.Base(e.Path)
+		if y, ok := tag[id]; !ok || y != e.Fractured {
+			t.Errorf("row %d: split.csv fractured=%v, dataset.csv %v (present %v)", e.Row, e.Fractured, y, ok)
+		}
+		if want := map[bool]string{true: "Fractured", false: "Non_fractured"}[e.Fractured]; filepath.Base(filepath.Dir(e.Path)) != want {
+			t.Errorf("row %d: labelled %v but found in %s", e.Row, e.Fractured, filepath.Dir(e.Path))
+		}
+	}
+}
