@@ -331,9 +331,10 @@ func TestRunLearnsTheBar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, last := res.Epochs[0].TrainLoss, res.Epochs[len(res.Epochs)-1].TrainLoss
-	if !(last < first) {
-		t.Errorf("train loss did not fall: %v", res.Epochs)
+	// Chance is 0.5; a model that sees the bar ranks the validation
+	// positives above the negatives.
+	if best := res.Epochs[res.BestEpoch-1]; best.ValAUC < 0.75 {
+		t.Errorf("best validation ROC-AUC %.3f after %d epochs: the bar was not learnt (%+v)", best.ValAUC, cfg.Epochs, res.Epochs)
 	}
 }
 

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/store"
+	"github.com/fracd/fracd/training"
+)
+
+func init() { registerCommand(newTrainCmd) }
+
+func newTrainCmd(m *Main) *cobra.Command {
+	var (
+		cfg                training.Config
+		cacheMB            int64
+		register, activate bool
+	)
+	cmd := &cobra.Command{
+		Use:   "train --images DIR --labels CSV --run-dir DIR",
+		Short: "Train the fracture classifier from labelled images, with resumable checkpoints",
+		Long: `Trains a ResNet (focal loss, SGD with momentum) on labelled PNG/JPEG images.
+
+Labels: FracAtlas's split.csv (image_id, split, fractured; images in
+DIR/Fractured/, DIR/Non_fractured/ or DIR/) or a CSV with a path column
+(relative to DIR), fractured and an optional split column. Without a split
+column the rows get a stratified 70/20/10 train/val/test split seeded by --seed.
+Images that cannot be decoded are skipped and counted. Every image is
+preprocessed once, as inference does it, into an in-memory cache of 224x224
+planes (50 KiB each, bounded by --cache-mb).
+
+After each epoch the model is evaluated on the validation split, a checkpoint
+is written atomically into --run-dir and the best model by validation ROC-AUC
+is kept as best.safetensors, with the threshold that maximises Youden's J on
+validation. Ctrl-C stops after the last completed epoch; --resume continues
+from it and gives the same weights as an uninterrupted run. The run is
+recorded in training_runs with audit rows; --register adds best.safetensors
+to the model registry, --activate also makes it the active model.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if activate && !register {
+				return errors.New("train: --activate needs --register")
+			}
+			if !cmd.Flags().Changed("alpha") {
+				cfg.Alpha = -1 // class balancing off unless asked for
+			}
+			cfg.CacheBytes = cacheMB << 20
+			cfg.Logger = m.Logger
+			db, err := store.Open(ctx, m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			cfg.Recorder = &training.StoreRecorder{DB: db, Actor: actor()}
+			res, err := training.Run(ctx, cfg)
+			if res != nil && len(res.Skipped) > 0 {
+				fmt.Fprintf(m.Stdout, "skipped %d of %d images: %v (rows and sha256 in the debug log)\n",
+					len(res.Skipped), res.Data.Listed, res.Data.Skipped)
+			}
+			if err != nil {
+				return err
+			}
+			if res.BestEpoch == 0 {
+				return errors.New("train: no epoch completed")
+			}
+			best := res.Epochs[res.BestEpoch-1]
+			fmt.Fprintf(m.Stdout, "run %s: %d epochs; best epoch %d: val ROC-AUC %.4f, accuracy %.4f, F1 %.4f at threshold %.4f\nbest model: %s\n",
+				res.RunID, len(res.Epochs), best.Epoch, best.ValAUC, best.ValAcc, best.ValF1, best.Threshold, res.BestPath)
+			if !register {
+				return nil
+			}
+			return registerTrained(ctx, m, db, res, activate)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Images, "images", "", "image directory (required)")
+	f.StringVar(&cfg.Labels, "labels", "", "label CSV (required)")
+	f.StringVar(&cfg.RunDir, "run-dir", "", "directory for checkpoints, state and best.safetensors (required)")
+	f.StringVar(&cfg.Arch, "arch", "resnet18", "resnet18, resnet34, resnet50, resnet101, resnet152 (or basic[a,b,c,d] for tests)")
+	f.IntVar(&cfg.Epochs, "epochs", 10, "epochs in total (with --resume: may be raised)")
+	f.IntVar(&cfg.Batch, "batch", 16, "batch size")
+	f.Float64Var(&cfg.LR, "lr", 0.01, "learning rate")
+	f.Float64Var(&cfg.Momentum, "momentum", 0.9, "SGD momentum")
+	f.Float64Var(&cfg.WeightDecay, "weight-decay", 1e-4, "SGD weight decay")
+	f.Float64Var(&cfg.Gamma, "gamma", 2, "focal loss gamma")
+	f.Float64Var(&cfg.Alpha, "alpha", -1, "focal loss alpha (weight of positives); off when not given")
+	f.Int64Var(&cfg.Seed, "seed", 1, "seed for initialisation, shuffling and an assigned split")
+	f.BoolVar(&cfg.Resume, "resume", false, "continue the run in --run-dir from its last completed epoch")
+	f.Int64Var(&cacheMB, "cache-mb", training.DefaultCacheBytes>>20, "bound on the preprocessed-image cache in MiB")
+	f.BoolVar(&register, "register", false, "register best.safetensors in the model registry")
+	f.BoolVar(&activate, "activate", false, "with --register: make it the active model")
+	for _, name := range []string{"images", "labels", "run-dir"} {
+		cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+// registerTrained copies the run's best model into paths.models and
+// registers it (as model add does), tied to its training run.
+func registerTrained(ctx context.Context, m *Main, db *store.DB, res *training.Result, activate bool) error {
+	cm, err := classifier.Load(res.BestPath)
+	if err != nil {
+		return fmt.Errorf("train: register: %w", err)
+	}
+	info := cm.Info()
+	if err := os.MkdirAll(m.Config.Paths.Models, 0o750); err != nil {
+		return fmt.Errorf("train: register: %w", err)
+	}
+	dst := filepath.Join(m.Config.Paths.Models, info.WeightsSHA256+".safetensors")
+	if err := copyFileSync(res.BestPath, dst); err != nil {
+		return fmt.Errorf("train: register: %w", err)
+	}
+	best := res.Epochs[res.BestEpoch-1]
+	meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std,
+		"training_run": res.RunID, "best_epoch": best.Epoch, "val_auc": best.ValAUC, "threshold_rule": "youden-j-on-validation"})
+	err = db.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.RegisterModel(ctx, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256, Path: dst,
+			PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold, Metadata: meta, TrainingRunID: res.RunID}); err != nil {
+			return err
+		}
+		if _, err := tx.AppendAudit(ctx, actor(), store.ActionModelAdded, info.ID, map[string]any{
+			"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
+			"preprocess_version": info.PreprocessVersion, "training_run": res.RunID,
+		}); err != nil {
+			return err
+		}
+		if !activate {
+			return nil
+		}
+		return activateModel(ctx, tx, info.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("train: register: %w", err)
+	}
+	fmt.Fprintf(m.Stdout, "registered %s (%s, weights %s)%s\n", info.ID, info.Arch, info.WeightsSHA256, map[bool]string{true: ", active"}[activate])
+	return nil
+}
