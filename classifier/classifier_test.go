@@ -363,3 +363,60 @@ func TestGrayInputFold(t *testing.T) {
 		}
 	}
 }
+
+func TestHalfRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		f    float32
+		want uint16
+	}{
+		{0, 0x0000}, {1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {1e6, 0x7c00},
+		{5.9604645e-08, 0x0001}, {6.1035156e-05, 0x0400}, {1e-9, 0x0000},
+		{1.00048828125, 0x3c00}, // halfway between 1 and 1+2^-10: ties to even
+		{1.00146484375, 0x3c02}, // halfway, odd neighbour below: rounds up
+		{0.33333334, 0x3555},
+	} {
+		if got := floatToHalf(tc.f); got != tc.want {
+			t.Errorf("floatToHalf(%g) = %#04x, want %#04x", tc.f, got, tc.want)
+		}
+	}
+	for h := 0; h < 0x7c00; h++ { // every finite positive half survives the round trip
+		if got := floatToHalf(halfToFloat(uint16(h))); got != uint16(h) {
+			t.Fatalf("half %#04x -> %g -> %#04x", h, halfToFloat(uint16(h)), got)
+		}
+	}
+	m, _ := New("basic[1,1,1,1]", 2)
+	path := filepath.Join(t.TempDir(), "h.safetensors")
+	if err := m.SaveF16(path, ModelInfo{InputSize: 32}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range m.net.params {
+		for j, v := range p.data {
+			if want := halfToFloat(floatToHalf(v)); l.net.params[i].data[j] != want {
+				t.Fatalf("%s[%d] = %g, want %g", p.name, j, l.net.params[i].data[j], want)
+			}
+		}
+	}
+}
+
+func TestEvaluateDataset(t *testing.T) {
+	m, _ := New("basic[1,1,1,1]", 3)
+	m.info.InputSize = 32
+	ds := sliceDataset{x: randImages(6, 5, 32), labels: []float32{0, 1, 0, 1, 1}, per: 3 * 32 * 32}
+	met, probs, err := m.EvaluateDataset(context.Background(), ds, 2, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := m.Predict(context.Background(), ds.x, 5)
+	for i := range want {
+		if probs[i] != want[i] {
+			t.Errorf("prob %d: %g vs %g", i, probs[i], want[i])
+		}
+	}
+	if met.N != 5 || met.Positives != 3 {
+		t.Errorf("metrics %+v", met)
+	}
+}

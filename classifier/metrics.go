@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -89,4 +90,35 @@ func rocAUC(probs, labels []float32) (float64, bool) {
 		return 0, false
 	}
 	return (rankSumPos - float64(nPos)*float64(nPos+1)/2) / (float64(nPos) * float64(nNeg)), true
+}
+
+// EvaluateDataset predicts every example of ds in batches and scores the
+// probabilities against its labels at threshold.
+func (m *Model) EvaluateDataset(ctx context.Context, ds Dataset, batch int, threshold float64) (Metrics, []float32, error) {
+	if batch <= 0 {
+		return Metrics{}, nil, errors.New("classifier: evaluate: batch must be positive")
+	}
+	size := m.Info().InputSize
+	per := 3 * size * size
+	n := ds.Len()
+	buf := make([]float32, batch*per)
+	labels := make([]float32, n)
+	probs := make([]float32, 0, n)
+	for i := 0; i < n; i += batch {
+		b := min(batch, n-i)
+		for j := 0; j < b; j++ {
+			y, err := ds.Example(i+j, buf[j*per:(j+1)*per])
+			if err != nil {
+				return Metrics{}, nil, fmt.Errorf("classifier: evaluate: example %d: %w", i+j, err)
+			}
+			labels[i+j] = y
+		}
+		p, err := m.Predict(ctx, buf[:b*per], b)
+		if err != nil {
+			return Metrics{}, nil, err
+		}
+		probs = append(probs, p...)
+	}
+	met, err := Evaluate(probs, labels, threshold)
+	return met, probs, err
 }

@@ -257,6 +257,16 @@ func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error)
 // arch always comes from the model and info.WeightsSHA256 is ignored; on
 // success the model's Info becomes info with both filled in from the file.
 func (m *Model) Save(path string, info ModelInfo) error {
+	return m.save(path, info, false)
+}
+
+// SaveF16 is Save with F16 storage (half the size; weights rounded to
+// nearest binary16, num_batches_tracked stays I64).
+func (m *Model) SaveF16(path string, info ModelInfo) error {
+	return m.save(path, info, true)
+}
+
+func (m *Model) save(path string, info ModelInfo, half bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	entries := make([]stEntry, 0, len(m.net.params))
@@ -266,7 +276,7 @@ func (m *Model) Save(path string, info ModelInfo) error {
 			entries = append(entries, stEntry{name: p.name, shape: []int{}, i64: &v})
 			continue
 		}
-		entries = append(entries, stEntry{name: p.name, shape: p.shape, f32: p.data})
+		entries = append(entries, stEntry{name: p.name, shape: p.shape, f32: p.data, half: half})
 	}
 	if info.InputSize == 0 {
 		info.InputSize = defaultInputSize

@@ -156,8 +156,9 @@ func halfToFloat(h uint16) float32 {
 type stEntry struct {
 	name  string
 	shape []int
-	f32   []float32 // F32 storage, or
+	f32   []float32 // F32 storage (F16 when half is set), or
 	i64   *int64    // I64 scalar
+	half  bool
 }
 
 // writeSafetensors writes entries (sorted by name, as the reference
@@ -172,9 +173,12 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 	for _, e := range entries {
 		var size int64
 		dt := "F32"
-		if e.i64 != nil {
+		switch {
+		case e.i64 != nil:
 			dt, size = "I64", 8
-		} else {
+		case e.half:
+			dt, size = "F16", int64(2*len(e.f32))
+		default:
 			size = int64(4 * len(e.f32))
 		}
 		shape := e.shape
@@ -199,6 +203,12 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(*e.i64))
 			continue
 		}
+		if e.half {
+			for _, v := range e.f32 {
+				buf = binary.LittleEndian.AppendUint16(buf, floatToHalf(v))
+			}
+			continue
+		}
 		for _, v := range e.f32 {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 		}
@@ -213,4 +223,41 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 	}
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// floatToHalf converts float32 to IEEE 754 binary16, rounding to nearest
+// even; out-of-range values become ±Inf.
+func floatToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	switch {
+	case exp == 0xff: // Inf or NaN
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	case exp-127+15 >= 0x1f: // overflow
+		return sign | 0x7c00
+	case exp-127+15 <= 0: // subnormal half (or zero)
+		if exp-127+15 < -10 {
+			return sign
+		}
+		m := mant | 0x800000
+		shift := uint32(14 - (exp - 127 + 15))
+		h := m >> shift
+		rem := m & (1<<shift - 1)
+		half := uint32(1) << (shift - 1)
+		if rem > half || (rem == half && h&1 == 1) {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp-127+15)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
+		h++ // may carry into the exponent, which is still correct
+	}
+	return sign | uint16(h)
 }
