@@ -412,7 +412,8 @@ func TestEvaluateDataset(t *testing.T) {
 	}
 	want, _ := m.Predict(context.Background(), ds.x, 5)
 	for i := range want {
-		if probs[i] != want[i] {
+		// batches of 2 vs 5 group the GEMMs differently: rounding only
+		if math.Abs(float64(probs[i]-want[i])) > 1e-6 {
 			t.Errorf("prob %d: %g vs %g", i, probs[i], want[i])
 		}
 	}
