@@ -158,6 +158,11 @@ func loadPlane(e Example, dst *image.Gray) *Skipped {
 	}
 	sum := sha256.Sum256(data)
 	sha := hex.EncodeToString(sum[:])
+	// Check the size before decoding so that a huge image is refused
+	// without allocating its pixels.
+	if c, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil && int64(c.Width)*int64(c.Height) > preprocess.MaxPixels {
+		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: preprocess.ErrTooLarge.Error()}
+	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: err.Error()}

@@ -453,3 +453,29 @@ func TestFracAtlasLabels(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBuildCachesFracAtlas decodes and preprocesses the whole of
+// FracAtlas into the plane cache and reports how many images were skipped.
+// Run: go test ./training -run '^$' -bench BuildCachesFracAtlas -benchtime 1x
+func BenchmarkBuildCachesFracAtlas(b *testing.B) {
+	root := filepath.Join("..", "..", "shared", "fracatlas")
+	ls, err := LoadLabels(filepath.Join(root, "split.csv"), filepath.Join(root, "images"), 1)
+	if err != nil {
+		b.Skipf("FracAtlas not present at %s: %v", root, err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		caches, skipped, err := BuildCaches(context.Background(), ls, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := summarise(ls, caches, skipped)
+		b.ReportMetric(float64(d.Used), "used")
+		b.ReportMetric(float64(d.Skipped[SkipDecode]), "undecodable")
+		b.ReportMetric(d.CacheMB, "cache-MiB")
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(len(ls.Examples))/float64(i+1), "ms/image")
+		if i == 0 {
+			b.Logf("%s; skipped %v", d.Counts, d.Skipped)
+		}
+	}
+}
