@@ -9,9 +9,12 @@ import (
 	"image"
 	_ "image/jpeg" // FracAtlas and most label sets are JPEG
 	_ "image/png"
+	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/fracd/fracd/preprocess"
 )
@@ -201,4 +204,26 @@ func (d *Dataset) Example(i int, dst []float32) (float32, error) {
 	}
 	preprocess.ToTensor(d.Cache.Plane(i), d.Mean, d.Std, dst[:preprocess.TensorLen])
 	return d.Cache.Labels[i], nil
+}
+
+// progress wraps the training Dataset to log how far an epoch has got:
+// Trainer.Epoch is one long call, and on CPUs an epoch takes minutes.
+type progress struct {
+	*Dataset
+	log          *slog.Logger
+	epoch, every int
+	seen         int
+	start        time.Time
+}
+
+func (p *progress) Example(i int, dst []float32) (float32, error) {
+	if p.seen == 0 {
+		p.start = time.Now()
+	}
+	p.seen++
+	if p.every > 0 && p.seen%p.every == 0 && p.seen < p.Len() {
+		p.log.Info("training: epoch progress", "epoch", p.epoch, "images", p.seen, "of", p.Len(),
+			"elapsed_s", math.Round(time.Since(p.start).Seconds()))
+	}
+	return p.Dataset.Example(i, dst)
 }

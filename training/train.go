@@ -366,7 +366,9 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: %w", e, err)
 		}
-		loss, err := tr.Epoch(ctx, trainDS, cfg.Batch)
+		// Progress every tenth of the epoch, in whole batches.
+		every := max(1, train.Len()/10/cfg.Batch) * cfg.Batch
+		loss, err := tr.Epoch(ctx, &progress{Dataset: trainDS, log: cfg.Logger, epoch: e, every: every}, cfg.Batch)
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: %w", e, err)
 		}
