@@ -133,8 +133,18 @@ func TestTrainCommandRegistersAndAudits(t *testing.T) {
 		t.Errorf("audit verify: %v\n%s", err, out)
 	}
 
-	// The finished run directory is not silently reused.
+	// The finished run directory is not silently reused; --resume extends it.
 	if _, _, err := runFracd(t, base...); err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Errorf("second run into the same directory: err %v", err)
+	}
+	out, _, err = runFracd(t, append(base[:len(base)-1], "2", "--resume")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "run "+ms[0].TrainingRunID+": 2 epochs") {
+		t.Errorf("resumed run output:\n%s", out)
+	}
+	if out, _, err := runFracd(t, "-c", conf, "audit", "verify"); err != nil {
+		t.Errorf("audit verify after resume: %v\n%s", err, out)
 	}
 }
