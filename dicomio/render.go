@@ -219,9 +219,10 @@ func windowFunc(c, w float64, fn string) func(float64) float64 {
 	}
 }
 
-// gray601 is OpenCV's fixed-point RGB2GRAY (weights 0.299/0.587/0.114 in Q14).
+// gray601 is OpenCV 4.6's fixed-point 8-bit RGB2GRAY: weights
+// 0.299/0.587/0.114 in Q15 (its Q14 variant differs by 1 on some colours).
 func gray601(r, g, b int32) uint8 {
-	return uint8((r*4899 + g*9617 + b*1868 + 1<<13) >> 14)
+	return uint8((r*9798 + g*19235 + b*3735 + 1<<14) >> 15)
 }
 
 func clamp8(v int32) int32 {

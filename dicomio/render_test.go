@@ -103,13 +103,16 @@ func TestRenderGray(t *testing.T) {
 }
 
 func TestRenderColour(t *testing.T) {
-	// OpenCV RGB2GRAY fixed point: (R*4899 + G*9617 + B*1868 + 8192) >> 14.
+	// OpenCV 4.6 RGB2GRAY: (R*9798 + G*19235 + B*3735 + 16384) >> 15. The
+	// last two RGB pixels are values cv2.cvtColor gives 81 and 112 for, where
+	// the Q14 weights would give 82 and 111.
 	cases := []struct {
 		photo string
 		px    []byte
 		want  []uint8
 	}{
 		{"RGB", []byte{255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255}, []uint8{76, 150, 29, 255}},
+		{"RGB", []byte{0, 100, 200, 0, 175, 77, 255, 255, 255, 0, 0, 0}, []uint8{81, 112, 255, 0}},
 		// YBR_FULL: Y with neutral chroma is gray Y.
 		{"YBR_FULL", []byte{0, 128, 128, 100, 128, 128, 255, 128, 128, 17, 128, 128}, []uint8{0, 100, 255, 17}},
 	}
