@@ -414,3 +414,35 @@ func (tx *Tx) ModelBySHA(ctx context.Context, sha string) (Model, error) {
 	}
 	return ms[0], nil
 }
+
+// TrainingRun is one training run.
+type TrainingRun struct {
+	ID         string          `json:"id"`
+	Arch       string          `json:"arch"`
+	Params     json.RawMessage `json:"params"`
+	Status     string          `json:"status"` // running, finished, failed
+	Metrics    json.RawMessage `json:"metrics"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+}
+
+// UpsertTrainingRun creates or updates a training run; its audit row should
+// go through the same Tx.
+func (tx *Tx) UpsertTrainingRun(ctx context.Context, r TrainingRun) error {
+	params, metrics := string(r.Params), string(r.Metrics)
+	if params == "" {
+		params = "{}"
+	}
+	if metrics == "" {
+		metrics = "{}"
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO training_runs (id, arch, params, status, metrics, started_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET params = excluded.params, status = excluded.status,
+			metrics = excluded.metrics, finished_at = excluded.finished_at`,
+		r.ID, r.Arch, params, r.Status, metrics, fmtTime(r.StartedAt), fmtTime(r.FinishedAt))
+	if err != nil {
+		return fmt.Errorf("store: training run %s: %w", r.ID, err)
+	}
+	return nil
+}

@@ -60,14 +60,8 @@ func record(ctx context.Context, cfg Config, st *state, event, status, reason st
 }
 
 // StoreRecorder writes runs into the training_runs table and the audit
-// trail (action store.ActionTrainingRun, subject the run id).
-//
-// store has no training-run API yet, so the row is written through
-// DB.SQL() right after its audit row commits: the audit row comes first
-// because it carries the whole change (status, epoch figures), so a crash
-// between the two leaves the trail complete and only the row behind.
-// TODO(store): move the row write into the audit transaction once store
-// offers Tx.UpsertTrainingRun.
+// trail (action store.ActionTrainingRun, subject the run id), both in one
+// transaction.
 type StoreRecorder struct {
 	DB    *store.DB
 	Actor string
@@ -103,24 +97,12 @@ func (s *StoreRecorder) RecordRun(ctx context.Context, event string, r RunRecord
 			detail["reason"] = r.Metrics.Reason
 		}
 	}
-	err = s.DB.Update(ctx, func(tx *store.Tx) error {
+	return s.DB.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.UpsertTrainingRun(ctx, store.TrainingRun{ID: r.ID, Arch: r.Arch, Params: params, Status: r.Status,
+			Metrics: metrics, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}); err != nil {
+			return err
+		}
 		_, err := tx.AppendAudit(ctx, s.Actor, store.ActionTrainingRun, r.ID, detail)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	fin := ""
-	if !r.FinishedAt.IsZero() {
-		fin = r.FinishedAt.UTC().Format(store.TimeFormat)
-	}
-	_, err = s.DB.SQL().ExecContext(ctx, `INSERT INTO training_runs (id, arch, params, status, metrics, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET params = excluded.params, status = excluded.status,
-			metrics = excluded.metrics, finished_at = excluded.finished_at`,
-		r.ID, r.Arch, string(params), r.Status, string(metrics), r.StartedAt.UTC().Format(store.TimeFormat), fin)
-	if err != nil {
-		return fmt.Errorf("training_runs row: %w", err)
-	}
-	return nil
 }
