@@ -46,6 +46,12 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 	op := newKernelOp(name, dims, tensor.Shape{n, g.cout, g.oh, g.ow})
 	ws := b.ws
 	hasBias, hasRes, relu, winograd := o.bias != nil, o.res != nil, o.relu, o.winograd
+	// Training graphs use Winograd too for 3x3 stride-1 convs, forward and
+	// input gradient (the transposed convolution of a 3x3/s1/p1 conv is
+	// again one, with the kernel rotated and channels swapped).
+	plain := o.bias == nil && o.res == nil && !o.relu && !o.winograd
+	trainWino := plain && winogradTraining && winogradApplies(&g, n)
+	var u []float32
 	op.run = func(out []float32, in [][]float32) error {
 		var bias, res []float32
 		k := 2
@@ -60,10 +66,16 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 			winogradForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
 			return nil
 		}
+		if trainWino {
+			// weights change every step: transform them each run
+			u = winogradWeightsInto(u, in[1], g.cout, g.c)
+			winogradForward(ws, &g, n, in[0], u, out, nil, nil, false)
+			return nil
+		}
 		convForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
 		return nil
 	}
-	if o.bias == nil && o.res == nil && !o.relu && !o.winograd {
+	if plain {
 		op.diffWRT = []bool{!o.noInputGrad, true}
 		noDX := o.noInputGrad
 		op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
@@ -81,7 +93,15 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 				return G.Nodes{nil, dwN}, nil
 			}
 			dx := newKernelOp("conv.dX", []int{4, 4}, x.Shape().Clone())
+			var ut, wt []float32
+			gt := newConvGeom(g.cout, g.oh, g.ow, g.c, 3, 1, 1)
 			dx.run = func(out []float32, in [][]float32) error {
+				if trainWino {
+					wt = rotateTranspose3x3(wt, in[1], g.cout, g.c)
+					ut = winogradWeightsInto(ut, wt, g.c, g.cout)
+					winogradForward(ws, &gt, n, in[0], ut, out, nil, nil, false)
+					return nil
+				}
 				convBackwardData(ws, &g, n, in[0], in[1], out)
 				return nil
 			}
@@ -93,4 +113,26 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 		}
 	}
 	return apply(op, in...)
+}
+
+// winogradTraining enables Winograd in training graphs (see conv).
+var winogradTraining = true
+
+// rotateTranspose3x3 returns w (Cout, Cin, 3, 3) rotated by 180 degrees
+// with the channel axes swapped: the kernel of the transposed convolution.
+func rotateTranspose3x3(dst, w []float32, cout, cin int) []float32 {
+	if cap(dst) < len(w) {
+		dst = make([]float32, len(w))
+	}
+	dst = dst[:len(w)]
+	for co := 0; co < cout; co++ {
+		for ci := 0; ci < cin; ci++ {
+			src := w[(co*cin+ci)*9 : (co*cin+ci)*9+9]
+			d := dst[(ci*cout+co)*9 : (ci*cout+co)*9+9]
+			for k := 0; k < 9; k++ {
+				d[k] = src[8-k]
+			}
+		}
+	}
+	return dst
 }

@@ -11,7 +11,16 @@ package classifier
 // winogradWeights transforms w (Cout, Cin, 3, 3) into U: 16 matrices of
 // (Cout, Cin), position-major.
 func winogradWeights(w []float32, cout, cin int) []float32 {
-	u := make([]float32, 16*cout*cin)
+	return winogradWeightsInto(nil, w, cout, cin)
+}
+
+// winogradWeightsInto is winogradWeights reusing dst's storage.
+func winogradWeightsInto(dst, w []float32, cout, cin int) []float32 {
+	u := dst
+	if cap(u) < 16*cout*cin {
+		u = make([]float32, 16*cout*cin)
+	}
+	u = u[:16*cout*cin]
 	for co := 0; co < cout; co++ {
 		for ci := 0; ci < cin; ci++ {
 			g := w[(co*cin+ci)*9 : (co*cin+ci)*9+9]
@@ -48,8 +57,27 @@ func winogradApplies(g *convGeom, n int) bool {
 }
 
 // winogradForward computes y = conv3x3(x) + epilogue for n images using the
-// transformed weights u.
+// transformed weights u, in groups of images sized so the transformed input
+// and product (16 planes each) stay within a bounded workspace.
 func winogradForward(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
+	tpi := ((g.oh + 1) / 2) * ((g.ow + 1) / 2)
+	group := max(1, winogradBudget/(16*max(g.c, g.cout)*tpi))
+	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
+	for n0 := 0; n0 < n; n0 += group {
+		m := min(group, n-n0)
+		var r []float32
+		if res != nil {
+			r = res[n0*outLen : (n0+m)*outLen]
+		}
+		winogradGroup(ws, g, m, x[n0*inLen:(n0+m)*inLen], u, y[n0*outLen:(n0+m)*outLen], bias, r, relu)
+	}
+}
+
+// winogradBudget caps each transformed tensor (floats); a variable so tests
+// can force several groups.
+var winogradBudget = 4 << 20
+
+func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
 	th, tw := (g.oh+1)/2, (g.ow+1)/2
 	tpi := th * tw // tiles per image
 	nt := n * tpi  // GEMM columns
