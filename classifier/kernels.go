@@ -164,6 +164,7 @@ func (g *convGeom) colChunk(n int) int {
 // one at a time on the tape, so one set of buffers per worker suffices.
 type workspace struct {
 	col, tmp, dw [][]float32
+	u, wt        []float32 // transformed / rotated weights (training Winograd)
 }
 
 func (ws *workspace) buf(set *[][]float32, worker, n int) []float32 {

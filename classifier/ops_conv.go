@@ -51,7 +51,6 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 	// again one, with the kernel rotated and channels swapped).
 	plain := o.bias == nil && o.res == nil && !o.relu && !o.winograd
 	trainWino := plain && winogradTraining && winogradApplies(&g, n)
-	var u []float32
 	op.run = func(out []float32, in [][]float32) error {
 		var bias, res []float32
 		k := 2
@@ -68,8 +67,9 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 		}
 		if trainWino {
 			// weights change every step: transform them each run
-			u = winogradWeightsInto(u, in[1], g.cout, g.c)
-			winogradForward(ws, &g, n, in[0], u, out, nil, nil, false)
+			// transient: the transformed weights live in the shared workspace
+			ws.u = winogradWeightsInto(ws.u, in[1], g.cout, g.c)
+			winogradForward(ws, &g, n, in[0], ws.u, out, nil, nil, false)
 			return nil
 		}
 		convForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
@@ -93,13 +93,12 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 				return G.Nodes{nil, dwN}, nil
 			}
 			dx := newKernelOp("conv.dX", []int{4, 4}, x.Shape().Clone())
-			var ut, wt []float32
 			gt := newConvGeom(g.cout, g.oh, g.ow, g.c, 3, 1, 1)
 			dx.run = func(out []float32, in [][]float32) error {
 				if trainWino {
-					wt = rotateTranspose3x3(wt, in[1], g.cout, g.c)
-					ut = winogradWeightsInto(ut, wt, g.c, g.cout)
-					winogradForward(ws, &gt, n, in[0], ut, out, nil, nil, false)
+					ws.wt = rotateTranspose3x3(ws.wt, in[1], g.cout, g.c)
+					ws.u = winogradWeightsInto(ws.u, ws.wt, g.c, g.cout)
+					winogradForward(ws, &gt, n, in[0], ws.u, out, nil, nil, false)
 					return nil
 				}
 				convBackwardData(ws, &g, n, in[0], in[1], out)
