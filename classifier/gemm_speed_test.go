@@ -5,7 +5,11 @@ import (
 	"time"
 )
 
+// TestGemmSpeed (-speed) prints OpenBLAS SGEMM throughput for ResNet shapes.
 func TestGemmSpeed(t *testing.T) {
+	if !*speedFlag {
+		t.Skip("timing only: pass -speed")
+	}
 	t.Logf("core %s threads %d", BLASCore(), BLASThreads())
 	for _, s := range [][3]int{{64, 3136, 576}, {128, 784, 1152}, {256, 196, 2304}, {512, 49, 4608}, {64, 12544, 147}} {
 		m, n, k := s[0], s[1], s[2]

@@ -53,7 +53,7 @@ func winogradApplies(g *convGeom, n int) bool {
 		return false
 	}
 	th, tw := (g.oh+1)/2, (g.ow+1)/2
-	return n*th*tw >= 48
+	return n*th*tw >= winogradMinTiles
 }
 
 // winogradForward computes y = conv3x3(x) + epilogue for n images using the
@@ -200,3 +200,8 @@ func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float
 		}
 	})
 }
+
+// winogradMinTiles is the fewest 2x2 output tiles (over the batch) for
+// which Winograd beats im2col+GEMM here: below it, the 16/9 larger
+// transformed weights and the transforms cost more than the saved flops.
+var winogradMinTiles = 48
