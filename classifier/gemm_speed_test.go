@@ -11,6 +11,7 @@ func TestGemmSpeed(t *testing.T) {
 		t.Skip("timing only: pass -speed")
 	}
 	t.Logf("core %s threads %d", BLASCore(), BLASThreads())
+	defer SetBLASThreads(BLASThreads())
 	for _, s := range [][3]int{{64, 3136, 576}, {128, 784, 1152}, {256, 196, 2304}, {512, 49, 4608}, {64, 12544, 147}} {
 		m, n, k := s[0], s[1], s[2]
 		a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)

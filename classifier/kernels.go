@@ -160,18 +160,19 @@ func (g *convGeom) colChunk(n int) int {
 	return c
 }
 
+// maxWorkers bounds the kernel worker count (per-worker scratch slots).
+const maxWorkers = 64
+
 // workspace is scratch memory shared by the ops of one graph; the ops run
 // one at a time on the tape, so one set of buffers per worker suffices.
+// Each worker only touches its own slot, so the slots are fixed arrays.
 type workspace struct {
-	col, tmp, dw [][]float32
+	col, tmp, dw [maxWorkers][]float32
 	u, wt        []float32 // transformed / rotated weights (training Winograd)
 }
 
-func (ws *workspace) buf(set *[][]float32, worker, n int) []float32 {
-	for len(*set) <= worker {
-		*set = append(*set, nil)
-	}
-	b := &(*set)[worker]
+func (ws *workspace) buf(set *[maxWorkers][]float32, worker, n int) []float32 {
+	b := &set[worker]
 	if cap(*b) < n {
 		*b = make([]float32, n)
 	}
@@ -179,7 +180,7 @@ func (ws *workspace) buf(set *[][]float32, worker, n int) []float32 {
 	return *b
 }
 
-func workers() int { return runtime.GOMAXPROCS(0) }
+func workers() int { return min(runtime.GOMAXPROCS(0), maxWorkers) }
 
 // runWorkers runs fn(worker, lo, hi) over a static split of [0,n) into at
 // most GOMAXPROCS parts.
