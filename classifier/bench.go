@@ -82,8 +82,8 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	}
 	r := BenchResult{Arch: m.net.arch.Name, Batch: o.Batch, Size: o.Size, Train: o.Train, Workers: runtime.GOMAXPROCS(0)}
 	if o.OpTimes {
-		opTimes = &opTimer{total: map[string]time.Duration{}, count: map[string]int{}}
-		defer func() { opTimes = nil }()
+		opTimes.Store(&opTimer{total: map[string]time.Duration{}, count: map[string]int{}})
+		defer opTimes.Store(nil)
 	}
 	cpu0 := cpuTime()
 	for i := 0; i < o.Iters; i++ {
@@ -94,16 +94,16 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		r.Times = append(r.Times, time.Since(t0))
 	}
 	r.CPUPerRun = (cpuTime() - cpu0) / time.Duration(o.Iters)
-	if o.OpTimes {
-		keys := make([]string, 0, len(opTimes.total))
+	if ot := opTimes.Load(); ot != nil {
+		keys := make([]string, 0, len(ot.total))
 		var in time.Duration
-		for k, d := range opTimes.total {
+		for k, d := range ot.total {
 			keys = append(keys, k)
 			in += d
 		}
-		sort.Slice(keys, func(i, j int) bool { return opTimes.total[keys[i]] > opTimes.total[keys[j]] })
+		sort.Slice(keys, func(i, j int) bool { return ot.total[keys[i]] > ot.total[keys[j]] })
 		for _, k := range keys {
-			r.OpReport = append(r.OpReport, fmt.Sprintf("%9.2f ms/run  %4d calls  %s", float64(opTimes.total[k].Microseconds())/1000/float64(o.Iters), opTimes.count[k]/o.Iters, k))
+			r.OpReport = append(r.OpReport, fmt.Sprintf("%9.2f ms/run  %4d calls  %s", float64(ot.total[k].Microseconds())/1000/float64(o.Iters), ot.count[k]/o.Iters, k))
 		}
 		r.InOps = in / time.Duration(o.Iters)
 	}

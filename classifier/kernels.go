@@ -160,6 +160,10 @@ func (g *convGeom) colChunk(n int) int {
 	return c
 }
 
+// l2BlockFloats is the working set (patches + outputs) of one row block in
+// single-image convolutions: half of this machine's 1 MiB L2 per core.
+var l2BlockFloats = 128 << 10
+
 // maxWorkers bounds the kernel worker count (per-worker scratch slots).
 const maxWorkers = 64
 
@@ -313,16 +317,27 @@ func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32
 			// wide output: split output rows, so each worker extracts,
 			// multiplies and finishes its own column block (splitting the
 			// channels instead would make every worker pack all of B)
+			// Within a worker, go in blocks of rows small enough that the
+			// block's patches and outputs stay in L2 from extraction
+			// through GEMM to epilogue.
+			perRow := g.cout * g.ow
+			if !g.pointwise {
+				perRow += g.kdim * g.ow
+			}
+			step := max(1, l2BlockFloats/perRow)
 			runWorkers(g.oh, func(wk, y0, y1 int) {
-				j0, j1 := y0*g.ow, y1*g.ow
-				src, ldb := xi[j0:], g.ohw
-				if !g.pointwise {
-					col := ws.buf(&ws.col, wk, g.kdim*(j1-j0))
-					g.im2col(xi, col, j1-j0, 0, y0, y1)
-					src, ldb = col, j1-j0
+				for ya := y0; ya < y1; ya += step {
+					yb := min(ya+step, y1)
+					j0, j1 := ya*g.ow, yb*g.ow
+					src, ldb := xi[j0:], g.ohw
+					if !g.pointwise {
+						col := ws.buf(&ws.col, wk, g.kdim*(j1-j0))
+						g.im2col(xi, col, j1-j0, 0, ya, yb)
+						src, ldb = col, j1-j0
+					}
+					sgemm(false, false, g.cout, j1-j0, g.kdim, 1, w, g.kdim, src, ldb, 0, yi[j0:], g.ohw)
+					epilogue(yi, bias, ri, relu, g.ohw, 0, g.cout, j0, j1)
 				}
-				sgemm(false, false, g.cout, j1-j0, g.kdim, 1, w, g.kdim, src, ldb, 0, yi[j0:], g.ohw)
-				epilogue(yi, bias, ri, relu, g.ohw, 0, g.cout, j0, j1)
 			})
 			continue
 		}

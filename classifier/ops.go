@@ -38,7 +38,7 @@ var opCounter atomic.Int64
 
 // opTimes, when non-nil, accumulates wall time per op kind and output
 // shape (bench --ops); everything else a run spends is gorgonia's VM.
-var opTimes *opTimer
+var opTimes atomic.Pointer[opTimer]
 
 type opTimer struct {
 	mu    sync.Mutex
@@ -133,8 +133,8 @@ func (o *kernelOp) Do(vals ...G.Value) (G.Value, error) {
 	if o.out == nil {
 		o.out = tensor.New(tensor.WithShape(o.outShape.Clone()...), tensor.Of(tensor.Float32))
 	}
-	if opTimes != nil {
-		defer opTimes.add(o.name+" "+fmt.Sprint(o.outShape), time.Now())
+	if t := opTimes.Load(); t != nil {
+		defer t.add(o.name+" "+fmt.Sprint(o.outShape), time.Now())
 	}
 	if err := o.run(o.out.Data().([]float32), in); err != nil {
 		return nil, fmt.Errorf("classifier: op %s: %w", o.name, err)
