@@ -476,6 +476,7 @@ func TestServeXrayCorpus(t *testing.T) {
 func TestServeRejectsBadInputAndKeepsGoing(t *testing.T) {
 	s := newSite(t, tinyModelFile(t), 2)
 	p := startServe(t, s)
+	p.addr(t)
 	good := testdicom.Spec{Seed: 21}
 	goodBytes, _ := good.Bytes()
 	mk := func(spec testdicom.Spec) []byte {
@@ -543,7 +544,7 @@ func TestServeCrashSafety(t *testing.T) {
 	const n = 50
 	phi := []string{}
 	for i := 0; i < n; i++ {
-		spec := testdicom.Spec{Seed: 100 + i, Rows: 256, Cols: 200}
+		spec := testdicom.Spec{Seed: 100 + i, Rows: 1024, Cols: 820}
 		b, err := spec.Bytes()
 		if err != nil {
 			t.Fatal(err)
@@ -553,22 +554,32 @@ func TestServeCrashSafety(t *testing.T) {
 	}
 	rng := rand.New(rand.NewSource(42))
 	var allLogs strings.Builder
-	kills := 0
-	for kills < 6 {
+	// Kill while files are in flight: a kill only counts when some files
+	// are still unfinished afterwards, and at least 5 must count.
+	inFlightKills, rounds := 0, 0
+	for inFlightKills < 5 {
+		rounds++
+		if rounds > 30 {
+			t.Fatalf("only %d of 30 kills hit unfinished work", inFlightKills)
+		}
 		p := startServe(t, s)
-		wait := time.Duration(300+rng.Intn(1200)) * time.Millisecond
+		p.addr(t) // running: past start-up, claiming and processing
+		wait := time.Duration(50+rng.Intn(500)) * time.Millisecond
 		time.Sleep(wait)
 		p.kill()
 		allLogs.WriteString(p.logs())
-		kills++
-		db, err := store.OpenReadOnly(context.Background(), s.db)
-		if err == nil {
-			c, _ := db.Counts(context.Background())
+		var c map[string]int64
+		if db, err := store.OpenReadOnly(context.Background(), s.db); err == nil {
+			c, _ = db.Counts(context.Background())
 			db.Close()
-			t.Logf("kill %d after %v: %v", kills, wait, c)
+		}
+		t.Logf("kill %d after %v: %v", rounds, wait, c)
+		if c[store.StateDone] < n {
+			inFlightKills++
 		}
 	}
 	p := startServe(t, s)
+	p.addr(t)
 	counts := waitTerminal(t, s, n, 3*time.Minute, p)
 	p.stop(t)
 	allLogs.WriteString(p.logs())
@@ -595,7 +606,7 @@ func TestServeCrashSafety(t *testing.T) {
 		t.Fatalf("%d files left in spool/work", got)
 	}
 	if _, _, err := runFracd(t, "--db", s.db, "audit", "verify"); err != nil {
-		t.Fatalf("audit verify after %d kills: %v", kills, err)
+		t.Fatalf("audit verify after %d kills: %v", rounds, err)
 	}
 	assertNoPHIInOutputs(t, s, allLogs.String(), phi)
 }
@@ -609,6 +620,7 @@ func TestServeSwitchesModelFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startServe(t, s)
+	p.addr(t)
 	b, _ := testdicom.Spec{Seed: 31}.Bytes()
 	dropAtomic(t, s.inbox, "a.dcm", b)
 	waitTerminal(t, s, 1, time.Minute, p)
