@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"github.com/fracd/fracd/classifier/internal/vec"
 	"math"
 	"runtime"
 	"sync"
@@ -228,7 +229,7 @@ func epilogue(y, bias, res []float32, relu bool, ohw, c0, c1, j0, j1 int) {
 		case res != nil && relu:
 			rr := res[co*ohw+j0 : co*ohw+j1]
 			rr = rr[:len(row)]
-			i := 0
+			i := vec.BiasResRelu(row, rr, b)
 			for ; i+4 <= len(row); i += 4 {
 				r4, x4 := rr[i:i+4], row[i:i+4]
 				x4[0], x4[1], x4[2], x4[3] = relu32(x4[0]+b+r4[0]), relu32(x4[1]+b+r4[1]), relu32(x4[2]+b+r4[2]), relu32(x4[3]+b+r4[3])
@@ -243,7 +244,7 @@ func epilogue(y, bias, res []float32, relu bool, ohw, c0, c1, j0, j1 int) {
 				row[i] = v + b + rr[i]
 			}
 		case relu:
-			i := 0
+			i := vec.BiasRelu(row, b)
 			for ; i+4 <= len(row); i += 4 {
 				x4 := row[i : i+4]
 				x4[0], x4[1], x4[2], x4[3] = relu32(x4[0]+b), relu32(x4[1]+b), relu32(x4[2]+b), relu32(x4[3]+b)
@@ -252,7 +253,7 @@ func epilogue(y, bias, res []float32, relu bool, ohw, c0, c1, j0, j1 int) {
 				row[i] = relu32(row[i] + b)
 			}
 		case bias != nil:
-			for i := range row {
+			for i := vec.Bias(row, b); i < len(row); i++ {
 				row[i] += b
 			}
 		}
