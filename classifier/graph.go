@@ -68,6 +68,11 @@ func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, re
 	w, bias := foldBN(c, bn)
 	g := geomFor(x, c)
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
+	if winograd4Applies(&g, x.Shape()[0]) {
+		u := winograd4Weights(w, c.cout, c.cin)
+		un := b.constNode(c.w.name+".winograd4", u, 36, c.cout, c.cin, 1)
+		return b.conv(x, un, g, convOpts{bias: bn2, res: res, relu: relu, winograd: true})
+	}
 	if winogradApplies(&g, x.Shape()[0]) {
 		u := winogradWeights(w, c.cout, c.cin)
 		un := b.constNode(c.w.name+".winograd", u, 16, c.cout, c.cin, 1)

@@ -102,17 +102,24 @@ func TestConvKernels(t *testing.T) {
 				}
 			}
 			if tc.k == 3 && tc.s == 1 && tc.p == 1 {
-				u := winogradWeights(w, tc.cout, tc.c)
-				yw := make([]float32, len(y))
-				// one image per group, to cover the grouping
-				saved := winogradBudget
-				winogradBudget = 1
-				winogradForward(ws, &g, tc.n, x, u, yw, bias, res, true)
-				winogradBudget = saved
-				for i := range ref {
-					want := math.Max(0, float64(ref[i])+float64(bias[(i/g.ohw)%tc.cout])+float64(res[i]))
-					if math.Abs(float64(yw[i])-want) > 1e-4*(1+want) {
-						t.Fatalf("winograd y[%d] = %g, want %g", i, yw[i], want)
+				for _, wv := range []struct {
+					name string
+					u    []float32
+				}{
+					{"F(2x2,3x3)", winogradWeights(w, tc.cout, tc.c)},
+					{"F(4x4,3x3)", winograd4Weights(w, tc.cout, tc.c)},
+				} {
+					yw := make([]float32, len(y))
+					// one image per group, to cover the grouping
+					saved := winogradBudget
+					winogradBudget = 1
+					winogradForward(ws, &g, tc.n, x, wv.u, yw, bias, res, true)
+					winogradBudget = saved
+					for i := range ref {
+						want := math.Max(0, float64(ref[i])+float64(bias[(i/g.ohw)%tc.cout])+float64(res[i]))
+						if math.Abs(float64(yw[i])-want) > 1e-4*(1+want) {
+							t.Fatalf("winograd %s y[%d] = %g, want %g", wv.name, i, yw[i], want)
+						}
 					}
 				}
 			}

@@ -59,7 +59,12 @@ func winogradApplies(g *convGeom, n int) bool {
 // winogradForward computes y = conv3x3(x) + epilogue for n images using the
 // transformed weights u, in groups of images sized so the transformed input
 // and product (16 planes each) stay within a bounded workspace.
+// u of 36 (not 16) matrices selects F(4x4, 3x3) (winograd4.go).
 func winogradForward(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
+	if len(u) == 36*g.cout*g.c {
+		winograd4Forward(ws, g, n, x, u, y, bias, res, relu)
+		return
+	}
 	tpi := ((g.oh + 1) / 2) * ((g.ow + 1) / 2)
 	group := max(1, winogradBudget/(16*max(g.c, g.cout)*tpi))
 	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
