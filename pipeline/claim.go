@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,7 +41,7 @@ func hashFile(path string) (string, int64, error) {
 func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
 	sha, size, err := hashFile(inboxPath)
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: hash inbox file: %w", err)
+		return Job{}, fmt.Errorf("pipeline: hash inbox file: %w", scrubPath(err))
 	}
 	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, sha+".dcm"), ReceivedAt: time.Now()}
 	p.mu.Lock()
@@ -57,13 +58,13 @@ func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
 			return Job{}, err
 		}
 		if err := os.Remove(inboxPath); err != nil && !os.IsNotExist(err) {
-			return Job{}, fmt.Errorf("pipeline: remove duplicate inbox file %s: %w", sha, err)
+			return Job{}, fmt.Errorf("pipeline: remove duplicate inbox file %s: %w", sha, scrubPath(err))
 		}
 		p.metrics.Files.WithLabelValues(store.StateDuplicate, "").Inc()
 		return Job{SHA256: sha}, ErrClaimed
 	}
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: claim %s: %w", sha, err)
+		return Job{}, fmt.Errorf("pipeline: claim %s: %w", sha, scrubPath(err))
 	}
 	if err := syncDir(p.workDir); err != nil {
 		return job, err
@@ -82,13 +83,13 @@ func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
 func (p *Pipeline) CopyIn(ctx context.Context, path string) (Job, error) {
 	sha, size, err := hashFile(path)
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: hash %s: %w", filepath.Base(path), err)
+		return Job{}, fmt.Errorf("pipeline: hash input: %w", scrubPath(err))
 	}
 	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, sha+".dcm"), ReceivedAt: time.Now()}
 	tmp := filepath.Join(p.workDir, "."+sha+".tmp")
 	src, err := os.Open(path)
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, err)
+		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, scrubPath(err))
 	}
 	defer src.Close()
 	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -152,4 +153,18 @@ func (p *Pipeline) Pending() ([]Job, error) {
 func sha256hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// scrubPath drops the file names from filesystem errors: inbox names may
+// carry a patient's name, and errors end up in logs.
+func scrubPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s: %w", le.Op, le.Err)
+	}
+	return err
 }

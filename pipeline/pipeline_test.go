@@ -425,3 +425,16 @@ func TestConcurrentEncodingsOfOneInstance(t *testing.T) {
 		t.Fatalf("archive holds %s; the done instance was %s", f.Photometric(), want)
 	}
 }
+
+func TestClaimErrorsNameNoPath(t *testing.T) {
+	e := newEnv(t)
+	missing := filepath.Join(e.inbox, "Fakename^Testpatient.dcm")
+	_, err := e.p.Claim(context.Background(), missing)
+	if err == nil || strings.Contains(err.Error(), "Fakename") || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("claim of a vanished file: %v; want ErrNotExist without the name", err)
+	}
+	_, err = e.p.CopyIn(context.Background(), missing)
+	if err == nil || strings.Contains(err.Error(), "Fakename") {
+		t.Fatalf("copy-in of a missing file: %v; want an error without the name", err)
+	}
+}
