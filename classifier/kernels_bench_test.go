@@ -26,7 +26,8 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
-// BenchmarkConv3x3 compares im2col+GEMM with Winograd F(2x2,3x3) on the
+// BenchmarkConv3x3 compares im2col+GEMM with Winograd F(2x2,3x3) and
+// F(4x4,3x3) on the
 // ResNet-18 3x3 stride-1 layer shapes at batch 1.
 func BenchmarkConv3x3(b *testing.B) {
 	for _, s := range [][3]int{{64, 56, 64}, {128, 28, 128}, {256, 14, 256}, {512, 7, 512}} {
@@ -45,6 +46,12 @@ func BenchmarkConv3x3(b *testing.B) {
 		b.Run(fmt.Sprintf("c%d_%dx%d/winograd", s[0], s[1], s[1]), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				winogradForward(ws, &g, 1, x, u, y, bias, nil, true)
+			}
+		})
+		u4 := winograd4Weights(w, g.cout, g.c)
+		b.Run(fmt.Sprintf("c%d_%dx%d/winograd4", s[0], s[1], s[1]), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				winogradForward(ws, &g, 1, x, u4, y, bias, nil, true)
 			}
 		})
 	}
