@@ -5,34 +5,55 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Low-level float32 kernels (NCHW layout) used by the custom gorgonia Ops.
 // They are multithreaded with plain goroutines; GEMMs go to OpenBLAS, which
 // threads itself.
 
-// parallelFor splits [0,n) into at most GOMAXPROCS contiguous chunks.
+// parallelFor runs fn over [0,n) in contiguous chunks on up to GOMAXPROCS
+// goroutines, handing chunks out dynamically (see runDynamic). fn must treat
+// each index independently of the chunk it comes in.
 func parallelFor(n int, fn func(lo, hi int)) {
-	w := runtime.GOMAXPROCS(0)
-	if w > n {
-		w = n
-	}
+	w := min(workers(), n)
+	runDynamic(n, max(1, (n+4*w-1)/(4*w)), func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// runDynamic runs fn(worker, lo, hi) over [0,n) in chunks of grain indices
+// that up to GOMAXPROCS workers take in turn from a shared counter. The
+// machine is shared: with a static split, a section lasts as long as its
+// part on the busiest core; taken dynamically, the other core picks up the
+// slack. Chunk boundaries do not depend on timing (only which worker runs
+// a chunk does), so results stay deterministic. fn may be called several
+// times per worker; worker indexes per-worker scratch.
+func runDynamic(n, grain int, fn func(worker, lo, hi int)) {
+	w := min(workers(), (n+grain-1)/grain)
 	if w <= 1 {
 		if n > 0 {
-			fn(0, n)
+			fn(0, 0, n)
 		}
 		return
+	}
+	var next atomic.Int64
+	work := func(wk int) {
+		for {
+			lo := int(next.Add(int64(grain))) - grain
+			if lo >= n {
+				return
+			}
+			fn(wk, lo, min(lo+grain, n))
+		}
 	}
 	var wg sync.WaitGroup
 	wg.Add(w - 1)
 	for i := 1; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
 		go func() {
 			defer wg.Done()
-			fn(lo, hi)
+			work(i)
 		}()
 	}
-	fn(0, n/w)
+	work(0)
 	wg.Wait()
 }
 
@@ -318,27 +339,26 @@ func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32
 			// wide output: split output rows, so each worker extracts,
 			// multiplies and finishes its own column block (splitting the
 			// channels instead would make every worker pack all of B)
-			// Within a worker, go in blocks of rows small enough that the
-			// block's patches and outputs stay in L2 from extraction
-			// through GEMM to epilogue.
+			// Go in blocks of rows small enough that the block's patches
+			// and outputs stay in L2 from extraction through GEMM to
+			// epilogue.
 			perRow := g.cout * g.ow
 			if !g.pointwise {
 				perRow += g.kdim * g.ow
 			}
-			step := max(1, l2BlockFloats/perRow)
-			runWorkers(g.oh, func(wk, y0, y1 int) {
-				for ya := y0; ya < y1; ya += step {
-					yb := min(ya+step, y1)
-					j0, j1 := ya*g.ow, yb*g.ow
-					src, ldb := xi[j0:], g.ohw
-					if !g.pointwise {
-						col := ws.buf(&ws.col, wk, g.kdim*(j1-j0))
-						g.im2col(xi, col, j1-j0, 0, ya, yb)
-						src, ldb = col, j1-j0
-					}
-					sgemm(false, false, g.cout, j1-j0, g.kdim, 1, w, g.kdim, src, ldb, 0, yi[j0:], g.ohw)
-					epilogue(yi, bias, ri, relu, g.ohw, 0, g.cout, j0, j1)
+			// Blocks are handed out dynamically (runDynamic), at most
+			// oh/(2*workers) rows so that both cores get several.
+			step := max(1, min(l2BlockFloats/perRow, g.oh/(2*nw)))
+			runDynamic(g.oh, step, func(wk, ya, yb int) {
+				j0, j1 := ya*g.ow, yb*g.ow
+				src, ldb := xi[j0:], g.ohw
+				if !g.pointwise {
+					col := ws.buf(&ws.col, wk, g.kdim*(j1-j0))
+					g.im2col(xi, col, j1-j0, 0, ya, yb)
+					src, ldb = col, j1-j0
 				}
+				sgemm(false, false, g.cout, j1-j0, g.kdim, 1, w, g.kdim, src, ldb, 0, yi[j0:], g.ohw)
+				epilogue(yi, bias, ri, relu, g.ohw, 0, g.cout, j0, j1)
 			})
 			continue
 		}
@@ -347,12 +367,17 @@ func convForward(ws *workspace, g *convGeom, n int, x, w, y, bias, res []float32
 		src := xi
 		if !g.pointwise {
 			col := ws.buf(&ws.col, 0, g.kdim*g.ohw)
-			runWorkers(g.oh, func(_, y0, y1 int) {
+			parallelFor(g.oh, func(y0, y1 int) {
 				g.im2col(xi, col, g.ohw, y0*g.ow, y0, y1)
 			})
 			src = col
 		}
-		runWorkers(g.cout, func(_, c0, c1 int) {
+		// channel blocks (multiples of 16 rows, the GEMM kernel's unroll),
+		// two per worker so a busy core's share can move to the other;
+		// each block repacks the patch matrix, so not more
+		grain := (g.cout + 2*nw - 1) / (2 * nw)
+		grain = (grain + 15) &^ 15
+		runDynamic(g.cout, grain, func(_, c0, c1 int) {
 			sgemm(false, false, c1-c0, g.ohw, g.kdim, 1, w[c0*g.kdim:], g.kdim, src, g.ohw, 0, yi[c0*g.ohw:], g.ohw)
 			epilogue(yi, bias, ri, relu, g.ohw, c0, c1, 0, g.ohw)
 		})

@@ -138,7 +138,7 @@ func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float
 		}
 	})
 	// 16 independent GEMMs: M[ξ] = U[ξ] (Cout x Cin) * V[ξ] (Cin x nt)
-	runWorkers(16, func(_, lo, hi int) {
+	runDynamic(16, 1, func(_, lo, hi int) {
 		for xi := lo; xi < hi; xi++ {
 			sgemm(false, false, cout, nt, cin, 1, u[xi*cout*cin:], cin, v[xi*cin*nt:], nt, 0, m[xi*cout*nt:], nt)
 		}

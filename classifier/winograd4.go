@@ -137,7 +137,7 @@ func winograd4Group(ws *workspace, g *convGeom, n int, x, u, y, bias, res []floa
 		}
 	})
 	// 36 independent GEMMs: M[ξ] = U[ξ] (Cout x Cin) * V[ξ] (Cin x nt)
-	runWorkers(36, func(_, lo, hi int) {
+	runDynamic(36, 1, func(_, lo, hi int) {
 		for xi := lo; xi < hi; xi++ {
 			sgemm(false, false, cout, nt, cin, 1, u[xi*cout*cin:], cin, v[xi*cin*nt:], nt, 0, m[xi*cout*nt:], nt)
 		}
