@@ -83,13 +83,12 @@ func newConvGeom(c, h, w, cout, k, s, p int) convGeom {
 // into col: row r = (c,ki,kj) starts at r*ld+colOff. Single-threaded: callers
 // parallelise over images or row blocks.
 func (g *convGeom) im2col(x, col []float32, ld, colOff, y0, y1 int) {
-	kk := g.k * g.k
 	width := (y1 - y0) * g.ow
-	for r := 0; r < g.kdim; r++ {
-		ci, ki, kj := r/kk, (r/g.k)%g.k, r%g.k
-		src := x[ci*g.inPlaneLen : (ci+1)*g.inPlaneLen]
-		dst := col[r*ld+colOff : r*ld+colOff+width]
-		// valid output columns: 0 <= xo*s-p+kj < w
+	// valid output columns per kernel column kj: x0 <= xo <= x1 with
+	// 0 <= xo*s-p+kj < w (hoisted: the divisions used to dominate on the
+	// small late-stage maps)
+	var x0s, x1s [16]int
+	for kj := 0; kj < g.k && kj < 16; kj++ {
 		x0 := 0
 		if kj < g.p {
 			x0 = (g.p - kj + g.s - 1) / g.s
@@ -98,27 +97,53 @@ func (g *convGeom) im2col(x, col []float32, ld, colOff, y0, y1 int) {
 		if x1 >= g.ow {
 			x1 = g.ow - 1
 		}
-		for yo := y0; yo < y1; yo++ {
-			d := dst[(yo-y0)*g.ow : (yo-y0+1)*g.ow]
-			iy := yo*g.s - g.p + ki
-			if iy < 0 || iy >= g.h || x1 < x0 {
-				clear(d)
-				continue
-			}
-			row := src[iy*g.w : (iy+1)*g.w]
-			clear(d[:x0])
-			if g.s == 1 {
-				copy(d[x0:x1+1], row[x0-g.p+kj:])
-			} else {
-				ix := x0*g.s - g.p + kj
-				dd := d[x0 : x1+1]
-				for i := range dd {
-					dd[i] = row[ix]
-					ix += g.s
+		x0s[kj], x1s[kj] = x0, x1
+	}
+	r := 0
+	for ci := 0; ci < g.c; ci++ {
+		src := x[ci*g.inPlaneLen : (ci+1)*g.inPlaneLen]
+		for ki := 0; ki < g.k; ki++ {
+			for kj := 0; kj < g.k; kj, r = kj+1, r+1 {
+				dst := col[r*ld+colOff : r*ld+colOff+width]
+				var x0, x1 int
+				if kj < 16 {
+					x0, x1 = x0s[kj], x1s[kj]
+				} else {
+					x0 = 0
+					if kj < g.p {
+						x0 = (g.p - kj + g.s - 1) / g.s
+					}
+					x1 = min((g.w-1+g.p-kj)/g.s, g.ow-1)
 				}
+				g.im2colRow(src, dst, ki, kj, x0, x1, y0, y1)
 			}
-			clear(d[x1+1:])
 		}
+	}
+}
+
+// im2colRow fills one patch row (kernel offset ki,kj) for output rows
+// [y0,y1); output columns outside [x0,x1] read padding.
+func (g *convGeom) im2colRow(src, dst []float32, ki, kj, x0, x1, y0, y1 int) {
+	for yo := y0; yo < y1; yo++ {
+		d := dst[(yo-y0)*g.ow : (yo-y0+1)*g.ow]
+		iy := yo*g.s - g.p + ki
+		if iy < 0 || iy >= g.h || x1 < x0 {
+			clear(d)
+			continue
+		}
+		row := src[iy*g.w : (iy+1)*g.w]
+		clear(d[:x0])
+		if g.s == 1 {
+			copy(d[x0:x1+1], row[x0-g.p+kj:])
+		} else {
+			ix := x0*g.s - g.p + kj
+			dd := d[x0 : x1+1]
+			for i := range dd {
+				dd[i] = row[ix]
+				ix += g.s
+			}
+		}
+		clear(d[x1+1:])
 	}
 }
 
