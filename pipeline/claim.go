@@ -150,11 +150,6 @@ func (p *Pipeline) Pending() ([]Job, error) {
 	return jobs, nil
 }
 
-func sha256hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // scrubPath drops the file names from filesystem errors: inbox names may
 // carry a patient's name, and errors end up in logs.
 func scrubPath(err error) error {

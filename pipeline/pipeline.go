@@ -198,13 +198,6 @@ func (p *Pipeline) end(sha string) {
 	p.mu.Unlock()
 }
 
-// InFlight is the number of files being processed now.
-func (p *Pipeline) InFlight() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.inflight)
-}
-
 // lockSOP serialises the files of one instance (e.g. two encodings sent at
 // once): the second must see the first's row and become a duplicate, not
 // overwrite its archive file.

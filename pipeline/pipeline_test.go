@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -331,7 +333,8 @@ func TestRecoveryAfterCommit(t *testing.T) {
 
 	// And one never processed.
 	fresh := mustBytes(t, testdicom.Spec{Seed: 12})
-	fsha := sha256hex(fresh)
+	sum := sha256.Sum256(fresh)
+	fsha := hex.EncodeToString(sum[:])
 	os.WriteFile(filepath.Join(e.p.WorkDir(), fsha+".dcm"), fresh, 0o600)
 
 	jobs, err := e.p.Pending()

@@ -67,7 +67,6 @@ const (
 	ReasonDecodeFailed   = "decode_failed"
 	ReasonBurnedIn       = "burned_in_annotation"
 	ReasonDeidentify     = "deidentification_failed"
-	ReasonNotImage       = "not_an_image"
 	ReasonPreprocessFail = "preprocess_failed"
 )
 

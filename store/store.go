@@ -33,7 +33,6 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 // DB is an open fracd database.
 type DB struct {
 	sql      *sql.DB
-	path     string
 	readOnly bool
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -105,14 +104,11 @@ func open(ctx context.Context, path string, readOnly bool) (*DB, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{sql: sqlDB, path: path, readOnly: readOnly, Now: time.Now}, nil
+	return &DB{sql: sqlDB, readOnly: readOnly, Now: time.Now}, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error { return db.sql.Close() }
-
-// Path is the database file.
-func (db *DB) Path() string { return db.path }
 
 // SQL exposes the handle for read-only ad-hoc queries (tests, exports).
 func (db *DB) SQL() *sql.DB { return db.sql }

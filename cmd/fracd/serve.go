@@ -54,7 +54,6 @@ type daemon struct {
 	modelErr    error
 	loadedSHA   string
 	diskErr     error
-	lastFreeMB  int64
 	watcherDone bool
 }
 
@@ -176,7 +175,7 @@ func (d *daemon) diskOK() error {
 		err = fmt.Errorf("%d MiB free on the spool's filesystem, below min_free_mb %d", free>>20, d.m.Config.MinFreeMB)
 	}
 	d.mu.Lock()
-	d.diskErr, d.lastFreeMB = err, int64(free>>20)
+	d.diskErr = err
 	d.mu.Unlock()
 	return err
 }
