@@ -67,6 +67,7 @@ type Pipeline struct {
 	anon    *anonymize.Anonymizer
 	log     *slog.Logger
 	metrics *Metrics
+	sink    ResultSink // optional; see SetResultSink
 
 	model atomic.Pointer[activeModel]
 
