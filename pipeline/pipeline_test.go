@@ -441,3 +441,93 @@ func TestClaimErrorsNameNoPath(t *testing.T) {
 		t.Fatalf("copy-in of a missing file: %v; want an error without the name", err)
 	}
 }
+
+// TestContentChangedAfterClaimIsNotLeftInFlight changes a work file's bytes
+// after its claim, so that readWork renames it to its new hash: that hash
+// must not stay "in flight" once Process returns, or the retry scan skips it
+// and new copies of those bytes become in-flight duplicates.
+func TestContentChangedAfterClaimIsNotLeftInFlight(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	job, err := e.p.Claim(ctx, e.drop(t, "a.dcm", mustBytes(t, testdicom.Spec{Seed: 61})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := mustBytes(t, testdicom.Spec{Seed: 62})
+	sum := sha256.Sum256(changed)
+	newSHA := hex.EncodeToString(sum[:])
+	if err := os.WriteFile(job.Path, changed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A system error after the rename leaves the file for the retry scan.
+	am := e.p.model.Load()
+	e.p.model.Store(nil)
+	if _, err := e.p.Process(ctx, job); !errors.Is(err, ErrNoModel) {
+		t.Fatalf("err = %v; want ErrNoModel", err)
+	}
+	for _, sha := range []string{job.SHA256, newSHA} {
+		if e.p.isInFlight(sha) {
+			t.Fatalf("%s still in flight after Process returned", sha)
+		}
+	}
+	pending, err := e.p.Pending()
+	if err != nil || len(pending) != 1 || pending[0].SHA256 != newSHA {
+		t.Fatalf("pending %+v, %v; want the renamed file", pending, err)
+	}
+	e.p.model.Store(am)
+	out, err := e.p.Process(ctx, pending[0])
+	if err != nil || out.State != store.StateDone || out.SHA256 != newSHA {
+		t.Fatalf("retry: %+v, %v", out, err)
+	}
+	if e.p.isInFlight(newSHA) {
+		t.Fatal("new hash still in flight after the retry finished")
+	}
+	// The same bytes again are a plain duplicate, not an in-flight one.
+	again := e.claimAndProcess(t, e.drop(t, "b.dcm", changed))
+	if again.State != store.StateDuplicate || again.DuplicateOf != newSHA {
+		t.Fatalf("same bytes again: %+v", again)
+	}
+	if es, _ := e.db.ListAudit(ctx, store.AuditFilter{Action: store.ActionDuplicate}); len(es) != 1 || strings.Contains(string(es[0].Detail), "in_flight") {
+		t.Fatalf("duplicate audit rows %+v; want one, not in flight", es)
+	}
+}
+
+// TestContentChangedToBytesInFlight: when a work file's new content is
+// already being processed by another job, the file is that job's duplicate;
+// it must not be renamed over the other job's work file.
+func TestContentChangedToBytesInFlight(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	other := mustBytes(t, testdicom.Spec{Seed: 64})
+	otherJob, err := e.p.Claim(ctx, e.drop(t, "b.dcm", other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := e.p.Claim(ctx, e.drop(t, "a.dcm", mustBytes(t, testdicom.Spec{Seed: 63})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(job.Path, other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !e.p.begin(otherJob.SHA256) {
+		t.Fatal("begin")
+	}
+	out, err := e.p.Process(ctx, job)
+	e.p.end(otherJob.SHA256)
+	if err != nil || out.State != store.StateDuplicate || out.DuplicateOf != otherJob.SHA256 {
+		t.Fatalf("outcome %+v, %v; want a duplicate of the in-flight job", out, err)
+	}
+	if _, err := os.Stat(job.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("changed work file left behind: %v", err)
+	}
+	if b, err := os.ReadFile(otherJob.Path); err != nil || !bytes.Equal(b, other) {
+		t.Fatalf("other job's work file: %v", err)
+	}
+	if e.p.isInFlight(job.SHA256) || e.p.isInFlight(otherJob.SHA256) {
+		t.Fatal("hash left in flight")
+	}
+	if res, err := e.p.Process(ctx, otherJob); err != nil || res.State != store.StateDone {
+		t.Fatalf("other job: %+v, %v", res, err)
+	}
+}

@@ -132,7 +132,8 @@ func (p *Pipeline) Process(ctx context.Context, job Job) (Outcome, error) {
 	if !p.begin(job.SHA256) {
 		return Outcome{}, fmt.Errorf("pipeline: %s is already being processed", job.SHA256)
 	}
-	defer p.end(job.SHA256)
+	// readWork may move the job to a new hash: end whichever it holds last.
+	defer func() { p.end(job.SHA256) }()
 	p.metrics.InFlight.Inc()
 	defer p.metrics.InFlight.Dec()
 	started := time.Now()
@@ -170,6 +171,10 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 
 	t0 := time.Now()
 	data, err := p.readWork(job)
+	var dup *sameInFlight
+	if errors.As(err, &dup) {
+		return p.inFlightDuplicate(ctx, job.Path, dup.sha)
+	}
 	if err != nil {
 		return out, err
 	}
@@ -367,15 +372,47 @@ func (p *Pipeline) readWork(job *Job) ([]byte, error) {
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != job.SHA256 {
 		newPath := filepath.Join(p.workDir, got+".dcm")
-		if err := os.Rename(job.Path, newPath); err != nil {
+		// As in Claim: the rename and the hand-over of the in-flight mark
+		// happen under one lock, and never onto a work file of the same
+		// content (another job's, in flight or waiting for a retry).
+		p.mu.Lock()
+		_, statErr := os.Lstat(newPath)
+		busy := p.inflight[got] || statErr == nil
+		if !busy {
+			err = os.Rename(job.Path, newPath)
+			if err == nil {
+				delete(p.inflight, job.SHA256)
+				p.inflight[got] = true
+			}
+		}
+		p.mu.Unlock()
+		if busy {
+			return nil, &sameInFlight{sha: got}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("pipeline: rename work file %s: %w", job.SHA256, err)
 		}
 		p.log.Warn("work file content changed since claim", "claimed_sha256", job.SHA256, "sha256", got)
-		p.end(job.SHA256)
 		job.SHA256, job.Path = got, newPath
-		p.begin(got)
 	}
 	return data, nil
+}
+
+// sameInFlight says that a work file's content is already in spool/work
+// under its own hash.
+type sameInFlight struct{ sha string }
+
+func (e *sameInFlight) Error() string { return "pipeline: content " + e.sha + " already in spool/work" }
+
+// inFlightDuplicate ends a file whose bytes are already in spool/work under
+// their hash: that copy's outcome is this one's too, so this one is only
+// recorded and removed.
+func (p *Pipeline) inFlightDuplicate(ctx context.Context, path, sha string) (Outcome, error) {
+	if _, err := p.db.AppendAudit(ctx, p.cfg.Actor, store.ActionDuplicate, sha, map[string]any{"duplicate_of": sha, "in_flight": true}); err != nil {
+		return Outcome{}, fmt.Errorf("pipeline: record duplicate %s: %w", sha, err)
+	}
+	p.log.Info("file duplicate", "sha256", sha, "duplicate_of", sha, "in_flight", true)
+	return Outcome{SHA256: sha, State: store.StateDuplicate, DuplicateOf: sha}, p.removeWork(path)
 }
 
 // finishExisting ends a file whose content already has a terminal state.
