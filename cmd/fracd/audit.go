@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -90,19 +91,20 @@ somewhere else and pass it back with --anchor ID:HASH.`,
 				return err
 			}
 			if anchor != "" {
-				idStr, hash, ok := strings.Cut(anchor, ":")
-				id, perr := strconv.ParseInt(idStr, 10, 64)
-				if !ok || perr != nil || len(hash) != 64 {
-					return fmt.Errorf("--anchor: %q is not ID:HASH", anchor)
+				id, hash, err := parseAnchor(anchor)
+				if err != nil {
+					return err
 				}
 				if id > res.HeadID {
 					return &exitError{code: 2, err: fmt.Errorf("audit chain ends at row %d but the anchor names row %d: rows were removed from the end", res.HeadID, id)}
 				}
-				es, err := db.ListAudit(cmd.Context(), store.AuditFilter{})
-				if err != nil {
-					return err
+				// The walk above proved ids 1..HeadID contiguous, so the
+				// row exists; read only its hash.
+				var got string
+				if err := db.SQL().QueryRowContext(cmd.Context(), `SELECT hash FROM audit WHERE id = ?`, id).Scan(&got); err != nil {
+					return fmt.Errorf("audit verify: read row %d: %w", id, err)
 				}
-				if es[id-1].Hash != hash {
+				if got != hash {
 					return &exitError{code: 2, err: fmt.Errorf("audit chain broken at row %d: hash differs from the anchor", id)}
 				}
 			}
@@ -112,4 +114,16 @@ somewhere else and pass it back with --anchor ID:HASH.`,
 	}
 	cmd.Flags().StringVar(&anchor, "anchor", "", "ID:HASH of a head recorded earlier; fails if that row is gone or changed")
 	return cmd
+}
+
+// parseAnchor reads ID:HASH as printed by verify: a row id from 1 and a
+// sha256 in hex (either case).
+func parseAnchor(anchor string) (int64, string, error) {
+	idStr, hash, ok := strings.Cut(anchor, ":")
+	id, err := strconv.ParseInt(idStr, 10, 64)
+	hash = strings.ToLower(hash)
+	if _, herr := hex.DecodeString(hash); !ok || err != nil || id < 1 || len(hash) != 64 || herr != nil {
+		return 0, "", fmt.Errorf("--anchor: %q is not ID:HASH (a row id from 1 and a 64-digit hex sha256)", anchor)
+	}
+	return id, hash, nil
 }

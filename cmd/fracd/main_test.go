@@ -179,6 +179,57 @@ func TestAuditListAndVerifyEndToEnd(t *testing.T) {
 	}
 }
 
+// TestAuditVerifyAnchors checks --anchor against every row, not only the
+// head, and refuses ids before the first row without panicking.
+func TestAuditVerifyAnchors(t *testing.T) {
+	db := seedDB(t)
+	out, _, err := runFracd(t, "--db", db, "audit", "list", "--format", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []store.AuditEntry
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 4 {
+		t.Fatalf("audit list: %d rows, %v", len(es), err)
+	}
+	other := strings.Repeat("0", 64)
+	cases := []struct {
+		anchor string
+		exit   int // 0 OK, 1 bad flag, 2 chain does not match
+	}{
+		{"1:" + es[0].Hash, 0},
+		{"2:" + es[1].Hash, 0},
+		{"2:" + strings.ToUpper(es[1].Hash), 0},
+		{"2:" + es[2].Hash, 2},
+		{"3:" + other, 2},
+		{"5:" + es[3].Hash, 2},
+		{"0:" + es[0].Hash, 1},
+		{"-1:" + es[0].Hash, 1},
+		{"x:" + es[0].Hash, 1},
+		{"1:" + strings.Repeat("z", 64), 1},
+		{"1", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.anchor, func(t *testing.T) {
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("audit verify --anchor %s panicked: %v", tc.anchor, r)
+					}
+				}()
+				_, _, err = runFracd(t, "--db", db, "audit", "verify", "--anchor", tc.anchor)
+			}()
+			got := 0
+			if err != nil {
+				got = exitCode(err)
+			}
+			if got != tc.exit {
+				t.Fatalf("exit %d (%v); want %d", got, err, tc.exit)
+			}
+		})
+	}
+}
+
 func TestQueryCommandsDoNotWrite(t *testing.T) {
 	db := seedDB(t)
 	before, _ := os.ReadFile(db)
