@@ -28,7 +28,13 @@ type ModelInfo struct {
 	PreprocessVersion string
 	Threshold         float64
 	TrainingRun       string
+	// TTA is the test-time augmentation Predict applies: "" (none) or
+	// TTAFlip. It is part of the model: its threshold was chosen with it.
+	TTA string
 }
+
+// TTAFlip averages the probabilities of the image and its mirror image.
+const TTAFlip = "hflip"
 
 // Defaults applied when a weights file's metadata omits a field.
 var (
@@ -202,6 +208,7 @@ const (
 	metaPreprocess = "preprocess_version"
 	metaThreshold  = "threshold"
 	metaRun        = "training_run"
+	metaTTA        = "tta"
 )
 
 func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error) {
@@ -248,6 +255,12 @@ func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error)
 			return info, fmt.Errorf("metadata %s=%q: want a number in [0,1]", metaThreshold, s)
 		}
 		info.Threshold = v
+	}
+	switch t := md[metaTTA]; t {
+	case "", TTAFlip:
+		info.TTA = t
+	default:
+		return info, fmt.Errorf("metadata %s=%q: want %q or nothing", metaTTA, t, TTAFlip)
 	}
 	return info, nil
 }
@@ -301,6 +314,9 @@ func (m *Model) save(path string, info ModelInfo, half bool) error {
 	if info.ID != "" {
 		md[metaID] = info.ID
 	}
+	if info.TTA != "" {
+		md[metaTTA] = info.TTA
+	}
 	sha, err := writeSafetensors(path, entries, md)
 	if err != nil {
 		return fmt.Errorf("classifier: save %s: %w", path, err)
@@ -314,11 +330,28 @@ func (m *Model) save(path string, info ModelInfo, half bool) error {
 }
 
 // Predict runs n preprocessed images (each 3 x S x S, CHW, S = Info().InputSize)
-// and returns the probability sigmoid(logit) of each.
+// and returns the probability sigmoid(logit) of each, averaged over the
+// model's test-time augmentation (Info().TTA) when it has one.
 func (m *Model) Predict(ctx context.Context, inputs []float32, n int) ([]float32, error) {
 	m.mu.Lock()
-	size := m.info.InputSize
+	size, tta := m.info.InputSize, m.info.TTA
 	m.mu.Unlock()
+	p, err := m.PredictPlain(ctx, inputs, n, size)
+	if err != nil || tta != TTAFlip {
+		return p, err
+	}
+	pf, err := m.PredictPlain(ctx, FlipInputs(inputs, n, size), n, size)
+	if err != nil {
+		return nil, err
+	}
+	for i := range p {
+		p[i] = (p[i] + pf[i]) / 2
+	}
+	return p, nil
+}
+
+// PredictPlain is Predict without test-time augmentation, at image side size.
+func (m *Model) PredictPlain(ctx context.Context, inputs []float32, n, size int) ([]float32, error) {
 	logits, err := m.Logits(ctx, inputs, n, size)
 	if err != nil {
 		return nil, err
@@ -327,6 +360,18 @@ func (m *Model) Predict(ctx context.Context, inputs []float32, n int) ([]float32
 		logits[i] = float32(1 / (1 + math.Exp(-float64(z))))
 	}
 	return logits, nil
+}
+
+// FlipInputs returns a copy of n CHW images of side size, mirrored left to right.
+func FlipInputs(inputs []float32, n, size int) []float32 {
+	out := make([]float32, len(inputs))
+	for r := 0; r < len(inputs)/size; r++ {
+		src, dst := inputs[r*size:(r+1)*size], out[r*size:(r+1)*size]
+		for x, v := range src {
+			dst[size-1-x] = v
+		}
+	}
+	return out
 }
 
 // Logits runs n images of 3 x size x size in eval mode (BatchNorm folded

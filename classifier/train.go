@@ -85,6 +85,13 @@ type TrainConfig struct {
 	Loss        FocalLoss
 	InputSize   int   // image side; 0 means the model's InputSize
 	Seed        int64 // shuffling seed for Epoch
+	// Schedule gives the learning rate of optimiser step s (counted from
+	// the run's first step, so a resumed trainer continues the curve);
+	// nil keeps LR constant.
+	Schedule func(step int64) float64
+	// EMADecay > 0 keeps an exponential moving average of the weights and
+	// BatchNorm running statistics, updated after every step (EMAModel).
+	EMADecay float64
 }
 
 // Trainer runs train-mode steps (batch-statistics BatchNorm, running stats
@@ -97,6 +104,7 @@ type Trainer struct {
 	graphs map[int]*graph
 	steps  int64
 	rng    *rand.Rand
+	ema    [][]float32 // per float param of m.net.params (nil entry for num_batches_tracked)
 }
 
 // NewTrainer prepares training of m.
@@ -169,10 +177,14 @@ func (t *Trainer) Step(ctx context.Context, inputs, labels []float32) (StepResul
 	for i, p := range gr.params {
 		vgs[i] = gr.b.nodes[p]
 	}
+	if t.cfg.Schedule != nil {
+		t.sgd.LR = t.cfg.Schedule(t.steps)
+	}
 	if err := t.sgd.Step(vgs); err != nil {
 		return res, err
 	}
 	t.steps++
+	t.updateEMA()
 	t.m.version++
 	return res, nil
 }
@@ -224,7 +236,67 @@ func (t *Trainer) Epoch(ctx context.Context, ds Dataset, batch int) (float64, er
 const (
 	ckptSteps = "trainer_steps"
 	ckptMom   = "momentum."
+	ckptEMA   = "ema."
 )
+
+// emaDecayAt ramps the decay up over the first steps ((1+s)/(10+s), as
+// TensorFlow's ExponentialMovingAverage with num_updates does), so the
+// average is not dominated by the random initialisation.
+func emaDecayAt(d float64, step int64) float32 {
+	return float32(min(d, float64(1+step)/float64(10+step)))
+}
+
+// updateEMA folds the current parameters into the moving average. Caller
+// holds t.m.mu.
+func (t *Trainer) updateEMA() {
+	if t.cfg.EMADecay <= 0 {
+		return
+	}
+	if t.ema == nil {
+		t.ema = make([][]float32, len(t.m.net.params))
+		for i, p := range t.m.net.params {
+			if p.kind != kindBNTracked {
+				t.ema[i] = append([]float32(nil), p.data...)
+			}
+		}
+		return
+	}
+	d := emaDecayAt(t.cfg.EMADecay, t.steps)
+	for i, p := range t.m.net.params {
+		e := t.ema[i]
+		if e == nil {
+			continue
+		}
+		for j, v := range p.data {
+			e[j] = d*e[j] + (1-d)*v
+		}
+	}
+}
+
+// EMAModel returns a new model holding the moving-average weights (and
+// running statistics), or nil when EMA is off or no step ran yet.
+func (t *Trainer) EMAModel() (*Model, error) {
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	if t.ema == nil {
+		return nil, nil
+	}
+	em, err := New(t.m.net.arch.Name, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range t.m.net.params {
+		q := em.net.params[i]
+		if p.kind == kindBNTracked {
+			q.tracked = p.tracked
+			continue
+		}
+		copy(q.data, t.ema[i])
+	}
+	em.info = t.m.info
+	em.version++
+	return em, nil
+}
 
 // SaveCheckpoint writes the model (as Save does) plus the optimiser's
 // momentum buffers and step count, so ResumeTrainer continues exactly.
@@ -245,6 +317,11 @@ func (t *Trainer) SaveCheckpoint(path string, info ModelInfo) error {
 				entries = append(entries, stEntry{name: ckptMom + p.name, shape: p.shape, f32: t.sgd.velocity[trainable]})
 			}
 			trainable++
+		}
+	}
+	for i, p := range t.m.net.params {
+		if t.ema != nil && t.ema[i] != nil {
+			entries = append(entries, stEntry{name: ckptEMA + p.name, shape: p.shape, f32: t.ema[i]})
 		}
 	}
 	md := map[string]string{metaArch: t.m.net.arch.Name, ckptSteps: strconv.FormatInt(t.steps, 10),
@@ -279,7 +356,14 @@ func ResumeTrainer(path string, m *Model, cfg TrainConfig) (*Trainer, error) {
 	defer m.mu.Unlock()
 	var vel [][]float32
 	haveVel := false
-	for _, p := range m.net.params {
+	if cfg.EMADecay > 0 {
+		// A checkpoint without averages (EMA switched on later) starts the
+		// average afresh at the next step.
+		if _, err := f.floats(ckptEMA + m.net.params[0].name); err == nil {
+			t.ema = make([][]float32, len(m.net.params))
+		}
+	}
+	for i, p := range m.net.params {
 		if p.kind == kindBNTracked {
 			if p.tracked, err = f.integer(p.name); err != nil {
 				return nil, fmt.Errorf("classifier: resume %s: %w", path, err)
@@ -291,6 +375,13 @@ func ResumeTrainer(path string, m *Model, cfg TrainConfig) (*Trainer, error) {
 			return nil, fmt.Errorf("classifier: resume %s: tensor %q missing or mis-shaped", path, p.name)
 		}
 		copy(p.data, v)
+		if t.ema != nil {
+			ev, err := f.floats(ckptEMA + p.name)
+			if err != nil || len(ev) != len(p.data) {
+				return nil, fmt.Errorf("classifier: resume %s: tensor %q missing or mis-shaped", path, ckptEMA+p.name)
+			}
+			t.ema[i] = ev
+		}
 		if p.trainable() {
 			mv, err := f.floats(ckptMom + p.name)
 			if err == nil && len(mv) == len(p.data) {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/preprocess"
 )
 
@@ -209,7 +210,7 @@ func (d *Dataset) Example(i int, dst []float32) (float32, error) {
 // progress wraps the training Dataset to log how far an epoch has got:
 // Trainer.Epoch is one long call, and on CPUs an epoch takes minutes.
 type progress struct {
-	*Dataset
+	classifier.Dataset
 	log          *slog.Logger
 	epoch, every int
 	seen         int

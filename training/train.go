@@ -47,6 +47,12 @@ type Config struct {
 	Gamma          float64 // focal loss gamma
 	Alpha          float64 // focal loss alpha; < 0 disables class balancing
 	Seed           int64   // initialisation, split (when assigned) and shuffling
+	Augment        Augment // zero: no augmentation
+	Schedule       string  // ScheduleConstant (or "") or ScheduleCosine
+	WarmupEpochs   float64 // cosine schedule: linear warm-up length
+	EMA            float64 // weight EMA decay per step; 0 off
+	TTA            bool    // evaluate (and ship) with flip test-time augmentation
+	Patience       int     // stop after this many epochs without a better val ROC-AUC; 0 never
 	RunDir         string
 	Resume         bool
 	CacheBytes     int64 // plane cache bound, DefaultCacheBytes if 0
@@ -68,6 +74,12 @@ type Params struct {
 	Gamma             float64 `json:"gamma"`
 	Alpha             float64 `json:"alpha"`
 	Seed              int64   `json:"seed"`
+	Augment           Augment `json:"augment,omitzero"`
+	Schedule          string  `json:"schedule,omitempty"` // "" is constant
+	WarmupEpochs      float64 `json:"warmup_epochs,omitempty"`
+	EMA               float64 `json:"ema,omitempty"`
+	TTA               bool    `json:"tta,omitempty"`
+	Patience          int     `json:"patience,omitempty"` // may change on resume
 	LabelsSHA256      string  `json:"labels_sha256"`
 	Layout            string  `json:"layout"`
 	SplitAssigned     bool    `json:"split_assigned"`
@@ -89,15 +101,19 @@ type EpochMetrics struct {
 	Steps     int64   `json:"steps"`
 	TrainLoss float64 `json:"train_loss"`
 	ValAUC    float64 `json:"val_auc"`
-	Threshold float64 `json:"threshold"` // chosen on validation (ChooseThreshold)
-	ValAcc    float64 `json:"val_accuracy"`
-	ValF1     float64 `json:"val_f1"`
-	ValPrec   float64 `json:"val_precision"`
-	ValRecall float64 `json:"val_recall"`
-	ValAcc05  float64 `json:"val_accuracy_at_0.5"`
-	ValF105   float64 `json:"val_f1_at_0.5"`
-	Seconds   float64 `json:"seconds"`
-	Best      bool    `json:"best"`
+	// ValAUCPlain is the ROC-AUC without test-time augmentation (equal to
+	// ValAUC when TTA is off).
+	ValAUCPlain float64 `json:"val_auc_plain"`
+	LR          float64 `json:"lr"`        // at the epoch's last step
+	Threshold   float64 `json:"threshold"` // chosen on validation (ChooseThreshold)
+	ValAcc      float64 `json:"val_accuracy"`
+	ValF1       float64 `json:"val_f1"`
+	ValPrec     float64 `json:"val_precision"`
+	ValRecall   float64 `json:"val_recall"`
+	ValAcc05    float64 `json:"val_accuracy_at_0.5"`
+	ValF105     float64 `json:"val_f1_at_0.5"`
+	Seconds     float64 `json:"seconds"`
+	Best        bool    `json:"best"`
 }
 
 // state is state.json: written atomically after each completed epoch.
@@ -112,6 +128,8 @@ type state struct {
 	History    []EpochMetrics `json:"history"`
 	Data       DataSummary    `json:"data"`
 	Finished   bool           `json:"finished"`
+	// EarlyStopped is set when Patience ended the run before Epochs.
+	EarlyStopped bool `json:"early_stopped,omitempty"`
 }
 
 // Result reports a completed (or interrupted) run.
@@ -162,6 +180,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("training: %w", err)
 	}
+	if err := cfg.Augment.validate(); err != nil {
+		return nil, err
+	}
+	switch cfg.Schedule {
+	case "", ScheduleConstant:
+		cfg.Schedule = ""
+	case ScheduleCosine:
+	default:
+		return nil, fmt.Errorf("training: schedule %q: want %s or %s", cfg.Schedule, ScheduleConstant, ScheduleCosine)
+	}
+	if cfg.Schedule == "" {
+		cfg.WarmupEpochs = 0
+	}
+	if !(cfg.EMA >= 0 && cfg.EMA < 1) || !(cfg.WarmupEpochs >= 0) || cfg.Patience < 0 {
+		return nil, fmt.Errorf("training: ema %v must be in [0,1), warm-up %v and patience %d >= 0", cfg.EMA, cfg.WarmupEpochs, cfg.Patience)
+	}
 	log := cfg.Logger
 
 	ls, err := LoadLabels(cfg.Labels, cfg.Images, cfg.Seed)
@@ -169,7 +203,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	params := Params{Arch: arch.Name, Epochs: cfg.Epochs, Batch: cfg.Batch, LR: cfg.LR, Momentum: cfg.Momentum,
-		WeightDecay: cfg.WeightDecay, Gamma: cfg.Gamma, Alpha: cfg.Alpha, Seed: cfg.Seed, LabelsSHA256: ls.SHA256,
+		WeightDecay: cfg.WeightDecay, Gamma: cfg.Gamma, Alpha: cfg.Alpha, Seed: cfg.Seed, Augment: cfg.Augment,
+		Schedule: cfg.Schedule, WarmupEpochs: cfg.WarmupEpochs, EMA: cfg.EMA, TTA: cfg.TTA, Patience: cfg.Patience, LabelsSHA256: ls.SHA256,
 		Layout: ls.Layout, SplitAssigned: ls.SplitAssigned, PreprocessVersion: preprocess.Version}
 
 	st, err := openRunDir(cfg, params)
@@ -300,18 +335,19 @@ func openRunDir(cfg Config, p Params) (*state, error) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("training: run state %s: %w", StateFile, err)
 	}
-	was := st.Params
-	was.Epochs, p.Epochs = 0, 0
-	if was != p {
+	was, now := st.Params, p
+	was.Epochs, now.Epochs = 0, 0
+	was.Patience, now.Patience = 0, 0
+	if was != now {
 		a, _ := json.Marshal(st.Params)
 		b, _ := json.Marshal(p)
 		return nil, fmt.Errorf("training: resume: settings differ from the run's: was %s, now %s", a, b)
 	}
-	st.Params.Epochs = cfg.Epochs
+	st.Params.Epochs, st.Params.Patience = cfg.Epochs, cfg.Patience
 	if cfg.Epochs < st.EpochsDone {
 		return nil, fmt.Errorf("training: resume: %d epochs already done, --epochs %d", st.EpochsDone, cfg.Epochs)
 	}
-	st.Finished = false
+	st.Finished, st.EarlyStopped = false, false
 	return &st, nil
 }
 
@@ -350,10 +386,22 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 	if st.BestEpoch > 0 {
 		best = st.History[st.BestEpoch-1].ValAUC
 	}
+	spe := stepsPerEpoch(train.Len(), cfg.Batch)
+	schedule := lrSchedule(cfg.Schedule, cfg.LR, int64(math.Round(cfg.WarmupEpochs*float64(spe))), spe*int64(cfg.Epochs))
+	tta := ""
+	if cfg.TTA {
+		tta = classifier.TTAFlip
+	}
 	for e := st.EpochsDone + 1; e <= cfg.Epochs; e++ {
+		if earlyStop(e-1, st.BestEpoch, cfg.Patience) {
+			cfg.Logger.Info("training: early stop", "epoch", e-1, "best_epoch", st.BestEpoch, "patience", cfg.Patience)
+			st.EarlyStopped = true
+			return nil
+		}
 		t0 := time.Now()
 		tc := classifier.TrainConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay,
-			Loss: classifier.FocalLoss{Gamma: cfg.Gamma, Alpha: cfg.Alpha}, Seed: epochSeed(cfg.Seed, e)}
+			Loss: classifier.FocalLoss{Gamma: cfg.Gamma, Alpha: cfg.Alpha}, Seed: epochSeed(cfg.Seed, e),
+			Schedule: schedule, EMADecay: cfg.EMA}
 		// Every epoch after the first starts from the previous checkpoint,
 		// in an uninterrupted run too: one code path, so resuming cannot
 		// differ from not stopping.
@@ -366,16 +414,28 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: %w", e, err)
 		}
+		var ds classifier.Dataset = trainDS
+		if cfg.Augment.On() {
+			ds = &augmentedDataset{Dataset: trainDS, aug: cfg.Augment, seed: cfg.Seed, epoch: e}
+		}
 		// Progress every tenth of the epoch, in whole batches.
 		every := max(1, train.Len()/10/cfg.Batch) * cfg.Batch
-		loss, err := tr.Epoch(ctx, &progress{Dataset: trainDS, log: cfg.Logger, epoch: e, every: every}, cfg.Batch)
+		loss, err := tr.Epoch(ctx, &progress{Dataset: ds, log: cfg.Logger, epoch: e, every: every}, cfg.Batch)
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: %w", e, err)
 		}
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return fmt.Errorf("training: epoch %d: training loss is %v (learning rate too high?)", e, loss)
 		}
-		probs, err := PredictAll(ctx, m, valDS, cfg.Batch)
+		// The model that is evaluated and kept: the weight average when
+		// EMA is on.
+		evalModel := m
+		if em, err := tr.EMAModel(); err != nil {
+			return fmt.Errorf("training: epoch %d: %w", e, err)
+		} else if em != nil {
+			evalModel = em
+		}
+		plain, probs, err := predictWithTTA(ctx, evalModel, valDS, cfg.Batch, cfg.TTA)
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: validation: %w", e, err)
 		}
@@ -388,8 +448,18 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: validation: %w", e, err)
 		}
-		em := EpochMetrics{Epoch: e, Steps: tr.Steps(), TrainLoss: loss, ValAUC: met.AUC, Threshold: thr, ValAcc: met.Accuracy,
-			ValF1: met.F1, ValPrec: met.Precision, ValRecall: met.Recall, ValAcc05: at05.Accuracy, ValF105: at05.F1}
+		aucPlain := met.AUC
+		if cfg.TTA {
+			if mp, err := classifier.Evaluate(plain, val.Labels, 0.5); err == nil {
+				aucPlain = mp.AUC
+			}
+		}
+		lr := cfg.LR
+		if schedule != nil {
+			lr = schedule(tr.Steps() - 1)
+		}
+		em := EpochMetrics{Epoch: e, Steps: tr.Steps(), TrainLoss: loss, ValAUC: met.AUC, ValAUCPlain: aucPlain, LR: lr, Threshold: thr,
+			ValAcc: met.Accuracy, ValF1: met.F1, ValPrec: met.Precision, ValRecall: met.Recall, ValAcc05: at05.Accuracy, ValF105: at05.F1}
 
 		// Checkpoint first, then best, then state.json, whose atomic rename
 		// commits the epoch: a crash before it redoes the epoch, which
@@ -402,8 +472,8 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if met.AUC > best {
 			best, em.Best = met.AUC, true
 			bi := classifier.ModelInfo{ID: st.ModelID, InputSize: info.InputSize, Mean: info.Mean, Std: info.Std,
-				PreprocessVersion: preprocess.Version, Threshold: thr, TrainingRun: st.RunID}
-			if err := writeAtomic(filepath.Join(cfg.RunDir, BestFile), func(tmp string) error { return m.Save(tmp, bi) }); err != nil {
+				PreprocessVersion: preprocess.Version, Threshold: thr, TrainingRun: st.RunID, TTA: tta}
+			if err := writeAtomic(filepath.Join(cfg.RunDir, BestFile), func(tmp string) error { return evalModel.Save(tmp, bi) }); err != nil {
 				return fmt.Errorf("training: epoch %d: best model: %w", e, err)
 			}
 			st.BestEpoch = e
@@ -418,14 +488,55 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if prev != "" && prev != ck {
 			os.Remove(filepath.Join(cfg.RunDir, prev)) // superseded; keeping it is harmless
 		}
-		cfg.Logger.Info("training: epoch", "epoch", e, "of", cfg.Epochs, "steps", em.Steps,
-			"train_loss", round(loss), "val_auc", round(met.AUC), "val_acc", round(met.Accuracy), "val_f1", round(met.F1),
+		cfg.Logger.Info("training: epoch", "epoch", e, "of", cfg.Epochs, "steps", em.Steps, "lr", round(lr),
+			"train_loss", round(loss), "val_auc", round(met.AUC), "val_auc_plain", round(aucPlain), "val_acc", round(met.Accuracy), "val_f1", round(met.F1),
 			"threshold", round(thr), "val_acc@0.5", round(at05.Accuracy), "best", em.Best, "seconds", round(em.Seconds))
 		if err := record(ctx, cfg, st, "epoch", StatusRunning, ""); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// predictWithTTA returns the plain probabilities of every image of ds and,
+// with tta, their average with the mirrored images' (else the plain ones
+// again). m's own TTA setting is not used.
+func predictWithTTA(ctx context.Context, m *classifier.Model, ds classifier.Dataset, batch int, tta bool) (plain, final []float32, err error) {
+	n, size := ds.Len(), m.Info().InputSize
+	plain, final = make([]float32, 0, n), make([]float32, 0, n)
+	per := 3 * size * size
+	buf := make([]float32, batch*per)
+	for i := 0; i < n; i += batch {
+		b := min(batch, n-i)
+		for j := 0; j < b; j++ {
+			if _, err := ds.Example(i+j, buf[j*per:(j+1)*per]); err != nil {
+				return nil, nil, err
+			}
+		}
+		p, err := m.PredictPlain(ctx, buf[:b*per], b, size)
+		if err != nil {
+			return nil, nil, err
+		}
+		plain = append(plain, p...)
+		if !tta {
+			final = append(final, p...)
+			continue
+		}
+		pf, err := m.PredictPlain(ctx, classifier.FlipInputs(buf[:b*per], b, size), b, size)
+		if err != nil {
+			return nil, nil, err
+		}
+		for j := range p {
+			final = append(final, (p[j]+pf[j])/2)
+		}
+	}
+	return plain, final, nil
+}
+
+// earlyStop reports whether a run with done epochs, the best at epoch
+// best, has gone patience epochs without improving (patience 0: never).
+func earlyStop(done, best, patience int) bool {
+	return patience > 0 && best > 0 && done-best >= patience
 }
 
 func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }

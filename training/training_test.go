@@ -193,7 +193,24 @@ func (c *cancelAfter) RecordRun(_ context.Context, event string, r RunRecord) er
 	return nil
 }
 
+// TestRunResumeEqualsUninterrupted covers the seed's plain recipe and the
+// full one (augmentation, cosine schedule, weight EMA, flip TTA): with each,
+// a run stopped after epoch 1 and resumed gives the uninterrupted weights.
 func TestRunResumeEqualsUninterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		recipe func(*Config)
+	}{
+		{"seed", func(*Config) {}},
+		{"recipe", func(c *Config) {
+			c.Augment, c.Schedule, c.WarmupEpochs, c.EMA, c.TTA, c.Patience = DefaultAugment, ScheduleCosine, 0.5, 0.9, true, 5
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testResumeEqualsUninterrupted(t, tc.recipe) })
+	}
+}
+
+func testResumeEqualsUninterrupted(t *testing.T, recipe func(*Config)) {
 	dir := t.TempDir()
 	truncated := writePNG(t, filepath.Join(dir, "scratch", "t.png"), synthImage(rand.New(rand.NewSource(7)), 64, 64, true))
 	bad := map[string][]byte{
@@ -205,6 +222,7 @@ func TestRunResumeEqualsUninterrupted(t *testing.T) {
 
 	// Uninterrupted: two epochs.
 	full := tinyConfig(images, labels, filepath.Join(dir, "full"))
+	recipe(&full)
 	rec := &cancelAfter{}
 	full.Recorder = rec
 	res, err := Run(context.Background(), full)
@@ -245,6 +263,7 @@ func TestRunResumeEqualsUninterrupted(t *testing.T) {
 
 	// Interrupted after epoch 1 (cancel as SIGINT does), then resumed.
 	part := tinyConfig(images, labels, filepath.Join(dir, "part"))
+	recipe(&part)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prec := &cancelAfter{epoch: 1, cancel: cancel}
@@ -309,7 +328,8 @@ func TestRunResumeEqualsUninterrupted(t *testing.T) {
 	info := m.Info()
 	be := res.Epochs[res.BestEpoch-1]
 	if info.PreprocessVersion != preprocess.Version || info.TrainingRun != res.RunID || info.ID != res.ModelID ||
-		math.Abs(info.Threshold-be.Threshold) > 1e-9 || info.InputSize != preprocess.Size || info.Arch != tinyArch {
+		math.Abs(info.Threshold-be.Threshold) > 1e-9 || info.InputSize != preprocess.Size || info.Arch != tinyArch ||
+		(info.TTA == classifier.TTAFlip) != full.TTA {
 		t.Errorf("best model info %+v (best epoch %+v)", info, be)
 	}
 	// Resuming with other settings is refused.

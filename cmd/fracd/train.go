@@ -22,6 +22,8 @@ func newTrainCmd(m *Main) *cobra.Command {
 		cfg                training.Config
 		cacheMB            int64
 		register, activate bool
+		augment            bool
+		recipe             string
 	)
 	cmd := &cobra.Command{
 		Use:   "train --images DIR --labels CSV --run-dir DIR",
@@ -51,6 +53,12 @@ to the model registry, --activate also makes it the active model.`,
 			}
 			if !cmd.Flags().Changed("alpha") {
 				cfg.Alpha = -1 // class balancing off unless asked for
+			}
+			if err := applyRecipe(cmd, &cfg, recipe); err != nil {
+				return err
+			}
+			if !augment {
+				cfg.Augment = training.Augment{}
 			}
 			cfg.CacheBytes = cacheMB << 20
 			cfg.Logger = m.Logger
@@ -85,14 +93,27 @@ to the model registry, --activate also makes it the active model.`,
 	f.StringVar(&cfg.Labels, "labels", "", "label CSV (required)")
 	f.StringVar(&cfg.RunDir, "run-dir", "", "directory for checkpoints, state and best.safetensors (required)")
 	f.StringVar(&cfg.Arch, "arch", "resnet18", "resnet18, resnet34, resnet50, resnet101, resnet152 (or basic[a,b,c,d] for tests)")
-	f.IntVar(&cfg.Epochs, "epochs", 10, "epochs in total (with --resume: may be raised)")
+	f.IntVar(&cfg.Epochs, "epochs", 20, "epochs in total (with --resume: may be raised)")
 	f.IntVar(&cfg.Batch, "batch", 16, "batch size")
-	f.Float64Var(&cfg.LR, "lr", 0.01, "learning rate")
+	f.Float64Var(&cfg.LR, "lr", 0.02, "learning rate (the peak of the cosine schedule)")
 	f.Float64Var(&cfg.Momentum, "momentum", 0.9, "SGD momentum")
-	f.Float64Var(&cfg.WeightDecay, "weight-decay", 1e-4, "SGD weight decay")
+	f.Float64Var(&cfg.WeightDecay, "weight-decay", 5e-4, "SGD weight decay")
 	f.Float64Var(&cfg.Gamma, "gamma", 2, "focal loss gamma")
 	f.Float64Var(&cfg.Alpha, "alpha", -1, "focal loss alpha (weight of positives); off when not given")
-	f.Int64Var(&cfg.Seed, "seed", 1, "seed for initialisation, shuffling and an assigned split")
+	f.Int64Var(&cfg.Seed, "seed", 1, "seed for initialisation, shuffling, augmentation and an assigned split")
+	f.StringVar(&recipe, "recipe", "default", "default (the shipped model's recipe) or seed (the seed study's: no augmentation, constant lr, no EMA/TTA, 10 epochs); explicit flags override it")
+	f.BoolVar(&augment, "augment", true, "augment training images (each kind below; --augment=false switches all off)")
+	f.BoolVar(&cfg.Augment.Flip, "flip", training.DefaultAugment.Flip, "augment: mirror left-right with probability 1/2")
+	f.Float64Var(&cfg.Augment.Rotate, "rotate", training.DefaultAugment.Rotate, "augment: max rotation in degrees")
+	f.Float64Var(&cfg.Augment.Scale, "scale", training.DefaultAugment.Scale, "augment: max zoom in or out (fraction)")
+	f.Float64Var(&cfg.Augment.Translate, "translate", training.DefaultAugment.Translate, "augment: max shift (fraction of the side)")
+	f.Float64Var(&cfg.Augment.Brightness, "brightness", training.DefaultAugment.Brightness, "augment: max brightness change (fraction)")
+	f.Float64Var(&cfg.Augment.Contrast, "contrast", training.DefaultAugment.Contrast, "augment: max contrast change (fraction)")
+	f.StringVar(&cfg.Schedule, "schedule", training.ScheduleCosine, "learning-rate schedule: cosine (linear warm-up, cosine decay) or constant")
+	f.Float64Var(&cfg.WarmupEpochs, "warmup-epochs", 1, "cosine schedule: warm-up length in epochs")
+	f.Float64Var(&cfg.EMA, "ema", 0.998, "decay of the weight moving average that is evaluated and kept (0: off)")
+	f.BoolVar(&cfg.TTA, "tta", true, "evaluate with flip test-time augmentation and record it in the model, so inference applies it too")
+	f.IntVar(&cfg.Patience, "patience", 6, "stop after this many epochs without a better validation ROC-AUC (0: never)")
 	f.BoolVar(&cfg.Resume, "resume", false, "continue the run in --run-dir from its last completed epoch")
 	f.Int64Var(&cacheMB, "cache-mb", training.DefaultCacheBytes>>20, "bound on the preprocessed-image cache in MiB")
 	f.BoolVar(&register, "register", false, "register best.safetensors in the model registry")
@@ -141,5 +162,31 @@ func registerTrained(ctx context.Context, m *Main, db *store.DB, res *training.R
 		return fmt.Errorf("train: register: %w", err)
 	}
 	fmt.Fprintf(m.Stdout, "registered %s (%s, weights %s)%s\n", info.ID, info.Arch, info.WeightsSHA256, map[bool]string{true: ", active"}[activate])
+	return nil
+}
+
+// applyRecipe sets the seed study's settings for --recipe seed, leaving
+// every flag given explicitly as it is.
+func applyRecipe(cmd *cobra.Command, cfg *training.Config, recipe string) error {
+	switch recipe {
+	case "default":
+		return nil
+	case "seed":
+	default:
+		return fmt.Errorf("train: --recipe %q: want default or seed", recipe)
+	}
+	set := func(name string, apply func()) {
+		if !cmd.Flags().Changed(name) {
+			apply()
+		}
+	}
+	set("augment", func() { cfg.Augment = training.Augment{} })
+	set("schedule", func() { cfg.Schedule = training.ScheduleConstant })
+	set("ema", func() { cfg.EMA = 0 })
+	set("tta", func() { cfg.TTA = false })
+	set("patience", func() { cfg.Patience = 0 })
+	set("epochs", func() { cfg.Epochs = 10 })
+	set("lr", func() { cfg.LR = 0.01 })
+	set("weight-decay", func() { cfg.WeightDecay = 1e-4 })
 	return nil
 }

@@ -1,0 +1,79 @@
+package classifier
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFlipTTA: a model whose metadata says hflip predicts the mean of the
+// image's and its mirror's probabilities, keeps the setting through save
+// and load, and rejects unknown values.
+func TestFlipTTA(t *testing.T) {
+	ctx := context.Background()
+	const s, n = 32, 3
+	m, err := New("basic[1,1,1,1]", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.info.InputSize = s
+	x := randImages(4, n, s)
+	plain, err := m.PredictPlain(ctx, x, n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := m.PredictPlain(ctx, FlipInputs(x, n, s), n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := false
+	for i := range plain {
+		differ = differ || math.Abs(float64(plain[i]-mirror[i])) > 1e-6
+	}
+	if !differ {
+		t.Fatal("mirrored images give the same probabilities: the test cannot tell TTA from none")
+	}
+	if twice := FlipInputs(FlipInputs(x, n, s), n, s); !equalFloats(twice, x) {
+		t.Fatal("flipping twice is not the identity")
+	}
+
+	path := filepath.Join(t.TempDir(), "tta.safetensors")
+	if err := m.Save(path, ModelInfo{InputSize: s, TTA: TTAFlip}); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Info().TTA != TTAFlip {
+		t.Fatalf("TTA after load %q", loaded.Info().TTA)
+	}
+	got, err := loaded.Predict(ctx, x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if want := (plain[i] + mirror[i]) / 2; math.Abs(float64(got[i]-want)) > 1e-6 {
+			t.Errorf("image %d: TTA probability %v, want mean %v", i, got[i], want)
+		}
+	}
+
+	md := map[string]string{metaTTA: "rot90"}
+	if _, err := infoFromMetadata(md, "resnet18", strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "tta") {
+		t.Errorf("unknown tta accepted: %v", err)
+	}
+}
+
+func equalFloats(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
