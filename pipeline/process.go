@@ -184,7 +184,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	// A row for this content means it reached a terminal state before:
 	// either we crashed after committing, or the same bytes were sent again.
 	if in, err := p.db.Instance(ctx, job.SHA256); err == nil {
-		return p.finishExisting(ctx, *job, in)
+		return p.finishExisting(ctx, *job, in, data)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return out, err
 	}
@@ -333,6 +333,9 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	}
 	stage("record", t0)
 	out.State = store.StateDone
+	if err := p.sinkDone(ctx, out, am.info, data); err != nil {
+		return out, err
+	}
 	if err := p.removeWork(job.Path); err != nil {
 		return out, err
 	}
@@ -416,7 +419,7 @@ func (p *Pipeline) inFlightDuplicate(ctx context.Context, path, sha string) (Out
 }
 
 // finishExisting ends a file whose content already has a terminal state.
-func (p *Pipeline) finishExisting(ctx context.Context, job Job, in store.Instance) (Outcome, error) {
+func (p *Pipeline) finishExisting(ctx context.Context, job Job, in store.Instance, data []byte) (Outcome, error) {
 	out := Outcome{SHA256: job.SHA256, State: in.State, Reason: in.Reason, StudyUID: in.StudyUID, SeriesUID: in.SeriesUID,
 		SOPInstanceUID: in.SOPInstanceUID, Modality: in.Modality, BodyPart: in.BodyPart, ArchivePath: in.ArchivePath,
 		DuplicateOf: in.DuplicateOf, AlreadyRecorded: true}
@@ -432,6 +435,12 @@ func (p *Pipeline) finishExisting(ctx context.Context, job Job, in store.Instanc
 	if in.State == store.StateRejected && job.Recovered {
 		// Crashed after recording the rejection, before moving the file.
 		return out, p.moveToRejected(job, in.Reason)
+	}
+	if job.Recovered {
+		// Crashed after the commit: the sink may not have seen the result.
+		if err := p.sinkRecovered(ctx, in, data); err != nil {
+			return out, err
+		}
 	}
 	return out, p.removeWork(job.Path)
 }

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 # cgo libraries: OpenBLAS (classifier), OpenJPEG (JPEG 2000), CharLS (JPEG-LS).
-# Tools the tests compare against: dcmtk (dcmdump), sqlite3.
-packages=(gcc pkg-config libopenblas-dev libopenjp2-7-dev libcharls-dev dcmtk sqlite3)
+# Tools the tests compare against: dcmtk (dcmdump, storescu/storescp, dsrdump),
+# dicom3tools (dciodvfy), sqlite3.
+packages=(gcc pkg-config libopenblas-dev libopenjp2-7-dev libcharls-dev dcmtk dicom3tools sqlite3)
 
 missing=()
 for p in "${packages[@]}"; do
