@@ -45,9 +45,10 @@ func normalizeCharsets(v string) (string, bool) {
 	return out, out != trimmed
 }
 
-// fixCharset rewrites the top-level Specific Character Set value of body in
-// a copy when a lenient spelling can be mapped to a defined term.
-func fixCharset(body []byte, pos, n int) []byte {
+// fixCharset rewrites the top-level Specific Character Set value of body
+// (in a copy unless owned) when a lenient spelling can be mapped to a
+// defined term.
+func fixCharset(body []byte, pos, n int, owned bool) []byte {
 	if n <= 0 || pos < 0 || pos+n > len(body) {
 		return body
 	}
@@ -55,7 +56,10 @@ func fixCharset(body []byte, pos, n int) []byte {
 	if !changed || len(norm) > n {
 		return body
 	}
-	out := append([]byte(nil), body...)
+	out := body
+	if !owned {
+		out = append([]byte(nil), body...)
+	}
 	copy(out[pos:], norm)
 	for i := pos + len(norm); i < pos+n; i++ {
 		out[i] = ' '

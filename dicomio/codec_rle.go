@@ -30,7 +30,14 @@ func decodeRLE(data []byte, ii ImageInfo) (*Frame, error) {
 	}
 	offs[nseg] = len(data)
 	pixels := ii.Rows * ii.Columns
-	words := make([]uint32, pixels*spp)
+	// PackBits yields at most 128 bytes per 2 input bytes: a segment too
+	// short for its plane is refused before the frame is allocated.
+	for s := range nseg {
+		if n := offs[s+1] - offs[s]; pixels > 64*(n+1) {
+			return nil, fmt.Errorf("%w: RLE segment %d of %d bytes cannot hold %d samples", ErrTruncated, s, n, pixels)
+		}
+	}
+	fr := &Frame{Rows: ii.Rows, Columns: ii.Columns, Samples: spp, Photometric: ii.Photometric, Data: make([]int32, pixels*spp)}
 	plane := make([]byte, pixels)
 	for s := range nseg {
 		if err := unpackBits(data[offs[s]:offs[s+1]], plane); err != nil {
@@ -38,13 +45,11 @@ func decodeRLE(data []byte, ii ImageInfo) (*Frame, error) {
 		}
 		sample := s / bps
 		shift := uint(8 * (bps - 1 - s%bps))
+		// Planes are ORed straight into the frame: no intermediate word buffer.
 		for p, b := range plane {
-			words[p*spp+sample] |= uint32(b) << shift
+			k := p*spp + sample
+			fr.Data[k] = int32(uint32(fr.Data[k]) | uint32(b)<<shift)
 		}
-	}
-	fr := &Frame{Rows: ii.Rows, Columns: ii.Columns, Samples: spp, Photometric: ii.Photometric, Data: make([]int32, len(words))}
-	for k, w := range words {
-		fr.Data[k] = int32(w)
 	}
 	return fr, nil
 }

@@ -54,58 +54,76 @@ func decodeNative(raw []byte, ii ImageInfo, i int, bo binary.ByteOrder, vr strin
 	}
 
 	n := pixels * spp
-	words := make([]uint32, n)
+	sf := newSampleFormat(ii)
+	// Values go straight into the frame (no intermediate word buffer), so a
+	// frame costs its int32s and nothing more.
+	fr.Data = make([]int32, n)
 	if ybr422 {
 		// Y1 Y2 Cb Cr for each pair of pixels -> Y Cb Cr per pixel.
 		for p := 0; p+1 < pixels; p += 2 {
 			q := p * 2
-			y1, y2, cb, cr := src[q], src[q+1], src[q+2], src[q+3]
-			words[3*p], words[3*p+1], words[3*p+2] = uint32(y1), uint32(cb), uint32(cr)
-			words[3*p+3], words[3*p+4], words[3*p+5] = uint32(y2), uint32(cb), uint32(cr)
+			y1, y2, cb, cr := sf.value(uint32(src[q])), sf.value(uint32(src[q+1])), sf.value(uint32(src[q+2])), sf.value(uint32(src[q+3]))
+			fr.Data[3*p], fr.Data[3*p+1], fr.Data[3*p+2] = y1, cb, cr
+			fr.Data[3*p+3], fr.Data[3*p+4], fr.Data[3*p+5] = y2, cb, cr
 		}
 		fr.Photometric = "YBR_FULL"
-	} else {
+		return fr, nil
+	}
+	word := func(k int) uint32 {
 		switch bps {
 		case 1:
-			for k := range n {
-				words[k] = uint32(src[k])
-			}
+			return uint32(src[k])
 		case 2:
-			for k := range n {
-				words[k] = uint32(bo.Uint16(src[2*k:]))
-			}
-		case 4:
-			for k := range n {
-				words[k] = bo.Uint32(src[4*k:])
+			return uint32(bo.Uint16(src[2*k:]))
+		}
+		return bo.Uint32(src[4*k:])
+	}
+	if spp > 1 && ii.PlanarConfiguration == 1 {
+		// RRR...GGG...BBB -> RGBRGB...
+		for s := range spp {
+			for p := range pixels {
+				fr.Data[p*spp+s] = sf.value(word(s*pixels + p))
 			}
 		}
-		if spp > 1 && ii.PlanarConfiguration == 1 {
-			// RRR...GGG...BBB -> RGBRGB...
-			inter := make([]uint32, n)
-			for s := range spp {
-				plane := words[s*pixels : (s+1)*pixels]
-				for p, v := range plane {
-					inter[p*spp+s] = v
-				}
-			}
-			words = inter
+		return fr, nil
+	}
+	switch bps {
+	case 1:
+		for k := range n {
+			fr.Data[k] = sf.value(uint32(src[k]))
 		}
-	}
-	fr.Data = make([]int32, n)
-	shift := uint(ii.HighBit + 1 - ii.BitsStored)
-	bs := uint(ii.BitsStored)
-	var mask uint32 = 0xFFFFFFFF
-	if bs < 32 {
-		mask = 1<<bs - 1
-	}
-	signed := ii.PixelRepresentation == 1
-	for k, w := range words {
-		v := (w >> shift) & mask
-		if signed && bs < 32 && v&(1<<(bs-1)) != 0 {
-			fr.Data[k] = int32(int64(v) - int64(1)<<bs)
-		} else {
-			fr.Data[k] = int32(v)
+	case 2:
+		for k := range n {
+			fr.Data[k] = sf.value(uint32(bo.Uint16(src[2*k:])))
+		}
+	default:
+		for k := range n {
+			fr.Data[k] = sf.value(bo.Uint32(src[4*k:]))
 		}
 	}
 	return fr, nil
+}
+
+// sampleFormat turns a stored word into its value: shifted down by the
+// high bit, masked to BitsStored and sign-extended when signed.
+type sampleFormat struct {
+	shift, bits uint
+	mask        uint32
+	signed      bool
+}
+
+func newSampleFormat(ii ImageInfo) sampleFormat {
+	sf := sampleFormat{shift: uint(ii.HighBit + 1 - ii.BitsStored), bits: uint(ii.BitsStored), mask: 0xFFFFFFFF, signed: ii.PixelRepresentation == 1}
+	if sf.bits < 32 {
+		sf.mask = 1<<sf.bits - 1
+	}
+	return sf
+}
+
+func (sf sampleFormat) value(w uint32) int32 {
+	v := (w >> sf.shift) & sf.mask
+	if sf.signed && sf.bits < 32 && v&(1<<(sf.bits-1)) != 0 {
+		return int32(int64(v) - int64(1)<<sf.bits)
+	}
+	return int32(v)
 }

@@ -9,21 +9,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
-// Default limits; both are configurable per call.
+// Default limits; all are configurable per call.
 const (
 	DefaultMaxFileBytes  = 1 << 30 // 1 GiB of input (and of inflated data set)
 	DefaultMaxPixelBytes = 1 << 30 // 1 GiB of decoded stored values (int32 each)
+	// DefaultMaxInflateRatio bounds the bytes a deflated data set inflates
+	// to, and the stored bytes a compressed frame decodes to, per input
+	// byte. The hospital-like reference X-rays compress 2-9:1; bombs do
+	// 64:1 (RLE) to 1000:1 (deflate) and more (JPEG, JPEG 2000).
+	DefaultMaxInflateRatio = 32
+	// defaultRatioFloor: outputs up to this size are not held to the ratio.
+	// They are cheap, and small blank or synthetic images legitimately
+	// compress far better (a 2 MiB JPEG 2000 test image does 2097:1).
+	defaultRatioFloor = 16 << 20
 )
 
 type options struct {
-	maxFileBytes  int64
-	maxPixelBytes int64
+	maxFileBytes    int64
+	maxPixelBytes   int64
+	maxInflateRatio float64
+	ratioFloor      int64
 }
 
 // Option configures Parse.
@@ -38,8 +50,16 @@ func WithMaxFileBytes(n int64) Option { return func(o *options) { o.maxFileBytes
 // anything is allocated for it.
 func WithMaxPixelBytes(n int64) Option { return func(o *options) { o.maxPixelBytes = n } }
 
+// WithMaxInflateRatio refuses, with ErrTooLarge, a deflated data set that
+// inflates to more than r times its compressed size, and a compressed frame
+// whose stored values (Rows x Columns x Samples x bytes per sample) are more
+// than r times its compressed bytes, before inflating or allocating beyond
+// that. Outputs of at most 16 MiB are exempt. Default DefaultMaxInflateRatio.
+func WithMaxInflateRatio(r float64) Option { return func(o *options) { o.maxInflateRatio = r } }
+
 func toOptions(opts []Option) options {
-	o := options{maxFileBytes: DefaultMaxFileBytes, maxPixelBytes: DefaultMaxPixelBytes}
+	o := options{maxFileBytes: DefaultMaxFileBytes, maxPixelBytes: DefaultMaxPixelBytes,
+		maxInflateRatio: DefaultMaxInflateRatio, ratioFloor: defaultRatioFloor}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -49,7 +69,19 @@ func toOptions(opts []Option) options {
 	if o.maxPixelBytes <= 0 {
 		o.maxPixelBytes = DefaultMaxPixelBytes
 	}
+	if !(o.maxInflateRatio > 0) { // also NaN
+		o.maxInflateRatio = DefaultMaxInflateRatio
+	}
 	return o
+}
+
+// inflateLimit is the most bytes in compressed bytes may decode to.
+func (o options) inflateLimit(in int) int64 {
+	r := o.maxInflateRatio * float64(in)
+	if r >= float64(math.MaxInt64/2) {
+		return math.MaxInt64 / 2
+	}
+	return max(int64(r), o.ratioFloor)
 }
 
 // File is a parsed DICOM file. Dataset holds every element, the file meta
@@ -158,7 +190,7 @@ func runtimeKind(s string) string {
 }
 
 func parse(ctx context.Context, data []byte, o options) (*File, error) {
-	l, err := scan(data, o.maxFileBytes)
+	l, err := scan(data, o)
 	if err != nil {
 		return nil, err
 	}
@@ -248,10 +280,10 @@ func parseElements(b []byte, bo binary.ByteOrder, implicit bool) ([]*dicom.Eleme
 		return nil, nil
 	}
 	// suyashkumar peeks 100 bytes to infer a syntax we then override; the pad
-	// satisfies the peek while the limit keeps it from being parsed.
-	padded := make([]byte, len(b)+128)
-	copy(padded, b)
-	p, _ := dicom.NewParser(bytes.NewReader(padded), int64(len(b)), nil,
+	// satisfies the peek while the limit keeps it from being parsed. It is
+	// chained, not appended, so a large data set is not copied once more.
+	pad := make([]byte, 128)
+	p, _ := dicom.NewParser(io.MultiReader(bytes.NewReader(b), bytes.NewReader(pad)), int64(len(b)), nil,
 		dicom.SkipMetadataReadOnNewParserInit(),
 		dicom.SkipProcessingPixelDataValue(),
 		dicom.AllowUnknownSpecificCharacterSet(),

@@ -190,6 +190,9 @@ func (f *File) decodeFrame(i int) (*Frame, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := f.checkInflation(ii, i, len(data)); err != nil {
+		return nil, err
+	}
 	var fr *Frame
 	switch ts.codec {
 	case codecRLE:
@@ -209,6 +212,18 @@ func (f *File) decodeFrame(i int) (*Frame, error) {
 	fr.Index = i
 	maskFrame(fr, ii)
 	return fr, nil
+}
+
+// checkInflation refuses a compressed frame whose stored values would be
+// more than the ratio limit times its compressed bytes, before a decoder
+// allocates for the size the header declares.
+func (f *File) checkInflation(ii ImageInfo, i, compressed int) error {
+	stored := int64(ii.Rows) * int64(ii.Columns) * int64(ii.SamplesPerPixel) * int64(max(ii.BitsAllocated/8, 1))
+	if limit := f.opts.inflateLimit(compressed); stored > limit {
+		return fmt.Errorf("%w: frame %d of %d compressed bytes decodes to %d bytes (limit %g:1)",
+			ErrTooLarge, i, compressed, stored, f.opts.maxInflateRatio)
+	}
+	return nil
 }
 
 // frameBytes gathers the fragments of frame i: by the Extended Offset Table,

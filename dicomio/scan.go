@@ -53,8 +53,9 @@ func longVR(vr string) bool {
 	return false
 }
 
-// scan decides the file layout. limits.MaxFileBytes bounds the inflated size.
-func scan(b []byte, maxInflated int64) (*layout, error) {
+// scan decides the file layout. o bounds the inflated size of a deflated
+// data set, absolutely and relative to its compressed size.
+func scan(b []byte, o options) (*layout, error) {
 	l := &layout{}
 	pos := 0
 	if len(b) >= 132 && string(b[128:132]) == "DICM" {
@@ -113,17 +114,13 @@ func scan(b []byte, maxInflated int64) (*layout, error) {
 		return nil, unsupportedTS(l.tsUID, "unknown transfer syntax, data set encoding unknown")
 	}
 	l.ts = ts
+	owned := false // whether rest is our own copy, free to patch in place
 	if ts.deflated {
-		fr := flate.NewReader(bytes.NewReader(rest))
-		defer fr.Close()
-		inflated, err := io.ReadAll(io.LimitReader(fr, maxInflated+1))
-		if err != nil && len(inflated) == 0 {
-			return nil, fmt.Errorf("%w: inflate: %v", ErrMalformed, err)
+		inflated, err := inflate(rest, o)
+		if err != nil {
+			return nil, err
 		}
-		if int64(len(inflated)) > maxInflated {
-			return nil, fmt.Errorf("%w: inflated data set exceeds %d bytes", ErrTooLarge, maxInflated)
-		}
-		rest = inflated
+		rest, owned = inflated, true
 	} else if !ts.implicit && len(rest) >= 6 && !isVR(rest[4:]) && l.metaEnd > l.metaStart {
 		// Meta says explicit VR but the data set is implicit: a known exporter
 		// bug. Read it as implicit rather than misparse it.
@@ -138,9 +135,9 @@ func scan(b []byte, maxInflated int64) (*layout, error) {
 	if !l.hasPreamble && l.metaEnd == l.metaStart && end < 8 {
 		return nil, ErrNotDICOM
 	}
-	l.body = fixCharset(rest[:end], w.charsetPos, w.charsetLen)
+	l.body = fixCharset(rest[:end], w.charsetPos, w.charsetLen, owned)
 	if len(*w.patchVR) > 0 {
-		if &l.body[0] == &rest[0] {
+		if !owned && &l.body[0] == &rest[0] {
 			l.body = append([]byte(nil), l.body...)
 		}
 		for _, p := range *w.patchVR {
@@ -150,6 +147,47 @@ func scan(b []byte, maxInflated int64) (*layout, error) {
 	l.pixel = w.pixel
 	l.binaries = w.binaries
 	return l, nil
+}
+
+// inflate decompresses a deflated data set, stopping as soon as the output
+// passes o's limits (the smaller of the absolute limit and the ratio limit),
+// so a bomb costs no more memory than the limit. The buffer doubles as data
+// arrives instead of trusting any declared size.
+func inflate(compressed []byte, o options) ([]byte, error) {
+	limit := min(o.maxFileBytes, o.inflateLimit(len(compressed)))
+	fr := flate.NewReader(bytes.NewReader(compressed))
+	defer fr.Close()
+	buf := make([]byte, 0, min(limit+1, int64(max(4*len(compressed), 64<<10))))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				if limit == o.maxFileBytes {
+					return nil, fmt.Errorf("%w: inflated data set exceeds %d bytes", ErrTooLarge, limit)
+				}
+				return nil, fmt.Errorf("%w: deflated data set of %d bytes inflates to more than %d (limit %g:1)",
+					ErrTooLarge, len(compressed), limit, o.maxInflateRatio)
+			}
+			newCap := 2 * int64(cap(buf))
+			if newCap >= limit {
+				newCap = limit + 1 // one byte past the limit proves it exceeded
+			}
+			grown := make([]byte, len(buf), newCap)
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := fr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			if len(buf) == 0 {
+				return nil, fmt.Errorf("%w: inflate: %v", ErrMalformed, err)
+			}
+			// A damaged tail: what inflated is parsed (and checked) as usual.
+			return buf, nil
+		}
+	}
 }
 
 // inferTS guesses the encoding of a data set without meta information from
