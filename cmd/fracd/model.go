@@ -23,6 +23,7 @@ func newModelCmd(m *Main) *cobra.Command {
 		Short: "Manage the model registry: add, list, activate",
 	}
 	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m))
+	cmd.AddCommand(newModelEvaluateCmd(m))
 	return cmd
 }
 
