@@ -56,9 +56,11 @@ The Markdown summary goes to stdout; --out DIR also writes report.md,
 report.json, roc.png, pr.png and reliability.png, and --predictions FILE the
 per-image key,label,probability rows (key: the image path relative to
 --images, or the de-identified SOP Instance UID). Each evaluation is stored
-in the database with an audit row. Bad input (a row without its image, a
-duplicate row, a label that is not 0/1, a set with one class only) is
-refused with the row, and then nothing is written or stored.`,
+in the database with an audit row. Bad input (a row of the chosen split
+without its image, a duplicate row, a label that is not 0/1 - or, as for
+fracd train, true/false or yes/no -, a set with one class only) is refused
+with the row number, and then nothing is written or stored. Images that
+exist but cannot be decoded are skipped and counted, as in training.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runModelEvaluate(cmd.Context(), m, cmd, args, f)

@@ -173,12 +173,19 @@ func TestModelEvaluateImages(t *testing.T) {
 	}
 
 	// The default split (val) is a subset: another data hash, a second row.
+	// A FracAtlas-style dataset.csv beside the label file gives the groups.
+	tags := "image_id,hand,leg,hip,shoulder,mixed\nx00.png,1,0,0,0,0\nx03.png,0,0,1,0,0\nx06.png,1,0,0,0,0\nx09.png,0,1,1,0,1\n"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(labels), "dataset.csv"), []byte(tags), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	stdout, _, err = runFracd(t, "-c", conf, "model", "evaluate", modelID, "--images", images, "--labels", labels, "--bootstrap", "0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout, "split val: 4 images, 1 undecodable skipped") || strings.Contains(stdout, "bootstrap") {
-		t.Errorf("val evaluation:\n%s", stdout)
+	for _, want := range []string{"split val: 4 images, 1 undecodable skipped, groups from dataset.csv", "| hand | 2 | 0 |", "| hip | 1 | 1 |", "| mixed | 1 | 1 |"} {
+		if !strings.Contains(stdout, want) || strings.Contains(stdout, "bootstrap") {
+			t.Errorf("val evaluation lacks %q (or has an interval):\n%s", want, stdout)
+		}
 	}
 	if es, _ := db.Evaluations(context.Background(), modelID, 0); len(es) != 2 || es[0].DataSHA256 == rep.DataSHA256 || es[0].N != 4 {
 		t.Errorf("after the val evaluation: %+v", es)
