@@ -78,6 +78,12 @@ type golden struct {
 		Sensitivity *float64
 		Specificity *float64
 	} `json:"groups_at_0.5"`
+	Curves struct {
+		ROCFPR      []float64 `json:"roc_fpr"`
+		ROCTPR      []float64 `json:"roc_tpr"`
+		PRRecall    []float64 `json:"pr_recall"`
+		PRPrecision []float64 `json:"pr_precision"`
+	} `json:"curves"`
 }
 
 func loadGolden(t *testing.T) golden {
@@ -172,6 +178,22 @@ func TestAgreesWithScikitLearn(t *testing.T) {
 			}
 			d.nearOpt(t, "calibration", "bin mean predicted", b.MeanPredicted, w.MeanPredicted, 1e-12)
 			d.nearOpt(t, "calibration", "bin observed rate", b.ObservedRate, w.ObservedRate, 1e-12)
+		}
+
+		// The plotted curves: scikit-learn's roc_curve(drop_intermediate=False)
+		// and precision_recall_curve, vertex for vertex.
+		for _, c := range []struct {
+			name   string
+			pts    []Point
+			xs, ys []float64
+		}{{"ROC", r.Curves.ROC, g.Curves.ROCFPR, g.Curves.ROCTPR}, {"PR", r.Curves.PR, g.Curves.PRRecall, g.Curves.PRPrecision}} {
+			if len(c.pts) != len(c.xs) {
+				t.Fatalf("%s curve: %d vertices, scikit-learn %d", c.name, len(c.pts), len(c.xs))
+			}
+			for i, pt := range c.pts {
+				d.near(t, "curves", c.name+" x", pt.X, c.xs[i], 1e-12)
+				d.near(t, "curves", c.name+" y", pt.Y, c.ys[i], 1e-12)
+			}
 		}
 
 		if at.Threshold != 0.5 {

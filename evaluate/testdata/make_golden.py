@@ -26,8 +26,8 @@ import sklearn
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (accuracy_score, average_precision_score,
                              brier_score_loss, confusion_matrix, f1_score,
-                             precision_score, recall_score, roc_auc_score,
-                             roc_curve)
+                             precision_recall_curve, precision_score,
+                             recall_score, roc_auc_score, roc_curve)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 THRESHOLDS = [0.5, 0.35]
@@ -107,6 +107,15 @@ def groups(y, p, g, t):
     return out
 
 
+def curves(y, p):
+    # Every distinct probability is a vertex; the PR curve is returned with
+    # recall ascending, starting at (0, 1) as precision_recall_curve ends.
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+    prec, rec, _ = precision_recall_curve(y, p)
+    return {"roc_fpr": fpr.tolist(), "roc_tpr": tpr.tolist(),
+            "pr_recall": rec[::-1].tolist(), "pr_precision": prec[::-1].tolist()}
+
+
 def main():
     y, p, g = load()
     ties_across = sum(1 for v in set(p) if len(set(y[p == v])) == 2)
@@ -123,6 +132,7 @@ def main():
         "operating_points": operating_points(y, p),
         "calibration": calibration(y, p),
         "groups_at_0.5": groups(y, p, g, 0.5),
+        "curves": curves(y, p),
     }
     with open(os.path.join(HERE, "golden.json"), "w") as f:
         json.dump(golden, f, indent=1)
