@@ -21,14 +21,24 @@ import (
 // inbox file was recorded as a duplicate and removed.
 var ErrClaimed = errors.New("pipeline: same content already in flight")
 
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
+// errNotRegular refuses an entry that is not a regular file (a symlink, a
+// FIFO, a device, a folder): it is never read, moved or changed.
+var errNotRegular = errors.New("not a regular file")
+
+// errReplaced means the entry at an inbox path is no longer the file that
+// settled (or that the claim opened): it is left for the watcher to offer
+// again once it settles.
+var errReplaced = errors.New("inbox file replaced since it settled")
+
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// hashCapped hashes at most limit+1 bytes: enough to tell a file over the
+// limit, which is rejected as too large, without reading all of it. Such a
+// file is named by the hash of those bytes, as readWork computes it too.
+func hashCapped(r io.Reader, limit int64) (string, int64, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, f)
+	n, err := io.Copy(h, io.LimitReader(r, limit+1))
 	if err != nil {
 		return "", 0, err
 	}
@@ -39,16 +49,36 @@ func hashFile(path string) (string, int64, error) {
 // rename and records the claim. Until the rename the file is the sender's;
 // after it, the spool's. Inbox paths are never logged: they may carry names.
 func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
-	sha, size, err := hashFile(inboxPath)
+	return p.claim(ctx, inboxPath, nil)
+}
+
+// claim is Claim, refusing the file unless it is want (when known): the
+// file the watcher saw settle. The file is opened without following links,
+// hashed from that descriptor, and renamed relative to its folder's
+// descriptor, so a symlink, FIFO or other file swapped in at the path (or
+// above it) is never read, moved, removed or changed.
+func (p *Pipeline) claim(ctx context.Context, inboxPath string, want *fileID) (Job, error) {
+	in, err := openInbox(inboxPath)
+	if err != nil {
+		return Job{}, fmt.Errorf("pipeline: open inbox file: %w", scrubPath(err))
+	}
+	defer in.close()
+	if want != nil && *want != in.id {
+		return Job{}, fmt.Errorf("pipeline: claim: %w", errReplaced)
+	}
+	sha, size, err := hashCapped(in.f, p.maxFileBytes())
 	if err != nil {
 		return Job{}, fmt.Errorf("pipeline: hash inbox file: %w", scrubPath(err))
+	}
+	if p.hookBeforeRename != nil {
+		p.hookBeforeRename()
 	}
 	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, sha+".dcm"), ReceivedAt: time.Now()}
 	p.mu.Lock()
 	_, statErr := os.Lstat(job.Path)
 	busy := p.inflight[sha] || statErr == nil
 	if !busy {
-		err = os.Rename(inboxPath, job.Path)
+		err = in.moveTo(p.workDir, sha+".dcm")
 	}
 	p.mu.Unlock()
 	if busy {
@@ -57,7 +87,7 @@ func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
 		if _, err := p.db.AppendAudit(ctx, p.cfg.Actor, store.ActionDuplicate, sha, map[string]any{"duplicate_of": sha, "in_flight": true}); err != nil {
 			return Job{}, err
 		}
-		if err := os.Remove(inboxPath); err != nil && !os.IsNotExist(err) {
+		if err := in.remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Job{}, fmt.Errorf("pipeline: remove duplicate inbox file %s: %w", sha, scrubPath(err))
 		}
 		p.metrics.Files.WithLabelValues(store.StateDuplicate, "").Inc()
@@ -79,34 +109,33 @@ func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
 }
 
 // CopyIn puts a copy of a file into spool/work without touching the original,
-// for `fracd process`.
+// for `fracd process`. The copy and its hash come from one descriptor and
+// one pass, bounded like a claim; a FIFO or device is refused, not read.
 func (p *Pipeline) CopyIn(ctx context.Context, path string) (Job, error) {
-	sha, size, err := hashFile(path)
+	src, err := openRegular(path, true)
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: hash input: %w", scrubPath(err))
-	}
-	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, sha+".dcm"), ReceivedAt: time.Now()}
-	tmp := filepath.Join(p.workDir, "."+sha+".tmp")
-	src, err := os.Open(path)
-	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, scrubPath(err))
+		return Job{}, fmt.Errorf("pipeline: open input: %w", scrubPath(err))
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	dst, err := os.CreateTemp(p.workDir, ".copy-*.tmp")
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, err)
+		return Job{}, fmt.Errorf("pipeline: copy input: %w", err)
 	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
+	tmp := dst.Name()
+	sha, size, err := hashCapped(io.TeeReader(src, dst), p.maxFileBytes())
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		os.Remove(tmp)
-		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, err)
+		return Job{}, fmt.Errorf("pipeline: copy input: %w", scrubPath(err))
 	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
-		return Job{}, err
-	}
-	dst.Close()
+	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, sha+".dcm"), ReceivedAt: time.Now()}
 	if err := os.Rename(tmp, job.Path); err != nil {
+		os.Remove(tmp)
 		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, err)
 	}
 	if _, err := p.db.AppendAudit(ctx, p.cfg.Actor, store.ActionClaimed, sha, map[string]any{"bytes": size, "copied": true}); err != nil {

@@ -76,6 +76,10 @@ type Pipeline struct {
 	sops     map[string]chan struct{} // de-identified SOP Instance UIDs being archived and recorded
 
 	workDir, rejectedDir string
+
+	// hookBeforeRename, in tests, runs between a claim's open and its
+	// rename, to swap entries at that moment.
+	hookBeforeRename func()
 }
 
 type activeModel struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -359,7 +360,9 @@ func (p *Pipeline) maxFileBytes() int64 {
 // readWork reads the claimed file and checks that its name is its hash: if
 // the file changed between hashing and claiming, the content wins.
 func (p *Pipeline) readWork(job *Job) ([]byte, error) {
-	f, err := os.Open(job.Path)
+	// Never through a symlink, nor blocking on a FIFO: only a regular file
+	// in spool/work is content.
+	f, err := openRegular(job.Path, false)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: open work file %s: %w", job.SHA256, err)
 	}
@@ -490,8 +493,18 @@ func (p *Pipeline) moveToRejected(job Job, reason string) error {
 	if err := writeFileSync(base+".reason.txt", []byte(reason+"\n"), 0o600); err != nil {
 		return fmt.Errorf("pipeline: write rejection reason for %s: %w", job.SHA256, err)
 	}
-	if err := os.Chmod(job.Path, 0o600); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("pipeline: chmod %s: %w", job.SHA256, err)
+	// fchmod on a descriptor opened without following links: a path could
+	// lead to any file.
+	f, err := openRegular(job.Path, false)
+	switch {
+	case err == nil:
+		err = f.Chmod(0o600)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("pipeline: chmod %s: %w", job.SHA256, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("pipeline: open %s to reject it: %w", job.SHA256, err)
 	}
 	if err := os.Rename(job.Path, base+".dcm"); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("pipeline: move %s to rejected: %w", job.SHA256, err)

@@ -23,6 +23,10 @@ type RunConfig struct {
 	// Release is called with each inbox path once the pool is done with it
 	// (claimed or not), so the watcher can forget it.
 	Release func(path string)
+	// SettledID, when set, names the file (device, inode) that settled at an
+	// inbox path; a claim refuses anything else found there (a symlink or
+	// other file swapped in since), leaving it for the watcher.
+	SettledID func(path string) (dev, ino uint64, ok bool)
 	// OnOutcome, when set, sees every terminal outcome.
 	OnOutcome func(Outcome)
 }
@@ -149,7 +153,13 @@ func (p *Pipeline) worker(ctx, workCtx context.Context, cfg RunConfig, jobs <-ch
 				inbox = nil
 				continue
 			}
-			job, err := p.Claim(workCtx, path)
+			var want *fileID
+			if cfg.SettledID != nil {
+				if dev, ino, ok := cfg.SettledID(path); ok {
+					want = &fileID{dev: dev, ino: ino}
+				}
+			}
+			job, err := p.claim(workCtx, path, want)
 			if cfg.Release != nil {
 				cfg.Release(path)
 			}

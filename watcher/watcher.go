@@ -102,6 +102,11 @@ type Watcher struct {
 	doneQ   []string
 	doneSig chan struct{}
 
+	// ids holds, for each path queued or in flight, the file that settled
+	// there; the consumer reads it (SettledID) from its own goroutine.
+	idMu sync.Mutex
+	ids  map[string]snapshot
+
 	// Owned by the Run goroutine.
 	fsw       *fsnotify.Watcher
 	entries   map[string]*entry
@@ -191,6 +196,7 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 		log:     log.With("component", "watcher"),
 		poll:    poll,
 		doneSig: make(chan struct{}, 1),
+		ids:     make(map[string]snapshot),
 		entries: make(map[string]*entry),
 		queue:   list.New(),
 		dirs:    make(map[string]struct{}),
@@ -222,6 +228,34 @@ func (w *Watcher) Done(path string) {
 	}
 }
 
+// SettledID returns the device and inode of the file that settled at path,
+// while path is queued or emitted and not yet Done or gone; ok is false
+// otherwise, and where the platform has no inodes. The consumer compares it
+// with the file it opens, so that something swapped in at the path after it
+// settled (a symlink, a FIFO, another file) is not taken in its place. Safe
+// for concurrent use; valid as soon as the path has been received.
+func (w *Watcher) SettledID(path string) (dev, ino uint64, ok bool) {
+	w.idMu.Lock()
+	s, ok := w.ids[filepath.Clean(path)]
+	w.idMu.Unlock()
+	if !ok || (s.dev == 0 && s.ino == 0) {
+		return 0, 0, false
+	}
+	return s.dev, s.ino, true
+}
+
+func (w *Watcher) setID(p string, s snapshot) {
+	w.idMu.Lock()
+	w.ids[p] = s
+	w.idMu.Unlock()
+}
+
+func (w *Watcher) dropID(p string) {
+	w.idMu.Lock()
+	delete(w.ids, p)
+	w.idMu.Unlock()
+}
+
 // Stats returns a snapshot of the watcher's state. Safe for concurrent use.
 func (w *Watcher) Stats() Stats {
 	return Stats{
@@ -251,7 +285,9 @@ func (w *Watcher) Stats() Stats {
 //     should call Done so that the file is offered again after it settles.
 //   - A path may still have vanished, or hold a different file, by the time
 //     the consumer acts: the claim must be an atomic rename and ENOENT on it
-//     means someone else already took the file.
+//     means someone else already took the file. SettledID names the file
+//     (device and inode) that settled, so the consumer can refuse another
+//     one swapped in since; it must open the path without following links.
 //   - Backpressure: stop receiving from ready. Settled files then wait in
 //     the watcher (bounded by MaxTracked) while it keeps watching.
 //   - Skipped, never sent: names starting with "." (files and folders) or
@@ -434,6 +470,7 @@ func (w *Watcher) touch(p string, fi fs.FileInfo, now time.Time) {
 		}
 		w.queue.Remove(e.elem)
 		e.elem = nil
+		w.dropID(p)
 		e.state, e.snap, e.changed = settling, s, now
 		w.nSettling++
 	case inFlight:
@@ -442,6 +479,7 @@ func (w *Watcher) touch(p string, fi fs.FileInfo, now time.Time) {
 		if s == e.snap {
 			return
 		}
+		w.dropID(p)
 		e.state, e.snap, e.changed = settling, s, now
 		w.nInFlight--
 		w.nSettling++
@@ -476,6 +514,7 @@ func (w *Watcher) remove(p string, e *entry) {
 		w.nInFlight--
 	}
 	delete(w.entries, p)
+	w.dropID(p)
 }
 
 // forget handles a path that left: a file, or a folder with all below it.
@@ -529,6 +568,8 @@ func (w *Watcher) check(now time.Time) {
 				e.changed = now
 				continue
 			}
+			// Published before the path can be received.
+			w.setID(p, e.snap)
 			e.state = queued
 			e.elem = w.queue.PushBack(p)
 			w.nSettling--
@@ -552,6 +593,7 @@ func (w *Watcher) recheckInFlight(p string, e *entry, now time.Time, retry bool)
 	}
 	s := snap(fi)
 	if s != e.snap {
+		w.dropID(p)
 		e.state, e.snap, e.changed = settling, s, now
 		w.nInFlight--
 		w.nSettling++

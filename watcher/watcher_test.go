@@ -814,3 +814,55 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// TestSettledIDNamesTheEmittedFile: the consumer can ask, as soon as it
+// receives a path, which file (device and inode) settled there, so that a
+// file swapped in after settling is not claimed in its place.
+func TestSettledIDNamesTheEmittedFile(t *testing.T) {
+	h := newHarness(t)
+	type seen struct {
+		dev, ino uint64
+		ok       bool
+	}
+	var mu sync.Mutex
+	var got []seen
+	h.onEmit = func(p string) {
+		dev, ino, ok := h.w.SettledID(p)
+		mu.Lock()
+		got = append(got, seen{dev, ino, ok})
+		mu.Unlock()
+	}
+	h.start(nil)
+	idOf := func(p string) seen {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return seen{uint64(st.Dev), st.Ino, true}
+	}
+	p := h.path("a.dcm")
+	writeFile(t, p, 100)
+	first := idOf(p)
+	h.waitFor("first", func() bool { return h.count(p) == 1 })
+	src := filepath.Join(h.outside, "new")
+	writeFile(t, src, 200)
+	if err := os.Rename(src, p); err != nil {
+		t.Fatal(err)
+	}
+	second := idOf(p)
+	h.waitFor("replacement", func() bool { return h.count(p) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != first || got[1] != second {
+		t.Fatalf("SettledID at emission = %+v; want %+v then %+v", got, first, second)
+	}
+	if _, _, ok := h.w.SettledID(h.path("never-seen.dcm")); ok {
+		t.Fatal("SettledID of an unknown path is ok")
+	}
+	if err := os.Rename(p, filepath.Join(h.claimed, "x")); err != nil {
+		t.Fatal(err)
+	}
+	h.w.Done(p)
+	h.waitFor("forgotten", func() bool { _, _, ok := h.w.SettledID(p); return !ok })
+}

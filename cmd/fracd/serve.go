@@ -144,6 +144,7 @@ func (m *Main) serve(ctx context.Context) error {
 		RetryInterval:   c.Rescan,
 		DiskOK:          d.diskOK,
 		Release:         w.Done,
+		SettledID:       w.SettledID,
 	}, ready)
 	cancel()
 	wg.Wait()
