@@ -162,6 +162,13 @@ func runModelEvaluate(ctx context.Context, m *Main, cmd *cobra.Command, args []s
 	if err != nil {
 		return fmt.Errorf("model evaluate: encode metrics: %w", err)
 	}
+	// Destinations that cannot work are refused before the row is stored.
+	if st, err := os.Stat(f.out); f.out != "" && err == nil && !st.IsDir() {
+		return errors.New("model evaluate: --out names a file, not a directory")
+	}
+	if st, err := os.Stat(f.predictions); f.predictions != "" && err == nil && st.IsDir() {
+		return errors.New("model evaluate: --predictions names a directory, not a file")
+	}
 	rdb.Close()
 	db, err := store.Open(ctx, m.Config.Paths.DB)
 	if err != nil {

@@ -219,17 +219,17 @@ func TestModelEvaluateRefusesBadInput(t *testing.T) {
 		{"negative bootstrap", append(files(labels), "--bootstrap", "-1"), "--bootstrap -1"},
 		{"unknown model", append([]string{"no-such-model"}, files(labels)...), "no-such-model"},
 		{"bad groups", append(files(labels), "--groups", csvFile("path,colour\nx00.png,red\n")), "no group or body_part column"},
+		{"out is a file", append(files(labels), "--out", labels), "--out names a file"},
+		{"predictions is a directory", append(files(labels), "--predictions", images), "--predictions names a directory"},
 	}
 	evBefore, auBefore := dbState(t, dir)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report")
 			preds := filepath.Join(t.TempDir(), "preds.csv")
-			args := append([]string{"-c", conf, "model", "evaluate"}, tc.args...)
-			args = append(args, "--out", out, "--predictions", preds, "--bootstrap", "50")
-			if tc.name == "negative bootstrap" {
-				args = args[:len(args)-2]
-			}
+			// The case's own flags come last, so they win over these.
+			args := []string{"-c", conf, "model", "evaluate", "--out", out, "--predictions", preds, "--bootstrap", "50"}
+			args = append(args, tc.args...)
 			stdout, _, err := runFracd(t, args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want containing %q\n%s", err, tc.want, stdout)
