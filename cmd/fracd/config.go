@@ -29,6 +29,7 @@ type Config struct {
 	Model     ModelConfig     `mapstructure:"model" json:"model"`
 	Log       LogConfig       `mapstructure:"log" json:"log"`
 	HTTP      HTTPConfig      `mapstructure:"http" json:"http"`
+	Delivery  DeliveryConfig  `mapstructure:"delivery" json:"delivery"`
 }
 
 type PathsConfig struct {
@@ -76,6 +77,19 @@ type LogConfig struct {
 	Format string `mapstructure:"format" json:"format"`
 }
 
+// DeliveryConfig names the hospital's PACS that results (SR and secondary
+// capture) are sent back to; delivery is off while Host is empty.
+type DeliveryConfig struct {
+	AET         string        `mapstructure:"aet" json:"aet"`
+	Host        string        `mapstructure:"host" json:"host"`
+	Port        int           `mapstructure:"port" json:"port"`
+	CallingAET  string        `mapstructure:"calling_aet" json:"calling_aet"`
+	MaxAttempts int           `mapstructure:"max_attempts" json:"max_attempts"`
+	Backoff     time.Duration `mapstructure:"backoff" json:"backoff"`
+	MaxBackoff  time.Duration `mapstructure:"max_backoff" json:"max_backoff"`
+	Timeout     time.Duration `mapstructure:"timeout" json:"timeout"`
+}
+
 type HTTPConfig struct {
 	Listen string `mapstructure:"listen" json:"listen"`
 }
@@ -104,6 +118,8 @@ func defaultConfig() Config {
 		},
 		Log:  LogConfig{Level: "info", Format: "text"},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:9464"},
+		Delivery: DeliveryConfig{AET: "PACS", Port: 104, CallingAET: "FRACD", MaxAttempts: 8,
+			Backoff: 30 * time.Second, MaxBackoff: time.Hour, Timeout: 60 * time.Second},
 	}
 }
 
@@ -157,6 +173,7 @@ func (c Config) Validate() error {
 	default:
 		bad("log.format", fmt.Sprintf("%q is not one of text, json", c.Log.Format))
 	}
+	errs = append(errs, c.Delivery.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -15,12 +15,14 @@ func newResultsCmd(m *Main) *cobra.Command {
 		flagged bool
 		mdl     string
 		q       queryFlags
+		study   studyFlags // results_study.go
 	)
 	cmd := &cobra.Command{
 		Use:   "results",
 		Short: "List classifier results (the database is opened read-only)",
 		Example: `  fracd results --flagged --since 24h
-  fracd results --model resnet34-2026-11 --format csv > results.csv`,
+  fracd results --model resnet34-2026-11 --format csv > results.csv
+  fracd results --accession ACC000005161`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := store.ResultFilter{FlaggedOnly: flagged, ModelID: mdl, Limit: q.limit}
@@ -33,7 +35,12 @@ func newResultsCmd(m *Main) *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			rs, err := db.Results(cmd.Context(), f)
+			var rs []store.Result
+			if study.set() {
+				rs, err = m.studyResults(cmd.Context(), db, study, f)
+			} else {
+				rs, err = db.Results(cmd.Context(), f)
+			}
 			if err != nil {
 				return err
 			}
@@ -55,5 +62,6 @@ func newResultsCmd(m *Main) *cobra.Command {
 	cmd.Flags().BoolVar(&flagged, "flagged", false, "only results at or above the threshold")
 	cmd.Flags().StringVar(&mdl, "model", "", "only results of this model id")
 	q.register(cmd)
+	study.register(cmd)
 	return cmd
 }

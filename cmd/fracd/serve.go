@@ -85,6 +85,11 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	stopDelivery, err := m.startDelivery(ctx, db, p) // delivery.go
+	if err != nil {
+		return err
+	}
+	defer stopDelivery()
 	w, err := watcher.New(watcher.Config{Dir: c.Paths.Inbox, Settle: c.Settle, Rescan: c.Rescan}, log)
 	if err != nil {
 		return err
