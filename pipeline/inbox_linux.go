@@ -178,3 +178,13 @@ func openRegular(path string, follow bool) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// ownedAlone reports whether f is this process's user's file with no other
+// hard link: only then may it be moved to spool/rejected as it is.
+func ownedAlone(f *os.File) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return int(st.Uid) == os.Geteuid() && st.Nlink == 1
+}

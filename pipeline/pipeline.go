@@ -80,6 +80,8 @@ type Pipeline struct {
 	// hookBeforeRename, in tests, runs between a claim's open and its
 	// rename, to swap entries at that moment.
 	hookBeforeRename func()
+	// fchmod is (*os.File).Chmod; tests make it fail as for another user's file.
+	fchmod func(*os.File, os.FileMode) error
 }
 
 type activeModel struct {

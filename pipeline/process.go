@@ -496,23 +496,82 @@ func (p *Pipeline) moveToRejected(job Job, reason string) error {
 	// fchmod on a descriptor opened without following links: a path could
 	// lead to any file.
 	f, err := openRegular(job.Path, false)
-	switch {
-	case err == nil:
-		err = f.Chmod(0o600)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("pipeline: chmod %s: %w", job.SHA256, err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
+	if errors.Is(err, fs.ErrNotExist) {
+		// Moved before a crash; only the folders' durability is left.
+		return p.syncRejected()
+	}
+	if err != nil {
 		return fmt.Errorf("pipeline: open %s to reject it: %w", job.SHA256, err)
 	}
-	if err := os.Rename(job.Path, base+".dcm"); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("pipeline: move %s to rejected: %w", job.SHA256, err)
+	defer f.Close()
+	if ownedAlone(f) {
+		err := p.chmod(f, 0o600)
+		if err == nil {
+			if err := os.Rename(job.Path, base+".dcm"); err != nil {
+				return fmt.Errorf("pipeline: move %s to rejected: %w", job.SHA256, err)
+			}
+			return p.syncRejected()
+		}
+		if !errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("pipeline: chmod %s: %w", job.SHA256, err)
+		}
+	}
+	// Another user's file (chmod fails, the sender keeps its ownership) or
+	// one still linked elsewhere (the sender can still reach it): keep our
+	// own 0600 copy, durable before the original goes.
+	if err := copyFileSync(f, base+".dcm"); err != nil {
+		return fmt.Errorf("pipeline: copy %s to rejected: %w", job.SHA256, err)
 	}
 	if err := syncDir(p.rejectedDir); err != nil {
 		return err
 	}
+	if err := os.Remove(job.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pipeline: remove rejected work file %s: %w", job.SHA256, err)
+	}
 	return syncDir(p.workDir)
+}
+
+func (p *Pipeline) chmod(f *os.File, mode os.FileMode) error {
+	if p.fchmod != nil {
+		return p.fchmod(f, mode)
+	}
+	return f.Chmod(mode)
+}
+
+func (p *Pipeline) syncRejected() error {
+	if err := syncDir(p.rejectedDir); err != nil {
+		return err
+	}
+	return syncDir(p.workDir)
+}
+
+// copyFileSync copies src into a new 0600 file at dst through a temporary
+// name, fsync'd, so that dst is never partial.
+func copyFileSync(src *os.File, dst string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".reject-*.tmp")
+	if err != nil {
+		return err
+	}
+	// CreateTemp makes 0600 files, owned by this process's user.
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
 }
 
 func (p *Pipeline) removeWork(path string) error {
