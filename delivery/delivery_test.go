@@ -447,6 +447,28 @@ func TestStoreSCUFaults(t *testing.T) {
 			}
 		})
 	}
+	t.Run("wrong called AE", func(t *testing.T) {
+		// dcmqrscp, unlike storescp, checks the called AE title.
+		bin := needTool(t, "dcmqrscp")
+		dir, port := t.TempDir(), freePort(t)
+		cfg := filepath.Join(dir, "qr.cfg")
+		os.MkdirAll(filepath.Join(dir, "db"), 0o700)
+		os.WriteFile(cfg, []byte(fmt.Sprintf("NetworkTCPPort = %d\nMaxPDUSize = 16384\nMaxAssociations = 4\n"+
+			"HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"+
+			"AETable BEGIN\nPACS %s RW (100, 64mb) ANY\nAETable END\n", port, filepath.Join(dir, "db"))), 0o600)
+		cmd := exec.Command(bin, "-c", cfg)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		waitPort(t, port)
+		for aet, want := range map[string]string{"NOTPACS": ReasonAssociationRejected, "PACS": ""} {
+			err := StoreSCU{Timeout: 5 * time.Second}.Send(context.Background(), Destination{AET: aet, Host: "127.0.0.1", Port: port}, file)
+			if got := ReasonOf(err); (want == "" && err != nil) || (want != "" && got != want) {
+				t.Errorf("called AE %s: %v, want reason %q", aet, err, want)
+			}
+		}
+	})
 	t.Run("cancelled", func(t *testing.T) {
 		port := freePort(t)
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)) // accepts, never answers
@@ -465,4 +487,38 @@ func TestStoreSCUFaults(t *testing.T) {
 			t.Errorf("cancellation took %v", time.Since(start))
 		}
 	})
+}
+
+// TestObjectsFromXrayCorpus builds SR and SC for every hospital-like file of
+// the reference corpus (8 encodings, MONOCHROME1 and 2) and validates them.
+func TestObjectsFromXrayCorpus(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "xray-dicom", "files", "*.dcm"))
+	if len(files) == 0 {
+		t.Skip("../shared/xray-dicom not present (only in the development checkout)")
+	}
+	needTool(t, "dciodvfy")
+	for i, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := Result{InstanceSHA256: strings.Repeat("c", 64), SOPInstanceUID: "2.25.7", ModelID: "m", ModelArch: "resnet18",
+				Probability: float64(i) / float64(len(files)), Thresholds: fracd.Thresholds{Suspected: 0.3, Definite: 0.6},
+				Boxes: []Box{{X0: 100, Y0: 120, X1: 300, Y1: 330, Score: 0.7}}, Original: data}
+			sr, sc, err := testBuilder().Build(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			for kind, ds := range map[string]dicom.Dataset{"sr": sr, "sc": sc} {
+				p := filepath.Join(dir, kind+".dcm")
+				if err := dicomio.WriteFile(p, ds); err != nil {
+					t.Fatal(err)
+				}
+				validate(t, p)
+			}
+			dsrdump(t, filepath.Join(dir, "sr.dcm"))
+		})
+	}
 }
