@@ -100,8 +100,8 @@ func (m *Main) serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("serve: http.listen %s: %w", c.HTTP.Listen, err)
 	}
-	srv := &http.Server{Handler: d.routes(reg), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	srv := newHTTPServer(d.routes(reg), defaultHTTPLimits) // httpserver.go
+	go srv.Serve(limitListener(ln, defaultHTTPLimits.MaxConns))
 	defer srv.Close()
 
 	d.reloadModel(ctx, "start")
