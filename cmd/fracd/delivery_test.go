@@ -573,3 +573,41 @@ func TestDeliveryConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiveLeftoversAndFlags: a file left in spool/incoming by an earlier
+// stop reaches the inbox at start; SIGTERM stops receive with status 0; bad
+// flags are refused before anything starts.
+func TestReceiveLeftoversAndFlags(t *testing.T) {
+	needTools(t, "storescp")
+	s := newSite(t, tinyModelFile(t), 1)
+	for _, c := range []struct{ args, want string }{
+		{"--aet=", "--aet"}, {"--aet=WAY_TOO_LONG_AE_TITLE", "--aet"}, {"--port=0", "--port"}, {"--port=70000", "--port"},
+	} {
+		if _, _, err := runFracd(t, "--config", s.config, "receive", c.args); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("receive %s: %v; want an error naming %s", c.args, err, c.want)
+		}
+	}
+	incoming := filepath.Join(s.root, "spool", "incoming")
+	os.MkdirAll(incoming, 0o700)
+	data, err := testdicom.Spec{Seed: 99}.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(incoming, "DX.X.2.25.1"), data, 0o600)
+	port := freeLoopbackPort(t)
+	rx := startProc(t, fracdBinary(t), "--config", s.config, "receive", "--port", fmt.Sprint(port))
+	waitListening(t, port, rx)
+	if b, err := os.ReadFile(filepath.Join(s.inbox, "DX.X.2.25.1")); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("leftover not in the inbox: %v", err)
+	}
+	rx.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-rx.done:
+		rx.done <- err
+		if err != nil {
+			t.Fatalf("receive exited with %v after SIGTERM\n%s", err, rx.logs())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("receive did not stop within 15s of SIGTERM")
+	}
+}
