@@ -25,6 +25,10 @@ var ErrBurnedIn = errors.New("anonymize: burned-in annotation")
 // MethodDescription is written to De-identification Method (0012,0063).
 const MethodDescription = "PS3.15 " + Edition + " Annex E Basic Profile (fracd)"
 
+// ImplementationVersionName is written to (0002,0013) of de-identified
+// files, with an Implementation Class UID of the site (see fileMeta).
+const ImplementationVersionName = "FRACD"
+
 // Anonymizer applies one site profile. It is safe for concurrent use.
 type Anonymizer struct {
 	opts     Options
@@ -121,6 +125,11 @@ func (a *Anonymizer) Apply(ds *dicom.Dataset) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if meta, err := run.fileMeta(ds.Elements, out); err != nil {
+		return nil, err
+	} else if len(meta) > 0 {
+		out = append(meta, out...) // group 0002 sorts first
+	}
 	marks, err := a.markElements()
 	if err != nil {
 		return nil, err
@@ -194,6 +203,91 @@ func (a *Anonymizer) markElements() ([]*dicom.Element, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// fileMeta rebuilds the file meta group as fracd writes it: version, the
+// (de-identified) SOP class and instance, the transfer syntax the data set
+// is encoded in, and fracd's Implementation Class UID (derived from the site
+// secret, as for the delivery objects) and Version Name.
+// A data set without a meta group (not from a file) gets none.
+func (r *run) fileMeta(in, out []*dicom.Element) ([]*dicom.Element, error) {
+	a := r.a
+	had := false
+	for _, e := range in {
+		if e.Tag.Group == 0x0002 {
+			had = true
+			break
+		}
+	}
+	if !had {
+		return nil, nil
+	}
+	ts := topString(in, tag.TransferSyntaxUID)
+	if ts != "" && !ValidUID(ts) {
+		return nil, errors.New("anonymize: file meta: Transfer Syntax UID is not a valid UID")
+	}
+	class := topString(out, tag.SOPClassUID)
+	if !ValidUID(class) {
+		if class = topString(in, tag.MediaStorageSOPClassUID); !ValidUID(class) {
+			class = ""
+		}
+	}
+	// Media Storage SOP Instance UID gets its own table row's action (it
+	// equals the SOP Instance UID in any sane file, and so its result).
+	var instElem *dicom.Element
+	if e := findElement(in, tag.MediaStorageSOPInstanceUID); e != nil {
+		if rule := a.table.lookup(e.Tag); rule != nil {
+			keep, err := r.applyRule(e, rule, true)
+			if err != nil {
+				return nil, fmt.Errorf("anonymize: file meta: %w", err)
+			}
+			if keep {
+				instElem = e
+			}
+		}
+	}
+	inst := ""
+	if instElem == nil {
+		inst = topString(out, tag.SOPInstanceUID)
+	}
+	var meta []*dicom.Element
+	for _, kv := range []struct {
+		t tag.Tag
+		v any
+	}{
+		{tag.FileMetaInformationVersion, []byte{0, 1}},
+		{tag.MediaStorageSOPClassUID, class},
+		{tag.MediaStorageSOPInstanceUID, inst},
+		{tag.TransferSyntaxUID, ts},
+		{tag.ImplementationClassUID, PseudonymUID(a.secret, "fracd/implementation")},
+		{tag.ImplementationVersionName, ImplementationVersionName},
+	} {
+		if s, ok := kv.v.(string); ok {
+			if s == "" {
+				continue
+			}
+			kv.v = []string{s}
+		}
+		e, err := dicom.NewElement(kv.t, kv.v)
+		if err != nil {
+			return nil, fmt.Errorf("anonymize: build file meta %v: %w", kv.t, err)
+		}
+		meta = append(meta, e)
+	}
+	if instElem != nil {
+		meta = append(meta, instElem)
+		slices.SortFunc(meta, func(x, y *dicom.Element) int { return x.Tag.Compare(y.Tag) })
+	}
+	return meta, nil
+}
+
+func findElement(elems []*dicom.Element, t tag.Tag) *dicom.Element {
+	for _, e := range elems {
+		if e.Tag == t {
+			return e
+		}
+	}
+	return nil
 }
 
 // setElement replaces the element with e's tag or inserts e in tag order.

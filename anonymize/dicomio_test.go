@@ -25,7 +25,7 @@ func TestCorpusThroughDicomio(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	written, dcmtkChecked := 0, 0
+	written, rendered, dcmtkChecked := 0, 0, 0
 	for _, in := range files {
 		data, err := os.ReadFile(in)
 		if err != nil {
@@ -36,6 +36,7 @@ func TestCorpusThroughDicomio(t *testing.T) {
 			continue
 		}
 		name := filepath.Base(in)
+		before, renderErr := f.Render8(0)
 		if _, err := a.Apply(&f.Dataset); err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -45,9 +46,20 @@ func TestCorpusThroughDicomio(t *testing.T) {
 			t.Errorf("%s: write: %v", name, err)
 			continue
 		}
-		if _, err := dicomio.Parse(buf.Bytes()); err != nil {
+		g, err := dicomio.Parse(buf.Bytes())
+		if err != nil {
 			t.Errorf("%s: output does not parse: %v", name, err)
 			continue
+		}
+		if renderErr == nil {
+			after, err := g.Render8(0)
+			if err != nil {
+				t.Errorf("%s: input renders, output does not: %v", name, err)
+			} else if !bytes.Equal(before.Pix, after.Pix) {
+				t.Errorf("%s: output renders differently", name)
+			} else {
+				rendered++
+			}
 		}
 		written++
 		if dcmdump == "" || exec.Command(dcmdump, "-q", in).Run() != nil {
@@ -62,7 +74,7 @@ func TestCorpusThroughDicomio(t *testing.T) {
 		}
 		dcmtkChecked++
 	}
-	t.Logf("%d files de-identified and written through dicomio; %d also checked with dcmdump", written, dcmtkChecked)
+	t.Logf("%d files de-identified and written through dicomio, %d render identically; %d also checked with dcmdump", written, rendered, dcmtkChecked)
 	if written < 100 {
 		t.Errorf("only %d files", written)
 	}

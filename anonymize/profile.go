@@ -29,17 +29,6 @@ type run struct {
 	shiftDays        int
 }
 
-// metaRemoved are file meta attributes outside Table E.1-1 that name the
-// sending or receiving station (like the AE titles the table removes) or
-// carry opaque private data.
-var metaRemoved = map[tag.Tag]bool{
-	{Group: 0x0002, Element: 0x0016}: true, // Source Application Entity Title
-	{Group: 0x0002, Element: 0x0017}: true, // Sending Application Entity Title
-	{Group: 0x0002, Element: 0x0018}: true, // Receiving Application Entity Title
-	{Group: 0x0002, Element: 0x0100}: true, // Private Information Creator UID
-	{Group: 0x0002, Element: 0x0102}: true, // Private Information
-}
-
 // item applies the profile to the elements of one dataset or sequence item
 // and returns the elements to keep.
 func (r *run) item(elems []*dicom.Element, top bool) ([]*dicom.Element, error) {
@@ -48,10 +37,10 @@ func (r *run) item(elems []*dicom.Element, top bool) ([]*dicom.Element, error) {
 	for _, e := range elems {
 		t := e.Tag
 		switch {
-		case t.Group == 0x0002:
-			if metaRemoved[t] {
-				continue
-			}
+		case top && t.Group == 0x0002:
+			// The file meta is rebuilt as fracd's own (fileMeta): nothing the
+			// sender put there (AE titles, implementation, private data) is kept.
+			continue
 		case t.Element == 0x0000:
 			// Group lengths (retired) would be stale after removals.
 			continue
@@ -75,11 +64,15 @@ func (r *run) item(elems []*dicom.Element, top bool) ([]*dicom.Element, error) {
 		}
 		rule := r.a.table.lookup(t)
 		if rule == nil {
-			// Not in the table: kept, but its content is still profiled.
-			if err := r.recurse(e); err != nil {
-				return nil, err
+			// Not in the table: what the table does not know is not kept,
+			// unless the safe list says so (keep.go).
+			keep, err := r.unlisted(e)
+			if err != nil {
+				return nil, fmt.Errorf("anonymize: %v: %w", t, err)
 			}
-			out = append(out, e)
+			if keep {
+				out = append(out, e)
+			}
 			continue
 		}
 		keep, err := r.applyRule(e, rule, top)

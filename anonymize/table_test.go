@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -211,8 +212,8 @@ func checkTable(t *testing.T, file string, tb *csvTable, tc tableCase, in, out *
 		}
 		rule, listed := tb.rule(g, e)
 		if !listed {
-			if got != "same" && got != "sequence" && !(g >= 0x6000 && g <= 0x601E) {
-				t.Errorf("%s %s: not in the table but %s", file, p, got)
+			if why := unlistedWrong(ie, oe, got, tc); why != "" && !(g >= 0x6000 && g <= 0x601E) {
+				t.Errorf("%s %s: not in the table but %s (%s)", file, p, got, why)
 			}
 			continue
 		}
@@ -245,6 +246,35 @@ func checkTable(t *testing.T, file string, tb *csvTable, tc tableCase, in, out *
 			}
 		}
 	}
+}
+
+// unlistedWrong says what is wrong with the outcome for an attribute the
+// table does not list, or "": it is removed, kept unchanged only from the
+// explicit safe list, or, for a UI, remapped (kept under Retain UIDs).
+func unlistedWrong(in, out flat, got string, tc tableCase) string {
+	uidVR := in.elem.RawValueRepresentation == "UI"
+	retain := slices.Contains(tc.cols, "rtnUIDsOpt")
+	switch got {
+	case "absent":
+		return ""
+	case "same", "sequence":
+		if keptUnlisted[in.elem.Tag] || uidVR && retain {
+			return ""
+		}
+		return "kept without being on the safe list"
+	case "changed":
+		if !uidVR {
+			return "changed, not removed"
+		}
+		iv, ov := stringValues(in.elem), stringValues(out.elem)
+		for i := range iv {
+			if i >= len(ov) || iv[i] != "" && ov[i] != PseudonymUID(testSecret, iv[i]) {
+				return "UI not mapped to its pseudonym"
+			}
+		}
+		return ""
+	}
+	return "emptied, not removed"
 }
 
 func valueIf(f flat, ok bool) string {

@@ -1,0 +1,144 @@
+package anonymize
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// keptUnlisted is the explicit safe list: public attributes that Table E.1-1
+// does not list and that the profile keeps, because decoding and rendering
+// the pixels (and describing what they show) need them. They are coded,
+// numeric or structural; no free-text or person-name attribute is on it.
+// Everything else the table does not list is removed, except UI values,
+// which are remapped (see unlisted). A kept value must also be valid for its
+// VR (safeValue), so text smuggled into, say, Modality does not pass.
+var keptUnlisted = func() map[tag.Tag]bool {
+	m := map[tag.Tag]bool{}
+	for _, t := range []tag.Tag{
+		// SOP Common, and the class (not instance) of referenced objects.
+		tag.SpecificCharacterSet, tag.SOPClassUID, tag.ReferencedSOPClassUID,
+		// Reference structure: their instance UIDs are remapped inside.
+		tag.ReferencedSeriesSequence, tag.ReferencedInstanceSequence,
+		// What the image is (coded values).
+		tag.ImageType, tag.Modality, tag.ConversionType, tag.PresentationIntentType,
+		tag.BodyPartExamined, tag.ViewPosition, tag.PatientOrientation, tag.Laterality,
+		tag.ImageLaterality, tag.SeriesNumber, tag.InstanceNumber, tag.BurnedInAnnotation,
+		tag.LossyImageCompression, tag.LossyImageCompressionRatio, tag.LossyImageCompressionMethod,
+		// Image Pixel module and geometry.
+		tag.SamplesPerPixel, tag.PhotometricInterpretation, tag.PlanarConfiguration,
+		tag.NumberOfFrames, tag.FrameIncrementPointer, tag.Rows, tag.Columns,
+		tag.PixelSpacing, tag.ImagerPixelSpacing, tag.PixelAspectRatio,
+		tag.BitsAllocated, tag.BitsStored, tag.HighBit, tag.PixelRepresentation,
+		tag.SmallestImagePixelValue, tag.LargestImagePixelValue,
+		tag.PixelPaddingValue, tag.PixelPaddingRangeLimit,
+		tag.PixelIntensityRelationship, tag.PixelIntensityRelationshipSign,
+		// Modality LUT, VOI LUT, palette, presentation LUT.
+		tag.RescaleIntercept, tag.RescaleSlope, tag.ModalityLUTSequence,
+		tag.WindowCenter, tag.WindowWidth, tag.VOILUTFunction, tag.VOILUTSequence,
+		tag.LUTDescriptor, tag.LUTData,
+		tag.RedPaletteColorLookupTableDescriptor, tag.GreenPaletteColorLookupTableDescriptor,
+		tag.BluePaletteColorLookupTableDescriptor, tag.RedPaletteColorLookupTableData,
+		tag.GreenPaletteColorLookupTableData, tag.BluePaletteColorLookupTableData,
+		tag.SegmentedRedPaletteColorLookupTableData, tag.SegmentedGreenPaletteColorLookupTableData,
+		tag.SegmentedBluePaletteColorLookupTableData, tag.PresentationLUTShape,
+		// Frame location in encapsulated pixel data.
+		tag.ExtendedOffsetTable, tag.ExtendedOffsetTableLengths,
+	} {
+		m[t] = true
+	}
+	return m
+}()
+
+// unlisted decides an element Table E.1-1 does not list; false means remove.
+func (r *run) unlisted(e *dicom.Element) (bool, error) {
+	if keptUnlisted[e.Tag] {
+		if !safeValue(e) {
+			return false, nil
+		}
+		return true, r.recurse(e)
+	}
+	if e.RawValueRepresentation == "UI" {
+		// An instance UID the table does not know of (Concatenation Source,
+		// Multi-frame Source, Volume Frame of Reference...): remapped like
+		// the ones it lists, so references stay consistent.
+		if r.a.opts.RetainUIDs && allValidUIDs(stringValues(e)) {
+			return true, nil
+		}
+		return true, r.mapUIDs(e)
+	}
+	return false, nil
+}
+
+// safeValue reports whether a safe-listed element has a VR the dictionary
+// allows for it and values valid for that VR.
+func safeValue(e *dicom.Element) bool {
+	vr := e.RawValueRepresentation
+	info, err := tag.Find(e.Tag)
+	if err != nil || !slices.Contains(info.VRs, vr) {
+		return false
+	}
+	switch vr {
+	case "US", "SS", "UL", "SL", "FL", "FD", "AT", "OB", "OW", "OV":
+		return true // numbers and pixel-like data
+	case "SQ":
+		return isSeq(e)
+	case "UI":
+		return allValidUIDs(stringValues(e))
+	case "CS":
+		return allMatch(stringValues(e), 16, isCodeRune)
+	case "DS":
+		return allMatch(stringValues(e), 16, func(r rune) bool { return r >= '0' && r <= '9' || strings.ContainsRune("+-.eE ", r) })
+	case "IS":
+		return allMatch(stringValues(e), 12, func(r rune) bool { return r >= '0' && r <= '9' || r == '+' || r == '-' || r == ' ' })
+	}
+	return false
+}
+
+// isCodeRune: the Code String repertoire (PS3.5 6.2), lower case tolerated
+// since some exporters write it.
+func isCodeRune(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == ' ' || r == '_'
+}
+
+func allMatch(vals []string, maxLen int, ok func(rune) bool) bool {
+	if vals == nil {
+		return false
+	}
+	for _, v := range vals {
+		if len(v) > maxLen || strings.IndexFunc(v, func(r rune) bool { return !ok(r) }) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidUID reports whether s is a UID as PS3.5 9.1 spells it: at most 64
+// characters, digits in dot-separated components. Only such values are
+// ever kept, or quoted, as UIDs.
+func ValidUID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range strings.Split(s, ".") {
+		if c == "" || strings.IndexFunc(c, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// allValidUIDs: every non-empty value is a valid UID.
+func allValidUIDs(vals []string) bool {
+	if vals == nil {
+		return false
+	}
+	for _, v := range vals {
+		if v != "" && !ValidUID(v) {
+			return false
+		}
+	}
+	return true
+}
