@@ -46,3 +46,11 @@ func (t Thresholds) Categorize(p float64) Category {
 		return CategoryNoFracture
 	}
 }
+
+// Box is a localisation of a finding in the original image's pixel
+// coordinates (column X, row Y; the top-left corner of the top-left pixel is
+// 0,0), with its score in [0, 1].
+type Box struct {
+	X0, Y0, X1, Y1 float64
+	Score          float64
+}

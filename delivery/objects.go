@@ -19,12 +19,8 @@ const (
 	SecondaryCaptureClass = "1.2.840.10008.5.1.4.1.1.7"
 )
 
-// Box is a localisation in the original image's pixel coordinates (column
-// X, row Y, top-left corner of the top-left pixel at 0,0), with its score.
-type Box struct {
-	X0, Y0, X1, Y1 float64
-	Score          float64
-}
+// Box is a localisation in the original's pixel coordinates (fracd.Box).
+type Box = fracd.Box
 
 // Result is one classified instance, as delivery needs it. Everything but
 // Original is de-identified.

@@ -263,7 +263,8 @@ func (o *Outbox) sendOne(ctx context.Context, d store.Delivery) error {
 	}
 	// Recorded before storescu starts: a crash from here on is seen at the
 	// next start as an interrupted send.
-	d.State, d.Attempts = store.DeliverySending, d.Attempts+1
+	// The destination configured now, even if the row was queued for another.
+	d.State, d.Attempts, d.Destination = store.DeliverySending, d.Attempts+1, o.cfg.Destination.String()
 	if err := o.update(ctx, d); err != nil {
 		return err
 	}

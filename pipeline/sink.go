@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/store"
 )
 
@@ -27,6 +28,8 @@ type Finished struct {
 	ModelID, ModelArch, ModelSHA256     string
 	PreprocessVersion                   string
 	Probability, Threshold              float64
+	// Boxes are the model's localisations, if it makes any (none yet).
+	Boxes []fracd.Box
 	// Original is the received file, with the hospital's identifiers: the
 	// sink must never log it, store it in the database or archive it.
 	Original []byte

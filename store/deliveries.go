@@ -90,11 +90,12 @@ func (tx *Tx) InsertDelivery(ctx context.Context, d Delivery) error {
 	return nil
 }
 
-// UpdateDelivery writes a delivery's state, attempts, error and times.
+// UpdateDelivery writes a delivery's state, attempts, error, times and (when
+// set) destination.
 func (tx *Tx) UpdateDelivery(ctx context.Context, d Delivery) error {
 	res, err := tx.tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, attempts = ?, last_error = ?, next_attempt_at = ?,
-		updated_at = ?, delivered_at = ? WHERE sop_instance_uid = ? AND kind = ?`,
-		d.State, d.Attempts, d.LastError, fmtTime(d.NextAttemptAt), tx.db.now(), fmtTime(d.DeliveredAt), d.SOPInstanceUID, d.Kind)
+		updated_at = ?, delivered_at = ?, destination = coalesce(nullif(?, ''), destination) WHERE sop_instance_uid = ? AND kind = ?`,
+		d.State, d.Attempts, d.LastError, fmtTime(d.NextAttemptAt), tx.db.now(), fmtTime(d.DeliveredAt), d.Destination, d.SOPInstanceUID, d.Kind)
 	if err != nil {
 		return fmt.Errorf("store: update delivery %s/%s: %w", d.SOPInstanceUID, d.Kind, err)
 	}

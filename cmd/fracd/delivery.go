@@ -94,7 +94,7 @@ func (s *resultSink) Finished(ctx context.Context, f pipeline.Finished) error {
 		InstanceSHA256: f.SHA256, SOPInstanceUID: f.SOPInstanceUID, ModelID: f.ModelID, ModelArch: f.ModelArch,
 		ModelSHA256: f.ModelSHA256, PreprocessVersion: f.PreprocessVersion, Probability: f.Probability,
 		// Models carry one threshold today: fracture or no fracture.
-		Thresholds: fracd.Single(f.Threshold), Original: f.Original,
+		Thresholds: fracd.Single(f.Threshold), Boxes: f.Boxes, Original: f.Original,
 	})
 }
 
