@@ -33,6 +33,10 @@ func (m *Main) deidentifiedUID(uid string, alreadyDeidentified bool) (string, er
 		return "", errors.New("empty SOP Instance UID")
 	}
 	if alreadyDeidentified || m.Config.Anonymize.RetainUIDs {
+		// Stored as given, then printed and exported: only a real UID.
+		if err := checkUID(uid); err != nil {
+			return "", err
+		}
 		return uid, nil
 	}
 	secret, err := anonymize.LoadOrCreateSecret(m.Config.Anonymize.SecretFile)

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 )
@@ -31,7 +34,14 @@ func (t table) write(w io.Writer, format string) error {
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write(t.header)
-		cw.WriteAll(t.rows)
+		for _, r := range t.rows {
+			cells := make([]string, len(r))
+			for i, c := range r {
+				cells[i] = neutraliseFormula(c)
+			}
+			cw.Write(cells)
+		}
+		cw.Flush()
 		return cw.Error()
 	case "json":
 		enc := json.NewEncoder(w)
@@ -47,9 +57,63 @@ func writeTabRow(w io.Writer, cells []string) {
 		if i > 0 {
 			io.WriteString(w, "\t")
 		}
-		io.WriteString(w, c)
+		io.WriteString(w, escapeControls(c))
 	}
 	io.WriteString(w, "\n")
+}
+
+// neutraliseFormula prefixes a single quote to a CSV cell that a spreadsheet
+// would evaluate (OWASP CSV injection): values such as body part or
+// modality come from the sender's DICOM files.
+func neutraliseFormula(c string) string {
+	if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+		return "'" + c
+	}
+	return c
+}
+
+// escapeControls writes control characters (C0, DEL, C1), bidirectional
+// overrides and invalid UTF-8 as Go escapes, so that a value cannot forge
+// rows, break columns or send escape sequences to the auditor's terminal.
+func escapeControls(c string) string {
+	clean := true
+	for _, r := range c {
+		if r == utf8.RuneError || unicode.IsControl(r) || isBidiControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return c
+	}
+	var b strings.Builder
+	for i := 0; i < len(c); {
+		r, n := utf8.DecodeRuneInString(c[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, c[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || isBidiControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(c[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// isBidiControl reports the embedding, override and isolate controls that
+// reorder what a terminal shows.
+func isBidiControl(r rune) bool {
+	return (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f || r == 0x061c
 }
 
 // parseTimeFlag accepts RFC 3339, a date, or a duration meaning "ago".

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fracd/fracd/store"
+)
+
+// TestCSVNeutralisesFormulas: a cell that a spreadsheet would run as a
+// formula is prefixed with a single quote (OWASP CSV injection).
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"},
+		{"+1+1", "'+1+1"},
+		{"-2+3", "'-2+3"},
+		{"@SUM(A1)", "'@SUM(A1)"},
+		{"\tcmd", "'\tcmd"},
+		{"\rcmd", "'\rcmd"},
+		{"2.25.101", "2.25.101"},
+		{"0.9500", "0.9500"},
+		{"a=b", "a=b"},
+		{" =1", " =1"},
+	}
+	tb := table{header: []string{"cell"}}
+	for _, c := range cases {
+		tb.rows = append(tb.rows, []string{c.in})
+	}
+	var b bytes.Buffer
+	if err := tb.write(&b, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil || len(recs) != len(cases)+1 {
+		t.Fatalf("csv: %d records, %v", len(recs), err)
+	}
+	for i, c := range cases {
+		if got := recs[i+1][0]; got != c.want {
+			t.Errorf("cell %q written as %q; want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestTableEscapesControlCharacters: what a sender put into a DICOM field
+// cannot move the cursor, recolour or retitle the auditor's terminal, or
+// forge rows.
+func TestTableEscapesControlCharacters(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"HAND\n2026-11-01  2.25.999  forged row", `HAND\n2026-11-01  2.25.999  forged row`},
+		{"x\r\x1b[2Ky", `x\r\x1b[2Ky`},
+		{"\x1b]0;owned\x07", `\x1b]0;owned\x07`},
+		{"a\tb", `a\tb`},
+		{"csi\u009b31m", `csi\u009b31m`},
+		{"rtl\u202eexe.txt", `rtl\u202eexe.txt`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"Ünïcödé ok", "Ünïcödé ok"},
+	}
+	for _, c := range cases {
+		tb := table{header: []string{"cell"}, rows: [][]string{{c.in}}}
+		var b bytes.Buffer
+		if err := tb.write(&b, "table"); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+		if len(lines) != 2 || strings.TrimRight(lines[1], " ") != c.want {
+			t.Errorf("cell %q printed as %q; want %q", c.in, lines[1:], c.want)
+		}
+	}
+}
+
+// TestResultsOutputEscapesEndToEnd puts hostile values where a sender
+// controls them (body part, modality) and reads them back through
+// `fracd results`.
+func TestResultsOutputEscapesEndToEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fracd.db")
+	ctx := context.Background()
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("a", 64)
+	err = db.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.RegisterModel(ctx, store.Model{ID: "m", Arch: "resnet18", WeightsSHA256: strings.Repeat("f", 64), Path: "w", PreprocessVersion: "pp", Threshold: 0.5}); err != nil {
+			return err
+		}
+		if err := tx.InsertInstance(ctx, store.Instance{SHA256: sha, State: store.StateDone, StudyUID: "2.25.1", SOPInstanceUID: "2.25.2",
+			Modality: "=cmd|' /C calc'!A0", BodyPart: "HAND\x1b]0;pwned\x07\nforged"}); err != nil {
+			return err
+		}
+		_, err := tx.InsertPrediction(ctx, store.Prediction{InstanceSHA256: sha, ModelID: "m", ModelSHA256: strings.Repeat("f", 64), PreprocessVersion: "pp", Probability: 0.7, Threshold: 0.5, Flagged: true})
+		return err
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runFracd(t, "--db", path, "results", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) != 2 || recs[1][2] != "'=cmd|' /C calc'!A0" {
+		t.Fatalf("csv %q, %v", out, err)
+	}
+	out, _, err = runFracd(t, "--db", path, "results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out, "\x1b\x07") || strings.Count(out, "\n") != 2 || !strings.Contains(out, `HAND\x1b]0;pwned\x07\nforged`) {
+		t.Fatalf("table output %q", out)
+	}
+}
+
+// TestLabelImportValidatesStoredUIDs: UIDs stored as given (--deidentified)
+// must be DICOM UIDs; the error names the line.
+func TestLabelImportValidatesStoredUIDs(t *testing.T) {
+	db := seedDB(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("paths:\n  db: %s\nanonymize:\n  secret_file: %s\n", db, filepath.Join(dir, "secret.key"))), 0o600)
+	cases := []struct {
+		uid string
+		ok  bool
+	}{
+		{"2.25.101", true},
+		{"1.2.840.10008.0", true},
+		{"../../x", false},
+		{"=HYPERLINK(\"x\")", false},
+		{"1.2." + strings.Repeat("9", 61), false}, // 65 characters
+		{"1..2", false},
+		{"1.2.", false},
+		{".1.2", false},
+		{"1.02.3", false}, // leading zero in a component
+		{"1.2.3\x1b[2K", false},
+	}
+	for i, c := range cases {
+		t.Run(c.uid, func(t *testing.T) {
+			csvPath := filepath.Join(dir, fmt.Sprintf("labels%d.csv", i))
+			os.WriteFile(csvPath, []byte("sop_instance_uid,fractured\n"+csvQuote(c.uid)+",1\n"), 0o600)
+			_, _, err := runFracd(t, "-c", cfg, "label", "import", "--deidentified", "--source", fmt.Sprintf("s%d", i), csvPath)
+			if c.ok && err != nil {
+				t.Fatalf("valid UID refused: %v", err)
+			}
+			if !c.ok && (err == nil || !strings.Contains(err.Error(), "line 2")) {
+				t.Fatalf("err = %v; want a refusal naming line 2", err)
+			}
+			_, _, err = runFracd(t, "-c", cfg, "label", "add", "--deidentified", "--fractured", "--source", fmt.Sprintf("a%d", i), c.uid)
+			if c.ok != (err == nil) {
+				t.Fatalf("label add: %v; want ok=%v", err, c.ok)
+			}
+		})
+	}
+}
+
+func csvQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
