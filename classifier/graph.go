@@ -179,7 +179,7 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 	if err != nil {
 		return nil, err
 	}
-	gr := &graph{b: b, x: x, logits: logits, n: n, size: size}
+	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size}
 	gr.xT = tensor.New(tensor.WithShape(n, inC, size, size), tensor.Of(tensor.Float32))
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
@@ -194,6 +194,7 @@ type graph struct {
 	labels   *G.Node
 	labelsT  *tensor.Dense
 	logits   *G.Node
+	features *G.Node // inference: the last stage's output, for heat maps
 	cost     *G.Node
 	params   []*param
 	grads    G.Nodes

@@ -93,7 +93,7 @@ to the model registry, --activate also makes it the active model.`,
 	f.StringVar(&cfg.Labels, "labels", "", "label CSV (required)")
 	f.StringVar(&cfg.RunDir, "run-dir", "", "directory for checkpoints, state and best.safetensors (required)")
 	f.StringVar(&cfg.Arch, "arch", "resnet18", "resnet18, resnet34, resnet50, resnet101, resnet152 (or basic[a,b,c,d] for tests)")
-	f.IntVar(&cfg.Epochs, "epochs", 20, "epochs in total (with --resume: may be raised)")
+	f.IntVar(&cfg.Epochs, "epochs", 12, "epochs in total (with --resume: may be raised)")
 	f.IntVar(&cfg.Batch, "batch", 16, "batch size")
 	f.Float64Var(&cfg.LR, "lr", 0.02, "learning rate (the peak of the cosine schedule)")
 	f.Float64Var(&cfg.Momentum, "momentum", 0.9, "SGD momentum")

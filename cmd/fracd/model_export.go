@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/store"
+)
+
+func newModelExportCmd(m *Main) *cobra.Command {
+	var (
+		out, id   string
+		half      bool
+		threshold float64
+	)
+	cmd := &cobra.Command{
+		Use:   "export MODEL -o FILE [--f16]",
+		Short: "Write a registered model (by id) or a weights file to FILE, optionally as F16",
+		Long: `Loads MODEL (a registry id, else a safetensors path), checks it, and writes
+it to FILE with its metadata (threshold, TTA, input size, normalisation).
+--f16 stores the weights as binary16: half the size, how fracd ships its
+model; evaluate the exported file, since rounding can move its figures.
+--id sets the model id recorded in the file, --threshold its operating
+threshold (chosen on validation data, e.g. from model evaluate's operating
+points).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("model export: -o FILE is required")
+			}
+			path := args[0]
+			if _, err := os.Stat(path); err != nil {
+				db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+				if err != nil {
+					return fmt.Errorf("model export: %q is neither a file nor, without a database, a model id: %w", path, err)
+				}
+				rm, err := db.Model(cmd.Context(), path)
+				db.Close()
+				if err != nil {
+					return fmt.Errorf("model export: %w", err)
+				}
+				path = rm.Path
+			}
+			cm, err := classifier.Load(path)
+			if err != nil {
+				return fmt.Errorf("model export: %w", err)
+			}
+			info := cm.Info()
+			if id != "" {
+				info.ID = id
+			}
+			if cmd.Flags().Changed("threshold") {
+				if !(threshold > 0 && threshold < 1) {
+					return fmt.Errorf("model export: --threshold %v: want a number in (0,1)", threshold)
+				}
+				info.Threshold = threshold
+			}
+			save := cm.Save
+			if half {
+				save = cm.SaveF16
+			}
+			if err := save(out, info); err != nil {
+				return fmt.Errorf("model export: %w", err)
+			}
+			info = cm.Info()
+			fmt.Fprintf(m.Stdout, "wrote %s (%s, %s, weights %s)\n", out, info.ID, info.Arch, info.WeightsSHA256)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "", "output safetensors file")
+	cmd.Flags().BoolVar(&half, "f16", false, "store weights as F16")
+	cmd.Flags().StringVar(&id, "id", "", "model id to record (default: the model's own)")
+	cmd.Flags().Float64Var(&threshold, "threshold", 0, "operating threshold to record (default: the model's own)")
+	return cmd
+}
