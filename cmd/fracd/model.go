@@ -22,7 +22,7 @@ func newModelCmd(m *Main) *cobra.Command {
 		Use:   "model",
 		Short: "Manage the model registry: add, list, activate",
 	}
-	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m), newModelExportCmd(m))
+	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m), newModelExportCmd(m), newModelLocaliseCmd(m))
 	cmd.AddCommand(newModelEvaluateCmd(m))
 	return cmd
 }
