@@ -54,8 +54,9 @@ func newAnonymizeCmd(m *Main) *cobra.Command {
 		Short: "De-identify DICOM files or folders with the site profile (PS3.15 Annex E) into OUTDIR",
 		Long: `De-identify DICOM files with the site's profile and secret (config section
 anonymize). Folders are walked recursively. Each result is written as
-OUTDIR/<new SOP Instance UID>.dcm; inputs are named by content sha256 in the
-output, never by path (paths may carry patient names). Files rejected (not
+OUTDIR/<new SOP Instance UID>.dcm (OUTDIR/sha256-<content hash>.dcm when the
+UID, kept with retain_uids, is not a valid UID); inputs are named by content
+sha256 in the output, never by path (paths may carry patient names). Files rejected (not
 DICOM, burned-in annotation, ...) are reported and skipped; the exit status
 is 1 if any file failed.`,
 		Example: `  fracd anonymize export/ -o research/`,
@@ -143,11 +144,16 @@ func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int6
 	if err != nil {
 		return "", fmt.Errorf("file sha256 %s: %w", id, err)
 	}
+	// With retain_uids the UID is the file's own: only a valid UID may name
+	// the output, else anything in the file could steer the path.
 	name := res.SOPInstanceUID
-	if name == "" {
+	if checkUID(name) != nil {
 		name = "sha256-" + id
 	}
 	out := filepath.Join(outDir, name+".dcm")
+	if filepath.Dir(out) != filepath.Clean(outDir) {
+		return "", fmt.Errorf("file sha256 %s: output name outside the output folder", id)
+	}
 	if err := dicomio.WriteFile(out, f.Dataset); err != nil {
 		return "", fmt.Errorf("file sha256 %s: %w", id, err)
 	}

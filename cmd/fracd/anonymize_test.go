@@ -1,11 +1,16 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/fracd/fracd/internal/testdicom"
 )
 
 func TestAnonymizeCommand(t *testing.T) {
@@ -65,5 +70,56 @@ func TestAnonymizeCommand(t *testing.T) {
 	}
 	if copied == 0 {
 		t.Log("../shared/xray-dicom absent: only the rejection path was exercised")
+	}
+}
+
+// TestAnonymizeOutputNamesStayInOutdir: with retain_uids the SOP Instance
+// UID comes from the file as it is; one that is not a UID (a path, say) must
+// not steer the output out of OUTDIR.
+func TestAnonymizeOutputNamesStayInOutdir(t *testing.T) {
+	cases := []struct {
+		uid      string
+		wantName string // "" means sha256-<content hash>.dcm
+	}{
+		{"1.2.826.0.1.3680043.10.1042.77", "1.2.826.0.1.3680043.10.1042.77.dcm"},
+		{"../../escaped", ""},
+		{"../escaped.1", ""},
+		{"sub/dir", ""},
+		{"/tmp/abs", ""},
+		{"..", ""},
+	}
+	for i, tc := range cases {
+		t.Run(tc.uid, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, "in", "a", "b")
+			os.MkdirAll(in, 0o755)
+			data, err := testdicom.Spec{Seed: 80 + i, SOPInstanceUID: tc.uid}.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(in, "x.dcm"), data, 0o644)
+			cfg := filepath.Join(dir, "config.yaml")
+			os.WriteFile(cfg, []byte("anonymize:\n  retain_uids: true\n  secret_file: "+filepath.Join(dir, "secret.key")+"\n"), 0o600)
+			out := filepath.Join(dir, "in", "a", "b", "out")
+			stdout, stderr, err := runFracd(t, "-c", cfg, "anonymize", filepath.Join(dir, "in"), "-o", out)
+			if err != nil {
+				t.Fatalf("anonymize: %v\n%s", err, stderr)
+			}
+			var written []string
+			filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".dcm") && p != filepath.Join(in, "x.dcm") {
+					written = append(written, p)
+				}
+				return nil
+			})
+			sum := sha256.Sum256(data)
+			want := tc.wantName
+			if want == "" {
+				want = "sha256-" + hex.EncodeToString(sum[:]) + ".dcm"
+			}
+			if len(written) != 1 || written[0] != filepath.Join(out, want) || strings.TrimSpace(stdout) != written[0] {
+				t.Fatalf("wrote %v (reported %q); want only %s", written, stdout, filepath.Join(out, want))
+			}
+		})
 	}
 }
