@@ -28,6 +28,10 @@ type ModelInfo struct {
 	PreprocessVersion string
 	Threshold         float64
 	TrainingRun       string
+	// Suspected and Definite are the optional two operating points (a
+	// high-sensitivity and a high-specificity threshold, Suspected <=
+	// Threshold <= Definite); 0 when the model has only Threshold.
+	Suspected, Definite float64
 	// TTA is the test-time augmentation Predict applies: "" (none) or
 	// TTAFlip. It is part of the model: its threshold was chosen with it.
 	TTA string
@@ -209,6 +213,8 @@ const (
 	metaThreshold  = "threshold"
 	metaRun        = "training_run"
 	metaTTA        = "tta"
+	metaSuspected  = "threshold_suspected"
+	metaDefinite   = "threshold_definite"
 )
 
 func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error) {
@@ -255,6 +261,24 @@ func infoFromMetadata(md map[string]string, arch, sha string) (ModelInfo, error)
 			return info, fmt.Errorf("metadata %s=%q: want a number in [0,1]", metaThreshold, s)
 		}
 		info.Threshold = v
+	}
+	for _, kv := range []struct {
+		key string
+		dst *float64
+	}{{metaSuspected, &info.Suspected}, {metaDefinite, &info.Definite}} {
+		s, ok := md[kv.key]
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 || v > 1 {
+			return info, fmt.Errorf("metadata %s=%q: want a number in [0,1]", kv.key, s)
+		}
+		*kv.dst = v
+	}
+	if (info.Suspected != 0 || info.Definite != 0) && !(info.Suspected <= info.Threshold && info.Threshold <= info.Definite) {
+		return info, fmt.Errorf("metadata: thresholds must satisfy %s (%v) <= %s (%v) <= %s (%v)", metaSuspected, info.Suspected,
+			metaThreshold, info.Threshold, metaDefinite, info.Definite)
 	}
 	switch t := md[metaTTA]; t {
 	case "", TTAFlip:
@@ -316,6 +340,10 @@ func (m *Model) save(path string, info ModelInfo, half bool) error {
 	}
 	if info.TTA != "" {
 		md[metaTTA] = info.TTA
+	}
+	if info.Suspected != 0 || info.Definite != 0 {
+		md[metaSuspected] = strconv.FormatFloat(info.Suspected, 'g', -1, 64)
+		md[metaDefinite] = strconv.FormatFloat(info.Definite, 'g', -1, 64)
 	}
 	sha, err := writeSafetensors(path, entries, md)
 	if err != nil {

@@ -77,3 +77,33 @@ func equalFloats(a, b []float32) bool {
 	}
 	return true
 }
+
+func TestTwoThresholdsMetadata(t *testing.T) {
+	m, err := New("basic[1,1,1,1]", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "two.safetensors")
+	if err := m.Save(path, ModelInfo{Threshold: 0.3, Suspected: 0.1, Definite: 0.7}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := got.Info(); i.Suspected != 0.1 || i.Definite != 0.7 || i.Threshold != 0.3 {
+		t.Errorf("after load: suspected %v threshold %v definite %v", i.Suspected, i.Threshold, i.Definite)
+	}
+	sha := strings.Repeat("0", 64)
+	for _, md := range []map[string]string{
+		{metaThreshold: "0.5", metaSuspected: "0.6", metaDefinite: "0.9"}, // suspected above the threshold
+		{metaThreshold: "0.5", metaSuspected: "0.1", metaDefinite: "x"},
+	} {
+		if _, err := infoFromMetadata(md, "resnet18", sha); err == nil {
+			t.Errorf("%v accepted", md)
+		}
+	}
+	if i, err := infoFromMetadata(map[string]string{metaThreshold: "0.4"}, "resnet18", sha); err != nil || i.Suspected != 0 || i.Definite != 0 {
+		t.Errorf("a one-threshold model: %+v, %v", i, err)
+	}
+}

@@ -13,9 +13,9 @@ import (
 
 func newModelExportCmd(m *Main) *cobra.Command {
 	var (
-		out, id   string
-		half      bool
-		threshold float64
+		out, id                        string
+		half                           bool
+		threshold, suspected, definite float64
 	)
 	cmd := &cobra.Command{
 		Use:   "export MODEL -o FILE [--f16]",
@@ -26,7 +26,8 @@ it to FILE with its metadata (threshold, TTA, input size, normalisation).
 model; evaluate the exported file, since rounding can move its figures.
 --id sets the model id recorded in the file, --threshold its operating
 threshold (chosen on validation data, e.g. from model evaluate's operating
-points).`,
+points), --suspected and --definite the two operating points of the
+three categories (fracture, doubt, no fracture).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -59,6 +60,12 @@ points).`,
 				}
 				info.Threshold = threshold
 			}
+			if cmd.Flags().Changed("suspected") || cmd.Flags().Changed("definite") {
+				info.Suspected, info.Definite = suspected, definite
+				if !(suspected > 0 && suspected <= info.Threshold && info.Threshold <= definite && definite < 1) {
+					return fmt.Errorf("model export: need 0 < --suspected (%v) <= threshold (%v) <= --definite (%v) < 1", suspected, info.Threshold, definite)
+				}
+			}
 			save := cm.Save
 			if half {
 				save = cm.SaveF16
@@ -75,5 +82,7 @@ points).`,
 	cmd.Flags().BoolVar(&half, "f16", false, "store weights as F16")
 	cmd.Flags().StringVar(&id, "id", "", "model id to record (default: the model's own)")
 	cmd.Flags().Float64Var(&threshold, "threshold", 0, "operating threshold to record (default: the model's own)")
+	cmd.Flags().Float64Var(&suspected, "suspected", 0, "high-sensitivity threshold: at or above it a result is at least 'doubt' (with --definite)")
+	cmd.Flags().Float64Var(&definite, "definite", 0, "high-specificity threshold: at or above it a result is 'fracture' (with --suspected)")
 	return cmd
 }
