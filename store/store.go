@@ -46,6 +46,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 		}
 	}
+	// Create the file ourselves, 0600: SQLite would use 0644 less the umask,
+	// and gives its -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("store: create %s: %w", path, err)
+	}
 	db, err := open(ctx, path, false)
 	if err != nil {
 		return nil, err
