@@ -22,6 +22,7 @@ func FromClassifier(m *classifier.Model, id, path string) Model {
 	return &classifierModel{m: m, info: ModelInfo{
 		ID: id, Arch: ci.Arch, WeightsSHA256: ci.WeightsSHA256, PreprocessVersion: ci.PreprocessVersion,
 		InputSize: ci.InputSize, Mean: ci.Mean, Std: ci.Std, Threshold: ci.Threshold, Path: path,
+		Suspected: ci.Suspected, Definite: ci.Definite,
 	}}
 }
 

@@ -42,6 +42,9 @@ type ModelInfo struct {
 	InputSize         int
 	Mean, Std         [3]float32
 	Threshold         float64
+	// Suspected and Definite are the model's optional two operating points
+	// (0 when it has only Threshold); see fracd.Thresholds.
+	Suspected, Definite float64
 	// Path is where the weights were loaded from (for the registry).
 	Path string
 }

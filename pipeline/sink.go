@@ -28,6 +28,9 @@ type Finished struct {
 	ModelID, ModelArch, ModelSHA256     string
 	PreprocessVersion                   string
 	Probability, Threshold              float64
+	// Thresholds are the two operating points for fracd's category:
+	// fracd.Single(Threshold) for a model with one.
+	Thresholds fracd.Thresholds
 	// Boxes are the model's localisations, if it makes any (none yet).
 	Boxes []fracd.Box
 	// Original is the received file, with the hospital's identifiers: the
@@ -45,7 +48,7 @@ func (p *Pipeline) sinkDone(ctx context.Context, out Outcome, info ModelInfo, da
 	err := p.sink.Finished(ctx, Finished{
 		SHA256: out.SHA256, StudyUID: out.StudyUID, SeriesUID: out.SeriesUID, SOPInstanceUID: out.SOPInstanceUID,
 		ModelID: info.ID, ModelArch: info.Arch, ModelSHA256: info.WeightsSHA256, PreprocessVersion: out.PreprocessVersion,
-		Probability: out.Probability, Threshold: out.Threshold, Original: data,
+		Probability: out.Probability, Threshold: out.Threshold, Thresholds: thresholds(info, out.Threshold), Original: data,
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: result sink for %s: %w", out.SHA256, err)
@@ -68,10 +71,29 @@ func (p *Pipeline) sinkRecovered(ctx context.Context, in store.Instance, data []
 	err = p.sink.Finished(ctx, Finished{
 		SHA256: in.SHA256, StudyUID: in.StudyUID, SeriesUID: in.SeriesUID, SOPInstanceUID: in.SOPInstanceUID,
 		ModelID: r.ModelID, ModelArch: r.ModelArch, ModelSHA256: r.ModelSHA256, PreprocessVersion: r.PreprocessVersion,
-		Probability: r.Probability, Threshold: r.Threshold, Original: data,
+		Probability: r.Probability, Threshold: r.Threshold, Thresholds: p.recoveredThresholds(r.ModelSHA256, r.Threshold), Original: data,
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: result sink for %s: %w", in.SHA256, err)
 	}
 	return nil
+}
+
+// thresholds are the model's two operating points when they bracket the
+// threshold in use (a threshold override can break that), else one.
+func thresholds(info ModelInfo, threshold float64) fracd.Thresholds {
+	t := fracd.Thresholds{Suspected: info.Suspected, Definite: info.Definite}
+	if (t.Suspected != 0 || t.Definite != 0) && t.Suspected <= threshold && threshold <= t.Definite && t.Validate() == nil {
+		return t
+	}
+	return fracd.Single(threshold)
+}
+
+// recoveredThresholds: predictions store one threshold; the operating points
+// come from the model in use if it is the one that made the prediction.
+func (p *Pipeline) recoveredThresholds(modelSHA string, threshold float64) fracd.Thresholds {
+	if am := p.model.Load(); am != nil && am.info.WeightsSHA256 == modelSHA {
+		return thresholds(am.info, threshold)
+	}
+	return fracd.Single(threshold)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/internal/testdicom"
 )
 
@@ -88,6 +89,26 @@ func TestResultSink(t *testing.T) {
 			}
 			if entries, _ := os.ReadDir(filepath.Join(e.root, "spool", "work")); len(entries) != 0 {
 				t.Errorf("spool/work not empty")
+			}
+		})
+	}
+}
+
+func TestSinkThresholds(t *testing.T) {
+	cases := []struct {
+		name      string
+		info      ModelInfo
+		threshold float64
+		want      fracd.Thresholds
+	}{
+		{"one threshold", ModelInfo{Threshold: 0.5}, 0.5, fracd.Single(0.5)},
+		{"two operating points", ModelInfo{Threshold: 0.4, Suspected: 0.2, Definite: 0.8}, 0.4, fracd.Thresholds{Suspected: 0.2, Definite: 0.8}},
+		{"override outside them", ModelInfo{Threshold: 0.4, Suspected: 0.2, Definite: 0.8}, 0.9, fracd.Single(0.9)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := thresholds(c.info, c.threshold); got != c.want {
+				t.Errorf("thresholds = %+v, want %+v", got, c.want)
 			}
 		})
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/delivery"
 	"github.com/fracd/fracd/dicomio"
@@ -93,8 +92,7 @@ func (s *resultSink) Finished(ctx context.Context, f pipeline.Finished) error {
 	return s.outbox.Enqueue(ctx, delivery.Result{
 		InstanceSHA256: f.SHA256, SOPInstanceUID: f.SOPInstanceUID, ModelID: f.ModelID, ModelArch: f.ModelArch,
 		ModelSHA256: f.ModelSHA256, PreprocessVersion: f.PreprocessVersion, Probability: f.Probability,
-		// Models carry one threshold today: fracture or no fracture.
-		Thresholds: fracd.Single(f.Threshold), Boxes: f.Boxes, Original: f.Original,
+		Thresholds: f.Thresholds, Boxes: f.Boxes, Original: f.Original,
 	})
 }
 
