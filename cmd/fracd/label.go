@@ -11,6 +11,7 @@ import (
 
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/store"
+	"github.com/mattn/go-sqlite3"
 	"github.com/spf13/cobra"
 )
 
@@ -46,18 +47,58 @@ func (m *Main) deidentifiedUID(uid string, alreadyDeidentified bool) (string, er
 	return anonymize.PseudonymUID(secret, uid), nil
 }
 
-func addLabels(m *Main, cmd *cobra.Command, labels []store.Label) error {
+// addLabels adds labels in one transaction, or none. lines[i] is the CSV
+// line of labels[i] (0 for the command line), for errors. A label is one per
+// instance and source: one that exists already, stored or earlier in the
+// same import, is refused with a clear error instead of SQLite's.
+func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int) error {
 	db, err := store.Open(cmd.Context(), m.Config.Paths.DB)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	ctx := cmd.Context()
+	existing, err := db.Labels(ctx)
+	if err != nil {
+		return err
+	}
+	type key struct{ uid, source string }
+	seen := map[key]int{} // -1: stored
+	for _, l := range existing {
+		seen[key{l.SOPInstanceUID, l.Source}] = -1
+	}
+	at := func(line int) string {
+		if line > 0 {
+			return fmt.Sprintf("line %d: ", line)
+		}
+		return ""
+	}
+	dup := func(i, where int) error {
+		l := labels[i]
+		prev := "is stored"
+		if where > 0 {
+			prev = fmt.Sprintf("is on line %d", where)
+		}
+		return fmt.Errorf("%sinstance %s already has a label from source %q (it %s); nothing was added (use another --source for a second opinion)",
+			at(lines[i]), l.SOPInstanceUID, l.Source, prev)
+	}
+	for i, l := range labels {
+		k := key{l.SOPInstanceUID, l.Source}
+		if where, ok := seen[k]; ok {
+			return dup(i, where)
+		}
+		seen[k] = lines[i]
+	}
 	return db.Update(ctx, func(tx *store.Tx) error {
-		for _, l := range labels {
+		for i, l := range labels {
 			id, err := tx.AddLabel(ctx, l)
+			var se sqlite3.Error
+			if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
+				// Added by someone else since the check above.
+				return dup(i, -1)
+			}
 			if err != nil {
-				return fmt.Errorf("label for %s: %w", l.SOPInstanceUID, err)
+				return fmt.Errorf("%slabel for %s: %w", at(lines[i]), l.SOPInstanceUID, err)
 			}
 			if _, err := tx.AppendAudit(ctx, l.Actor, store.ActionLabelAdded, l.SOPInstanceUID, map[string]any{
 				"label_id": id, "fractured": l.Fractured, "source": l.Source,
@@ -84,7 +125,7 @@ func newLabelAddCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}); err != nil {
+			if err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}, []int{0}); err != nil {
 				return err
 			}
 			fmt.Fprintf(m.Stdout, "labelled %s fractured=%v\n", uid, fractured)
@@ -130,6 +171,7 @@ fracd's database. All rows are added in one transaction, or none.`,
 				return errors.New("label import: the header needs sop_instance_uid and fractured columns")
 			}
 			var labels []store.Label
+			var lines []int
 			for line := 2; ; line++ {
 				rec, err := r.Read()
 				if err == io.EOF {
@@ -147,9 +189,10 @@ fracd's database. All rows are added in one transaction, or none.`,
 					return fmt.Errorf("label import: line %d: %w", line, err)
 				}
 				labels = append(labels, store.Label{SOPInstanceUID: uid, Fractured: v == 1, Source: source, Actor: actor()})
+				lines = append(lines, line)
 			}
-			if err := addLabels(m, cmd, labels); err != nil {
-				return err
+			if err := addLabels(m, cmd, labels, lines); err != nil {
+				return fmt.Errorf("label import: %w", err)
 			}
 			fmt.Fprintf(m.Stdout, "imported %d labels\n", len(labels))
 			return nil

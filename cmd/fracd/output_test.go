@@ -159,3 +159,48 @@ func TestLabelImportValidatesStoredUIDs(t *testing.T) {
 }
 
 func csvQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// TestLabelImportTwice: importing the same export again, or a row that an
+// earlier row or a stored label already covers (same instance and source),
+// is refused with a clear error naming the line, and adds nothing.
+func TestLabelImportTwice(t *testing.T) {
+	db := seedDB(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("paths:\n  db: %s\nanonymize:\n  secret_file: %s\n", db, filepath.Join(dir, "secret.key"))), 0o600)
+	write := func(body string) string {
+		p := filepath.Join(dir, "labels.csv")
+		os.WriteFile(p, []byte("sop_instance_uid,fractured\n"+body), 0o600)
+		return p
+	}
+	labels := func() int {
+		out, _, err := runFracd(t, "-c", cfg, "label", "list", "--format", "csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(out, "\n") - 1
+	}
+	if out, _, err := runFracd(t, "-c", cfg, "label", "import", "--deidentified", write("2.25.100,1\n2.25.101,0\n")); err != nil || !strings.Contains(out, "imported 2 labels") {
+		t.Fatalf("first import: %q, %v", out, err)
+	}
+	cases := []struct{ name, body, want string }{
+		{"same file again", "2.25.100,1\n2.25.101,0\n", "line 2"},
+		{"one stored row", "2.25.102,1\n2.25.101,1\n", "line 3"},
+		{"twice in the file", "2.25.102,1\n2.25.102,1\n", "line 3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := runFracd(t, "-c", cfg, "label", "import", "--deidentified", write(c.body))
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "already") || strings.Contains(err.Error(), "UNIQUE") {
+				t.Fatalf("err = %v; want a clear error naming %s", err, c.want)
+			}
+			if n := labels(); n != 2 {
+				t.Fatalf("%d labels after a refused import; want 2", n)
+			}
+		})
+	}
+	_, _, err := runFracd(t, "-c", cfg, "label", "add", "--deidentified", "--not-fractured", "--source", "import", "2.25.100")
+	if err == nil || !strings.Contains(err.Error(), "already") || strings.Contains(err.Error(), "UNIQUE") {
+		t.Fatalf("label add over a stored label: %v; want a clear error", err)
+	}
+}
