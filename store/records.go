@@ -63,7 +63,10 @@ type Model struct {
 	Metadata          json.RawMessage `json:"metadata,omitempty"`
 	TrainingRunID     string          `json:"training_run_id,omitempty"`
 	RegisteredAt      time.Time       `json:"registered_at"`
-	Active            bool            `json:"active"`
+	// State is ModelCandidate, ModelActive or ModelRetired; Active is
+	// State == ModelActive, kept for older readers.
+	State  string `json:"state"`
+	Active bool   `json:"active"`
 }
 
 // Label is ground truth for one de-identified SOP instance.
@@ -189,23 +192,15 @@ func (tx *Tx) RegisterModel(ctx context.Context, m Model) error {
 	return nil
 }
 
-// ActivateModel makes id the single active model.
+// ActivateModel makes id the single active model (the one it replaces
+// becomes a candidate) and records the activation; see PromoteModel.
 func (tx *Tx) ActivateModel(ctx context.Context, id string) error {
-	if _, err := tx.tx.ExecContext(ctx, `UPDATE models SET active = 0 WHERE active = 1 AND id <> ?`, id); err != nil {
-		return fmt.Errorf("store: activate model %s: %w", id, err)
-	}
-	res, err := tx.tx.ExecContext(ctx, `UPDATE models SET active = 1 WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("store: activate model %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("store: activate model %s: %w", id, ErrNotFound)
-	}
-	return nil
+	_, err := tx.PromoteModel(ctx, id)
+	return err
 }
 
 const modelSelect = `SELECT id, arch, weights_sha256, path, preprocess_version, threshold, metadata,
-	coalesce(training_run_id, ''), registered_at, active FROM models`
+	coalesce(training_run_id, ''), registered_at, state, active FROM models`
 
 func scanModels(rows *sql.Rows) ([]Model, error) {
 	defer rows.Close()
@@ -214,7 +209,7 @@ func scanModels(rows *sql.Rows) ([]Model, error) {
 		var m Model
 		var meta, reg string
 		if err := rows.Scan(&m.ID, &m.Arch, &m.WeightsSHA256, &m.Path, &m.PreprocessVersion, &m.Threshold,
-			&meta, &m.TrainingRunID, &reg, &m.Active); err != nil {
+			&meta, &m.TrainingRunID, &reg, &m.State, &m.Active); err != nil {
 			return nil, fmt.Errorf("store: read model: %w", err)
 		}
 		m.Metadata, m.RegisteredAt = json.RawMessage(meta), parseTime(reg)
