@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -108,4 +110,37 @@ func openForWriting(path string) (open, known bool) {
 	default:
 		return false, false
 	}
+}
+
+// removeEmptyDir removes the empty folder rel below root without following
+// a symlink on the way (rmdir by path would follow a symlinked parent out of
+// the inbox): each folder is opened relative to the one above it.
+func removeEmptyDir(root, rel string) error {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) == 0 || rel == "." || rel == "" {
+		return errors.New("watcher: not below the inbox")
+	}
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range parts[:len(parts)-1] {
+		if c == "" || c == "." || c == ".." {
+			unix.Close(fd)
+			return errors.New("watcher: not below the inbox")
+		}
+		next, err := unix.Openat(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		fd = next
+	}
+	defer unix.Close(fd)
+	name := parts[len(parts)-1]
+	if name == "" || name == "." || name == ".." {
+		return errors.New("watcher: not below the inbox")
+	}
+	// AT_REMOVEDIR removes only an empty folder, never a symlink or a file.
+	return unix.Unlinkat(fd, name, unix.AT_REMOVEDIR)
 }

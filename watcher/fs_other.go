@@ -23,3 +23,6 @@ func fileID(fs.FileInfo) (dev, ino uint64) { return 0, 0 }
 
 // openForWriting is unknown here; Settle alone decides.
 func openForWriting(string) (open, known bool) { return false, false }
+
+// removeEmptyDir is only implemented on Linux; emptied folders stay.
+func removeEmptyDir(root, rel string) error { return errors.ErrUnsupported }

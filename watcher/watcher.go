@@ -112,6 +112,7 @@ type Watcher struct {
 	entries   map[string]*entry
 	queue     *list.List // of string: settled paths in arrival order
 	dirs      map[string]struct{}
+	emptied   map[string]struct{} // folders below the root that a claim may have left empty
 	nSettling int
 	nInFlight int
 	capped    bool
@@ -200,6 +201,7 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 		entries: make(map[string]*entry),
 		queue:   list.New(),
 		dirs:    make(map[string]struct{}),
+		emptied: make(map[string]struct{}),
 	}, nil
 }
 
@@ -520,6 +522,9 @@ func (w *Watcher) remove(p string, e *entry) {
 // forget handles a path that left: a file, or a folder with all below it.
 func (w *Watcher) forget(p string) {
 	if e := w.entries[p]; e != nil {
+		if e.state == inFlight {
+			w.markEmptied(filepath.Dir(p))
+		}
 		w.remove(p, e)
 	}
 	if _, ok := w.dirs[p]; !ok {
@@ -588,6 +593,7 @@ func (w *Watcher) check(now time.Time) {
 func (w *Watcher) recheckInFlight(p string, e *entry, now time.Time, retry bool) {
 	fi, err := os.Lstat(p)
 	if err != nil || !fi.Mode().IsRegular() {
+		w.markEmptied(filepath.Dir(p))
 		w.remove(p, e)
 		return
 	}
@@ -633,6 +639,8 @@ func (w *Watcher) drainDone() {
 		// settled (again).
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
 			w.add(p, snap(fi), now)
+		} else {
+			w.markEmptied(filepath.Dir(p))
 		}
 	}
 }
@@ -657,7 +665,46 @@ func (w *Watcher) rescan(ctx context.Context) error {
 			w.recheckInFlight(p, e, now, false)
 		}
 	}
+	w.pruneEmptied(now)
 	return ctx.Err()
+}
+
+// markEmptied notes a folder that a claimed file has left.
+func (w *Watcher) markEmptied(dir string) {
+	if dir != w.root && strings.HasPrefix(dir, w.root+string(filepath.Separator)) {
+		w.emptied[dir] = struct{}{}
+	}
+}
+
+// pruneEmptied removes the noted folders that are empty and have not
+// changed for max(Settle, Rescan), so that a sender writing a study into
+// its own folder is not raced; their parents are noted in turn. Only
+// folders that claims emptied go: an empty folder an admin made for a
+// sender stays, and so does the inbox itself.
+func (w *Watcher) pruneEmptied(now time.Time) {
+	quiet := max(w.cfg.Settle, w.cfg.Rescan)
+	for d := range w.emptied {
+		fi, err := os.Lstat(d)
+		if err != nil || !fi.IsDir() {
+			delete(w.emptied, d)
+			continue
+		}
+		if now.Sub(fi.ModTime()) < quiet {
+			continue
+		}
+		delete(w.emptied, d)
+		rel, err := filepath.Rel(w.root, d)
+		if err != nil {
+			continue
+		}
+		// Not empty (ENOTEMPTY) is the common answer: files still arriving.
+		if err := removeEmptyDir(w.root, rel); err != nil {
+			continue
+		}
+		w.log.Debug("removed an emptied inbox folder")
+		w.forget(d)
+		w.markEmptied(filepath.Dir(d))
+	}
 }
 
 // walk watches every folder under dir (dir included) and tracks every

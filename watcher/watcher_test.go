@@ -866,3 +866,63 @@ func TestSettledIDNamesTheEmittedFile(t *testing.T) {
 	h.w.Done(p)
 	h.waitFor("forgotten", func() bool { _, _, ok := h.w.SettledID(p); return !ok })
 }
+
+// TestEmptiedSubfoldersRemoved: folders that claims left empty go (nested
+// ones too, from the inside out); the inbox itself, a folder that still
+// holds a file and an empty folder nothing was claimed from stay.
+func TestEmptiedSubfoldersRemoved(t *testing.T) {
+	h := newHarness(t, withClaim())
+	h.start(nil)
+	kept := h.path("never-used")
+	if err := os.Mkdir(kept, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := h.path("study/series/a.dcm")
+	writeFile(t, a, 100)
+	busy := h.path("busy/b.dcm")
+	writeFile(t, busy, 100)
+	h.waitFor("claims", func() bool { return h.count(a) == 1 && h.count(busy) == 1 })
+	// A new file arrives in one emptied folder before it is pruned.
+	later := h.path("busy/hold.part")
+	writeFile(t, later, 10)
+	h.waitFor("emptied folders removed", func() bool {
+		_, err := os.Lstat(h.path("study"))
+		return errors.Is(err, fs.ErrNotExist)
+	})
+	h.quiet()
+	for _, d := range []string{h.inbox, kept, h.path("busy")} {
+		if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+			t.Errorf("%s removed: %v", d, err)
+		}
+	}
+}
+
+// TestPruneNeverFollowsSymlinks: an emptied folder swapped for a symlink
+// to an empty folder outside the inbox is not followed.
+func TestPruneNeverFollowsSymlinks(t *testing.T) {
+	h := newHarness(t)
+	h.start(nil)
+	outsideEmpty := filepath.Join(h.outside, "empty", "inner")
+	if err := os.MkdirAll(outsideEmpty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := h.path("sub/inner/a.dcm")
+	writeFile(t, p, 100)
+	h.waitFor("emitted", func() bool { return h.count(p) == 1 })
+	if err := os.Rename(p, filepath.Join(h.claimed, "a")); err != nil {
+		t.Fatal(err)
+	}
+	// sub becomes a symlink to a folder holding an empty "inner".
+	if err := os.Rename(h.path("sub"), filepath.Join(h.claimed, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(h.outside, "empty"), h.path("sub")); err != nil {
+		t.Fatal(err)
+	}
+	h.w.Done(p)
+	h.quiet()
+	h.quiet()
+	if _, err := os.Lstat(outsideEmpty); err != nil {
+		t.Fatalf("empty folder outside the inbox removed: %v", err)
+	}
+}
