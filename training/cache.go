@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/preprocess"
 )
 
@@ -162,6 +163,21 @@ func loadPlane(e Example, dst *image.Gray) *Skipped {
 	}
 	sum := sha256.Sum256(data)
 	sha := hex.EncodeToString(sum[:])
+	if e.DICOM {
+		// An archive file: render and preprocess exactly as inference does.
+		f, err := dicomio.Parse(data)
+		if err != nil {
+			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: dicomio.Reason(err)}
+		}
+		g, err := f.Render8(0)
+		if err != nil {
+			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: dicomio.Reason(err)}
+		}
+		if err := preprocess.PlaneInto(dst, g); err != nil {
+			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: err.Error()}
+		}
+		return nil
+	}
 	// Check the size before decoding so that a huge image is refused
 	// without allocating its pixels.
 	if c, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil && int64(c.Width)*int64(c.Height) > preprocess.MaxPixels {

@@ -37,6 +37,7 @@ type Example struct {
 	Path      string // resolved file, "" when no candidate exists
 	Fractured bool
 	Split     string // SplitTrain, SplitVal or SplitTest
+	DICOM     bool   // Path is a (de-identified archive) DICOM file, not PNG/JPEG
 }
 
 // LabelSet is a parsed label file with every example assigned to a split.

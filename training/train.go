@@ -22,6 +22,7 @@ import (
 
 	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/preprocess"
+	"github.com/fracd/fracd/store"
 )
 
 // Files in a run directory.
@@ -38,26 +39,29 @@ var ErrInterrupted = errors.New("training interrupted")
 // Config configures Run. Zero values take the defaults noted.
 type Config struct {
 	Images, Labels string // image directory and label CSV
-	Arch           string // default resnet18
-	Epochs         int    // default 10
-	Batch          int    // default 16
-	LR             float64
-	Momentum       float64
-	WeightDecay    float64
-	Gamma          float64 // focal loss gamma
-	Alpha          float64 // focal loss alpha; < 0 disables class balancing
-	Seed           int64   // initialisation, split (when assigned) and shuffling
-	Augment        Augment // zero: no augmentation
-	Schedule       string  // ScheduleConstant (or "") or ScheduleCosine
-	WarmupEpochs   float64 // cosine schedule: linear warm-up length
-	EMA            float64 // weight EMA decay per step; 0 off
-	TTA            bool    // evaluate (and ship) with flip test-time augmentation
-	Patience       int     // stop after this many epochs without a better val ROC-AUC; 0 never
-	RunDir         string
-	Resume         bool
-	CacheBytes     int64 // plane cache bound, DefaultCacheBytes if 0
-	Logger         *slog.Logger
-	Recorder       Recorder // nil: nothing recorded outside RunDir
+	// Archive, when Images is empty, is the database whose labelled,
+	// de-identified archive instances are the training data (LoadArchive).
+	Archive      *store.DB
+	Arch         string // default resnet18
+	Epochs       int    // default 10
+	Batch        int    // default 16
+	LR           float64
+	Momentum     float64
+	WeightDecay  float64
+	Gamma        float64 // focal loss gamma
+	Alpha        float64 // focal loss alpha; < 0 disables class balancing
+	Seed         int64   // initialisation, split (when assigned) and shuffling
+	Augment      Augment // zero: no augmentation
+	Schedule     string  // ScheduleConstant (or "") or ScheduleCosine
+	WarmupEpochs float64 // cosine schedule: linear warm-up length
+	EMA          float64 // weight EMA decay per step; 0 off
+	TTA          bool    // evaluate (and ship) with flip test-time augmentation
+	Patience     int     // stop after this many epochs without a better val ROC-AUC; 0 never
+	RunDir       string
+	Resume       bool
+	CacheBytes   int64 // plane cache bound, DefaultCacheBytes if 0
+	Logger       *slog.Logger
+	Recorder     Recorder // nil: nothing recorded outside RunDir
 	// Now is the clock for recorded timestamps (time.Now if nil).
 	Now func() time.Time
 }
@@ -167,8 +171,9 @@ func (c *Config) defaults() {
 // directory and the record reflect the last completed epoch.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.defaults()
-	if cfg.RunDir == "" || cfg.Images == "" || cfg.Labels == "" {
-		return nil, errors.New("training: images, labels and run directory are required")
+	fromDB := cfg.Images == "" && cfg.Labels == "" && cfg.Archive != nil
+	if cfg.RunDir == "" || (!fromDB && (cfg.Images == "" || cfg.Labels == "")) {
+		return nil, errors.New("training: a run directory and either images and labels or the database are required")
 	}
 	if cfg.Epochs < 1 || cfg.Batch < 2 {
 		return nil, fmt.Errorf("training: epochs %d must be >= 1 and batch %d >= 2 (train-mode BatchNorm)", cfg.Epochs, cfg.Batch)
@@ -198,7 +203,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	log := cfg.Logger
 
-	ls, err := LoadLabels(cfg.Labels, cfg.Images, cfg.Seed)
+	var ls *LabelSet
+	var archive *ArchiveData
+	if fromDB {
+		ls, archive, err = LoadArchive(ctx, cfg.Archive, cfg.Seed)
+		if archive != nil && archive.NewPatients > 0 {
+			log.Info("training: patients assigned to splits", "new_patients", archive.NewPatients)
+		}
+	} else {
+		ls, err = LoadLabels(cfg.Labels, cfg.Images, cfg.Seed)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +249,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("training: resume: the usable images differ from the interrupted run's (%s now, %s then)", data.Counts, st.Data.Counts)
 	}
 	st.Data = data
+	if archive != nil {
+		for _, s := range skipped {
+			archive.Items[s.Row-1].Skipped = s.Reason
+		}
+		if err := recordArchiveData(ctx, cfg.Archive, st.RunID, archive); err != nil {
+			return nil, err
+		}
+	}
 	res := &Result{RunID: st.RunID, ModelID: st.ModelID, Data: data, Skipped: skipped, Params: params}
 
 	event := "started"

@@ -22,13 +22,22 @@ func newTrainCmd(m *Main) *cobra.Command {
 		cfg                training.Config
 		cacheMB            int64
 		register, activate bool
-		augment            bool
+		augment, fromDB    bool
 		recipe             string
 	)
 	cmd := &cobra.Command{
-		Use:   "train --images DIR --labels CSV --run-dir DIR",
+		Use:   "train [--from-db | --images DIR --labels CSV] --run-dir DIR",
 		Short: "Train the fracture classifier from labelled images, with resumable checkpoints",
-		Long: `Trains a ResNet (focal loss, SGD with momentum) on labelled PNG/JPEG images.
+		Long: `Trains a ResNet (focal loss, SGD with momentum) on labelled images.
+
+From the database (--from-db, the default without --images): every archived,
+de-identified instance with a current label (fracd label import/add), its
+archive file rendered and preprocessed exactly as inference does; no
+original is read. Train/val/test are assigned per de-identified patient
+(pseudonymous Patient ID, else Study Instance UID), stratified and seeded,
+and stored, so a later retrain keeps the same patients in val and test. The
+run records the exact instance/label list (hash, class counts, the list).
+Missing or undecodable archive files are skipped and counted by reason.
 
 Labels: FracAtlas's split.csv (image_id, split, fractured; images in
 DIR/Fractured/, DIR/Non_fractured/ or DIR/) or a CSV with a path column
@@ -51,6 +60,12 @@ to the model registry, --activate also makes it the active model.`,
 			if activate && !register {
 				return errors.New("train: --activate needs --register")
 			}
+			switch {
+			case fromDB && (cfg.Images != "" || cfg.Labels != ""):
+				return errors.New("train: --from-db trains on the archive; it takes no --images or --labels")
+			case (cfg.Images == "") != (cfg.Labels == ""):
+				return errors.New("train: --images and --labels go together (or neither, to train from the database)")
+			}
 			if !cmd.Flags().Changed("alpha") {
 				cfg.Alpha = -1 // class balancing off unless asked for
 			}
@@ -68,6 +83,9 @@ to the model registry, --activate also makes it the active model.`,
 			}
 			defer db.Close()
 			cfg.Recorder = &training.StoreRecorder{DB: db, Actor: actor()}
+			if cfg.Images == "" {
+				cfg.Archive = db
+			}
 			res, err := training.Run(ctx, cfg)
 			if res != nil && len(res.Skipped) > 0 {
 				fmt.Fprintf(m.Stdout, "skipped %d of %d images: %v (rows and sha256 in the debug log)\n",
@@ -89,8 +107,9 @@ to the model registry, --activate also makes it the active model.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Images, "images", "", "image directory (required)")
-	f.StringVar(&cfg.Labels, "labels", "", "label CSV (required)")
+	f.StringVar(&cfg.Images, "images", "", "image directory (with --labels; without both, train from the database)")
+	f.StringVar(&cfg.Labels, "labels", "", "label CSV (with --images)")
+	f.BoolVar(&fromDB, "from-db", false, "train on the labelled de-identified archive instances in the database (the default without --images)")
 	f.StringVar(&cfg.RunDir, "run-dir", "", "directory for checkpoints, state and best.safetensors (required)")
 	f.StringVar(&cfg.Arch, "arch", "resnet18", "resnet18, resnet34, resnet50, resnet101, resnet152 (or basic[a,b,c,d] for tests)")
 	f.IntVar(&cfg.Epochs, "epochs", 12, "epochs in total (with --resume: may be raised)")
@@ -118,9 +137,7 @@ to the model registry, --activate also makes it the active model.`,
 	f.Int64Var(&cacheMB, "cache-mb", training.DefaultCacheBytes>>20, "bound on the preprocessed-image cache in MiB")
 	f.BoolVar(&register, "register", false, "register best.safetensors in the model registry")
 	f.BoolVar(&activate, "activate", false, "with --register: make it the active model")
-	for _, name := range []string{"images", "labels", "run-dir"} {
-		cmd.MarkFlagRequired(name)
-	}
+	cmd.MarkFlagRequired("run-dir")
 	return cmd
 }
 
