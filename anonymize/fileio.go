@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,7 +44,9 @@ func ParseBytes(data []byte) (ds *dicom.Dataset, err error) {
 	}()
 	d, err := dicom.Parse(bytes.NewReader(data), int64(len(data)), nil, dicom.SkipProcessingPixelDataValue())
 	if err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+		// The parser's messages quote values (a character set, a VR), which
+		// a file controls: only the fact reaches the error.
+		return nil, errors.New("parse: the DICOM parser cannot read this file")
 	}
 	if err := restoreOffsetTable(&d, data); err != nil {
 		return nil, err

@@ -64,8 +64,8 @@ func (r *run) unlisted(e *dicom.Element) (bool, error) {
 		// An instance UID the table does not know of (Concatenation Source,
 		// Multi-frame Source, Volume Frame of Reference...): remapped like
 		// the ones it lists, so references stay consistent.
-		if r.a.opts.RetainUIDs && allValidUIDs(stringValues(e)) {
-			return true, nil
+		if r.a.opts.RetainUIDs {
+			return true, r.mapInvalidUIDs(e)
 		}
 		return true, r.mapUIDs(e)
 	}
@@ -88,6 +88,10 @@ func safeValue(e *dicom.Element) bool {
 	case "UI":
 		return allValidUIDs(stringValues(e))
 	case "CS":
+		if e.Tag == tag.Modality {
+			// Stored in the database: only a defined term, never a code-like name.
+			return allMatch(stringValues(e), 16, isCodeRune) && allIn(stringValues(e), modalities)
+		}
 		return allMatch(stringValues(e), 16, isCodeRune)
 	case "DS":
 		return allMatch(stringValues(e), 16, func(r rune) bool { return r >= '0' && r <= '9' || strings.ContainsRune("+-.eE ", r) })
@@ -95,6 +99,29 @@ func safeValue(e *dicom.Element) bool {
 		return allMatch(stringValues(e), 12, func(r rune) bool { return r >= '0' && r <= '9' || r == '+' || r == '-' || r == ' ' })
 	}
 	return false
+}
+
+// modalities are the defined terms of Modality (0008,0060), PS3.3
+// C.7.3.1.1.1, current and retired.
+var modalities = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range strings.Fields(`AR ASMT AU BDUS BI BMD CR CT CTPROTOCOL DG DOC DX ECG EPS ES FID GM HC HD
+		IO IOL IVOCT IVUS KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT OPTBSV OPTENF OPV OSS OT PLAN
+		POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT
+		RWV SEG SM SMR SR SRF STAIN TEXTUREMAP TG US VA XA XAPROTOCOL XC
+		AS CD CF CP CS DD DF DM DS EC FA FS LP MA MS OPR ST VF`) {
+		m[v] = true
+	}
+	return m
+}()
+
+func allIn(vals []string, set map[string]bool) bool {
+	for _, v := range vals {
+		if !set[strings.ToUpper(v)] {
+			return false
+		}
+	}
+	return true
 }
 
 // isCodeRune: the Code String repertoire (PS3.5 6.2), lower case tolerated

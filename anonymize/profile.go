@@ -250,6 +250,11 @@ func (r *run) applyRule(e *dicom.Element, rule *Rule, top bool) (bool, error) {
 	}
 	switch act {
 	case actKeep:
+		if e.RawValueRepresentation == "UI" && !isSeq(e) && !allValidUIDs(stringValues(e)) {
+			// Retain UIDs retains UIDs; a value that is not one (it may be
+			// a name) is mapped like any other.
+			return true, r.mapInvalidUIDs(e)
+		}
 		return true, r.recurse(e)
 	case actRemove:
 		return false, nil
@@ -402,6 +407,23 @@ func (r *run) setDummy(e *dicom.Element) error {
 		return setValue(e, []byte{0, 0})
 	}
 	return setEmpty(e)
+}
+
+// mapInvalidUIDs replaces the values of e that are not valid UIDs with
+// their pseudonyms and keeps the others.
+func (r *run) mapInvalidUIDs(e *dicom.Element) error {
+	vals := stringValues(e)
+	if vals == nil {
+		return setEmpty(e)
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = v
+		if v != "" && !ValidUID(v) {
+			out[i] = PseudonymUID(r.a.secret, v)
+		}
+	}
+	return setStrings(e, out)
 }
 
 // mapUIDs replaces every UID value of e with its pseudonym.

@@ -10,5 +10,8 @@
 // written back with byte-identical pixel data.
 //
 // Every exported entry point recovers from panics and names a file only by
-// the sha256 of its content, never by anything read from inside it.
+// the sha256 of its content, never by anything read from inside it. Values
+// read from a file (a transfer syntax, a SOP class, a modality) reach errors
+// and summaries only when they are valid UIDs or code strings (SafeUID,
+// SafeCode); otherwise a fixed word stands in.
 package dicomio

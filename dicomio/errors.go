@@ -23,14 +23,18 @@ var (
 	ErrPanic = errors.New("internal panic while reading DICOM")
 )
 
-// unsupportedTS builds the error that names the transfer syntax UID (a UID of
-// the encoding, not of the patient, so it is safe to show).
+// unsupportedTS builds the error that names the transfer syntax: by its UID
+// only when that is a valid UID (a file may put a name there), else as
+// InvalidUID.
 func unsupportedTS(uid, why string) error {
-	name := tsName(uid)
-	if why != "" {
-		return fmt.Errorf("%w %s (%s): %s", ErrUnsupportedTransferSyntax, uid, name, why)
+	shown := InvalidUID
+	if ValidUID(uid) {
+		shown = uid + " (" + tsName(uid) + ")"
 	}
-	return fmt.Errorf("%w %s (%s)", ErrUnsupportedTransferSyntax, uid, name)
+	if why != "" {
+		return fmt.Errorf("%w %s: %s", ErrUnsupportedTransferSyntax, shown, why)
+	}
+	return fmt.Errorf("%w %s", ErrUnsupportedTransferSyntax, shown)
 }
 
 // FileError wraps any error from dicomio with the content hash of the input,

@@ -7,7 +7,8 @@ import (
 )
 
 // Summary describes a file without any identifying attribute: encoding and
-// image geometry only, plus the content hash. Safe to log and to show.
+// image geometry only, plus the content hash. Safe to log and to show: the
+// UIDs and codes it quotes are validated (SafeUID, SafeCode) first.
 type Summary struct {
 	SHA256              string `json:"sha256"`
 	Size                int64  `json:"size"`
@@ -46,13 +47,13 @@ func (f *File) Summary() Summary {
 	s := Summary{
 		SHA256:             f.SHA256,
 		Size:               f.Size,
-		TransferSyntaxUID:  f.TransferSyntaxUID,
+		TransferSyntaxUID:  SafeUID(f.TransferSyntaxUID),
 		TransferSyntaxName: tsName(f.TransferSyntaxUID),
 		TSInferred:         f.TransferSyntaxInferred,
 		HasPreamble:        f.HasPreamble,
 		HasFileMeta:        f.HasFileMeta,
-		Modality:           f.Modality(),
-		SOPClassUID:        f.str(tag.SOPClassUID), // a class (kind of object), not an instance
+		Modality:           SafeCode(f.Modality()),
+		SOPClassUID:        SafeUID(f.str(tag.SOPClassUID)), // a class (kind of object), not an instance
 		Codec:              codecNames[f.ts.codec],
 	}
 	if info, _, err := f.pixelInfo(); err == nil {
@@ -72,7 +73,7 @@ func (f *File) Summary() Summary {
 		}
 	}
 	s.Rows, s.Columns, s.Frames = ii.Rows, ii.Columns, ii.NumberOfFrames
-	s.SamplesPerPixel, s.Photometric = ii.SamplesPerPixel, ii.Photometric
+	s.SamplesPerPixel, s.Photometric = ii.SamplesPerPixel, SafeCode(ii.Photometric)
 	s.BitsAllocated, s.BitsStored, s.PixelRepresentation = ii.BitsAllocated, ii.BitsStored, ii.PixelRepresentation
 	return s
 }
