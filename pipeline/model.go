@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 
+	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/classifier"
 )
 
@@ -30,4 +31,21 @@ func (c *classifierModel) Info() ModelInfo { return c.info }
 
 func (c *classifierModel) Predict(ctx context.Context, inputs []float32, n int) ([]float32, error) {
 	return c.m.Predict(ctx, inputs, n)
+}
+
+// maxBoxes is how many suspected regions a result names at most.
+const maxBoxes = 3
+
+// Localise returns the probability (as Predict does) and the model's boxes
+// on the input plane, from its class activation map in the same pass.
+func (c *classifierModel) Localise(ctx context.Context, input []float32) (float32, []fracd.Box, error) {
+	probs, maps, err := c.m.HeatMaps(ctx, input, 1)
+	if err != nil {
+		return 0, nil, err
+	}
+	var out []fracd.Box
+	for _, b := range maps[0].Boxes(maxBoxes, float64(probs[0])) {
+		out = append(out, fracd.Box{X0: b.X0, Y0: b.Y0, X1: b.X1, Y1: b.Y1, Score: b.Score})
+	}
+	return probs[0], out, nil
 }

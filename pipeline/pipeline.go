@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fracd/fracd"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +32,12 @@ type Model interface {
 	// Predict returns one probability per image; inputs holds n CHW float32
 	// images of 3 x InputSize x InputSize.
 	Predict(ctx context.Context, inputs []float32, n int) ([]float32, error)
+}
+
+// Localiser is a Model that can also say where it looks: the probability
+// of one image and its boxes in input-plane pixels (0..InputSize).
+type Localiser interface {
+	Localise(ctx context.Context, input []float32) (float32, []fracd.Box, error)
 }
 
 // ModelInfo names a model and how to feed it.

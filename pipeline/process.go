@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/fracd/fracd"
 	"image"
 	"io"
 	"io/fs"
@@ -50,6 +51,8 @@ type Outcome struct {
 	Probability       float64                  `json:"probability,omitempty"`
 	Threshold         float64                  `json:"threshold,omitempty"`
 	Flagged           bool                     `json:"flagged"`
+	Category          fracd.Category           `json:"category,omitempty"`
+	Boxes             []fracd.Box              `json:"boxes,omitempty"` // original-image pixels
 	DuplicateOf       string                   `json:"duplicate_of,omitempty"`
 	AlreadyRecorded   bool                     `json:"already_recorded,omitempty"`
 	Stages            map[string]time.Duration `json:"-"`
@@ -227,6 +230,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	if err := preprocess.PlaneInto(buf.plane, gray); err != nil {
 		return out, reject(ReasonPreprocessFail, err)
 	}
+	geom := preprocess.PlaneGeometry(gray.Bounds().Dx(), gray.Bounds().Dy())
 	gray = nil
 	if am.info.InputSize != preprocess.Size {
 		return out, fmt.Errorf("pipeline: model %s wants %d px input, preprocessing makes %d", am.info.ID, am.info.InputSize, preprocess.Size)
@@ -292,7 +296,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	stage("archive", t0)
 
 	t0 = time.Now()
-	probs, err := am.m.Predict(ctx, buf.tensor, 1)
+	probs, boxes, err := classify(ctx, am.m, buf.tensor, geom)
 	if err != nil {
 		return out, fmt.Errorf("pipeline: classify %s: %w", job.SHA256, err)
 	}
@@ -303,6 +307,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	stage("classify", t0)
 	out.ModelID, out.Probability, out.Threshold = am.info.ID, float64(probs[0]), am.info.Threshold
 	out.Flagged = out.Probability >= out.Threshold
+	out.Category, out.Boxes = thresholds(am.info, out.Threshold).Categorize(out.Probability), boxes
 
 	t0 = time.Now()
 	instance.State = store.StateDone
@@ -319,13 +324,14 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 		if _, err := tx.InsertPrediction(ctx, store.Prediction{
 			InstanceSHA256: job.SHA256, ModelID: am.info.ID, ModelSHA256: am.info.WeightsSHA256,
 			PreprocessVersion: preprocess.Version, Probability: out.Probability, Threshold: out.Threshold,
-			Flagged: out.Flagged, Latency: inference,
+			Flagged: out.Flagged, Latency: inference, Category: string(out.Category), Boxes: out.Boxes,
 		}); err != nil {
 			return err
 		}
 		_, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionPredicted, job.SHA256, map[string]any{
 			"sop_instance_uid": out.SOPInstanceUID, "model_id": am.info.ID, "weights_sha256": am.info.WeightsSHA256,
 			"preprocess_version": preprocess.Version, "probability": out.Probability, "threshold": out.Threshold, "flagged": out.Flagged,
+			"category": out.Category, "boxes": len(out.Boxes),
 		})
 		return err
 	})
@@ -631,4 +637,23 @@ func sourceInstanceUID(ds dicom.Dataset) string {
 		}
 	}
 	return ""
+}
+
+// classify runs the model on one input; a Localiser also gives its boxes,
+// mapped from the plane to the original image's pixels.
+func classify(ctx context.Context, m Model, input []float32, g preprocess.Geometry) ([]float32, []fracd.Box, error) {
+	l, ok := m.(Localiser)
+	if !ok {
+		p, err := m.Predict(ctx, input, 1)
+		return p, nil, err
+	}
+	p, boxes, err := l.Localise(ctx, input)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, b := range boxes {
+		boxes[i].X0, boxes[i].Y0 = g.ToSource(b.X0, b.Y0)
+		boxes[i].X1, boxes[i].Y1 = g.ToSource(b.X1, b.Y1)
+	}
+	return []float32{p}, boxes, nil
 }

@@ -31,7 +31,7 @@ type Finished struct {
 	// Thresholds are the two operating points for fracd's category:
 	// fracd.Single(Threshold) for a model with one.
 	Thresholds fracd.Thresholds
-	// Boxes are the model's localisations, if it makes any (none yet).
+	// Boxes are the model's localisations in the original image's pixels.
 	Boxes []fracd.Box
 	// Original is the received file, with the hospital's identifiers: the
 	// sink must never log it, store it in the database or archive it.
@@ -48,7 +48,7 @@ func (p *Pipeline) sinkDone(ctx context.Context, out Outcome, info ModelInfo, da
 	err := p.sink.Finished(ctx, Finished{
 		SHA256: out.SHA256, StudyUID: out.StudyUID, SeriesUID: out.SeriesUID, SOPInstanceUID: out.SOPInstanceUID,
 		ModelID: info.ID, ModelArch: info.Arch, ModelSHA256: info.WeightsSHA256, PreprocessVersion: out.PreprocessVersion,
-		Probability: out.Probability, Threshold: out.Threshold, Thresholds: thresholds(info, out.Threshold), Original: data,
+		Probability: out.Probability, Threshold: out.Threshold, Thresholds: thresholds(info, out.Threshold), Boxes: out.Boxes, Original: data,
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: result sink for %s: %w", out.SHA256, err)
@@ -68,10 +68,15 @@ func (p *Pipeline) sinkRecovered(ctx context.Context, in store.Instance, data []
 	if err != nil {
 		return fmt.Errorf("pipeline: result sink for %s: %w", in.SHA256, err)
 	}
+	boxes, err := p.db.PredictionBoxes(ctx, r.PredictionID)
+	if err != nil {
+		return fmt.Errorf("pipeline: result sink for %s: %w", in.SHA256, err)
+	}
 	err = p.sink.Finished(ctx, Finished{
 		SHA256: in.SHA256, StudyUID: in.StudyUID, SeriesUID: in.SeriesUID, SOPInstanceUID: in.SOPInstanceUID,
 		ModelID: r.ModelID, ModelArch: r.ModelArch, ModelSHA256: r.ModelSHA256, PreprocessVersion: r.PreprocessVersion,
-		Probability: r.Probability, Threshold: r.Threshold, Thresholds: p.recoveredThresholds(r.ModelSHA256, r.Threshold), Original: data,
+		Probability: r.Probability, Threshold: r.Threshold, Thresholds: p.recoveredThresholds(r.ModelSHA256, r.Threshold),
+		Boxes: boxes, Original: data,
 	})
 	if err != nil {
 		return fmt.Errorf("pipeline: result sink for %s: %w", in.SHA256, err)

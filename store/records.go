@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fracd/fracd"
 	"strings"
 	"time"
 )
@@ -50,6 +51,10 @@ type Prediction struct {
 	Flagged           bool          `json:"flagged"`
 	Latency           time.Duration `json:"-"`
 	CreatedAt         time.Time     `json:"created_at"`
+	// Category is fracture, doubt or no_fracture ("" for predictions made
+	// before categories existed); Boxes are where the model looks.
+	Category string      `json:"category,omitempty"`
+	Boxes    []fracd.Box `json:"boxes,omitempty"`
 }
 
 // Model is a registered model.
@@ -165,13 +170,23 @@ func (tx *Tx) InsertPrediction(ctx context.Context, p Prediction) (int64, error)
 		p.CreatedAt = tx.db.Now()
 	}
 	res, err := tx.tx.ExecContext(ctx, `INSERT INTO predictions(instance_sha256, model_id, model_sha256,
-		preprocess_version, probability, threshold, flagged, latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		preprocess_version, probability, threshold, flagged, latency_ms, created_at, category) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.InstanceSHA256, p.ModelID, p.ModelSHA256, p.PreprocessVersion, p.Probability, p.Threshold, p.Flagged,
-		float64(p.Latency)/float64(time.Millisecond), fmtTime(p.CreatedAt))
+		float64(p.Latency)/float64(time.Millisecond), fmtTime(p.CreatedAt), p.Category)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert prediction for %s: %w", p.InstanceSHA256, err)
 	}
-	return res.LastInsertId()
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("store: insert prediction for %s: %w", p.InstanceSHA256, err)
+	}
+	for i, b := range p.Boxes {
+		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO prediction_boxes(prediction_id, rank, x0, y0, x1, y1, score) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			id, i+1, b.X0, b.Y0, b.X1, b.Y1, b.Score); err != nil {
+			return 0, fmt.Errorf("store: insert box %d of the prediction for %s: %w", i+1, p.InstanceSHA256, err)
+		}
+	}
+	return id, nil
 }
 
 // RegisterModel adds a model (inactive) to the registry.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/fracd/fracd"
 )
 
 // ArchivedLabel is a de-identified archived instance with its current label
@@ -111,4 +113,22 @@ func (db *DB) TrainingDatasetOf(ctx context.Context, runID string) (TrainingData
 	}
 	d.Counts, d.Items = json.RawMessage(counts), json.RawMessage(items)
 	return d, nil
+}
+
+// PredictionBoxes returns the boxes stored with a prediction, best first.
+func (db *DB) PredictionBoxes(ctx context.Context, predictionID int64) ([]fracd.Box, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT x0, y0, x1, y1, score FROM prediction_boxes WHERE prediction_id = ? ORDER BY rank`, predictionID)
+	if err != nil {
+		return nil, fmt.Errorf("store: prediction boxes: %w", err)
+	}
+	defer rows.Close()
+	var out []fracd.Box
+	for rows.Next() {
+		var b fracd.Box
+		if err := rows.Scan(&b.X0, &b.Y0, &b.X1, &b.Y1, &b.Score); err != nil {
+			return nil, fmt.Errorf("store: prediction boxes: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
 }
