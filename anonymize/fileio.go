@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/charset"
 	"github.com/suyashkumar/dicom/pkg/tag"
 	"github.com/suyashkumar/dicom/pkg/uid"
 )
@@ -51,7 +52,44 @@ func ParseBytes(data []byte) (ds *dicom.Dataset, err error) {
 	if err := restoreOffsetTable(&d, data); err != nil {
 		return nil, err
 	}
+	declareUTF8(d.Elements)
 	return &d, nil
+}
+
+// declareUTF8 relabels the data set as ISO_IR 192 when the parser decoded
+// its text: it turns every text value into UTF-8 by the top-level Specific
+// Character Set (nested items included) and the writer emits those bytes,
+// so the original Latin-1 or ISO 2022 label would misdescribe the output.
+// An absent or unknown character set is left alone (bytes kept as read).
+// dicomio's reader does the same for the pipeline's path.
+func declareUTF8(elems []*dicom.Element) {
+	var names []string
+	for _, e := range elems {
+		if e.Tag == tag.SpecificCharacterSet {
+			names = stringValues(e)
+		}
+	}
+	if names == nil || len(names) == 1 && names[0] == "ISO_IR 192" {
+		return
+	}
+	if _, err := charset.ParseSpecificCharacterSet(names); err != nil {
+		return
+	}
+	var relabel func(elems []*dicom.Element)
+	relabel = func(elems []*dicom.Element) {
+		for _, e := range elems {
+			if e.Tag == tag.SpecificCharacterSet {
+				setStrings(e, []string{"ISO_IR 192"})
+			} else if isSeq(e) {
+				for _, it := range e.Value.GetValue().([]*dicom.SequenceItemValue) {
+					if els, ok := it.GetValue().([]*dicom.Element); ok {
+						relabel(els)
+					}
+				}
+			}
+		}
+	}
+	relabel(elems)
 }
 
 // restoreOffsetTable puts the Basic Offset Table back into encapsulated

@@ -1,6 +1,12 @@
 package dicomio
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/charset"
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
 
 // Lenient Specific Character Set (0008,0005): exporters write "ISO_IR100",
 // "iso-ir 100", "UTF-8" and the like, which suyashkumar would reject or read
@@ -65,4 +71,46 @@ func fixCharset(body []byte, pos, n int, owned bool) []byte {
 		out[i] = ' '
 	}
 	return out
+}
+
+// declareUTF8 relabels the data set as ISO_IR 192 when suyashkumar decoded
+// its text: it turns every text value into UTF-8 by the top-level Specific
+// Character Set (nested ones included), and its writer emits those UTF-8
+// bytes, so a file written back under the original Latin-1 or ISO 2022 label
+// would be misread (by dcmtk, by a PACS). An absent or unknown character set
+// is left alone: then the bytes were kept as they are.
+func declareUTF8(elems []*dicom.Element) {
+	top := findIn(elems, tag.SpecificCharacterSet)
+	names := strsOf(top)
+	if names == nil || len(names) == 1 && names[0] == "ISO_IR 192" {
+		return
+	}
+	if _, err := charset.ParseSpecificCharacterSet(names); err != nil {
+		return
+	}
+	relabelCharsets(elems)
+}
+
+func relabelCharsets(elems []*dicom.Element) {
+	for _, e := range elems {
+		if e == nil || e.Value == nil {
+			continue
+		}
+		if e.Tag == tag.SpecificCharacterSet {
+			if v, err := dicom.NewValue([]string{"ISO_IR 192"}); err == nil {
+				e.Value, e.ValueLength = v, 0
+			}
+			continue
+		}
+		if items, ok := e.Value.GetValue().([]*dicom.SequenceItemValue); ok {
+			for _, it := range items {
+				if it == nil {
+					continue
+				}
+				if els, ok := it.GetValue().([]*dicom.Element); ok {
+					relabelCharsets(els)
+				}
+			}
+		}
+	}
 }

@@ -219,6 +219,7 @@ func parse(ctx context.Context, data []byte, o options) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: data set not readable", ErrMalformed)
 	}
+	declareUTF8(body)
 	elems = append(elems, body...)
 	f.Dataset = dicom.Dataset{Elements: elems}
 	if findIn(elems, tag.TransferSyntaxUID) == nil {
