@@ -20,10 +20,11 @@ func init() { registerCommand(newModelCmd) }
 func newModelCmd(m *Main) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Manage the model registry: add, list, activate",
+		Short: "Manage the model registry: add, list, show, evaluate, promote, retire, rollback, export",
 	}
 	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m), newModelExportCmd(m), newModelLocaliseCmd(m))
 	cmd.AddCommand(newModelEvaluateCmd(m))
+	cmd.AddCommand(newModelLifecycleCmds(m)...)
 	return cmd
 }
 
@@ -91,32 +92,11 @@ a running daemon switches to it between files.`,
 	return cmd
 }
 
+// activateModel is --activate at registration (model add, train): a forced
+// promotion, since a new model has no evaluation yet.
 func activateModel(ctx context.Context, tx *store.Tx, id string) error {
-	if err := tx.ActivateModel(ctx, id); err != nil {
-		return err
-	}
-	_, err := tx.AppendAudit(ctx, actor(), store.ActionModelPromoted, id, nil)
+	_, err := promoteModel(ctx, tx, id, promoteOptions{Force: true, Reason: "activated at registration (--activate)"})
 	return err
-}
-
-func newModelActivateCmd(m *Main) *cobra.Command {
-	return &cobra.Command{
-		Use:   "activate ID",
-		Short: "Make a registered model the active one (a running daemon switches between files)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := store.Open(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := db.Update(cmd.Context(), func(tx *store.Tx) error { return activateModel(cmd.Context(), tx, args[0]) }); err != nil {
-				return err
-			}
-			fmt.Fprintf(m.Stdout, "active model: %s\n", args[0])
-			return nil
-		},
-	}
 }
 
 func newModelListCmd(m *Main) *cobra.Command {
@@ -138,9 +118,9 @@ func newModelListCmd(m *Main) *cobra.Command {
 			if ms == nil {
 				ms = []store.Model{}
 			}
-			t := table{header: []string{"id", "arch", "active", "threshold", "weights_sha256", "preprocess_version", "registered_at"}, records: ms}
+			t := table{header: []string{"id", "arch", "state", "threshold", "weights_sha256", "preprocess_version", "registered_at"}, records: ms}
 			for _, x := range ms {
-				t.rows = append(t.rows, []string{x.ID, x.Arch, strconv.FormatBool(x.Active), strconv.FormatFloat(x.Threshold, 'f', 4, 64),
+				t.rows = append(t.rows, []string{x.ID, x.Arch, x.State, strconv.FormatFloat(x.Threshold, 'f', 4, 64),
 					x.WeightsSHA256, x.PreprocessVersion, fmtTS(x.RegisteredAt)})
 			}
 			return t.write(m.Stdout, format)
@@ -161,7 +141,25 @@ func actor() string {
 	return "cli"
 }
 
+// copyFileSync copies src to dst through a synced temporary file. dst is
+// named by content (paths.models/<sha256>.safetensors), so an existing dst is
+// never overwritten: the same content is kept as it is, other content is an
+// error.
 func copyFileSync(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		a, err := fileSHA256(src)
+		if err != nil {
+			return err
+		}
+		b, err := fileSHA256(dst)
+		if err != nil {
+			return err
+		}
+		if a != b {
+			return fmt.Errorf("%s exists with other content (sha256 %s); stored weights are never overwritten", dst, b)
+		}
+		return nil
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err
