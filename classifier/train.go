@@ -105,6 +105,19 @@ type Trainer struct {
 	steps  int64
 	rng    *rand.Rand
 	ema    [][]float32 // per float param of m.net.params (nil entry for num_batches_tracked)
+	// epochCorrect/epochSeen count train-mode predictions (logit >= 0 vs
+	// label) during the last Epoch: the training accuracy.
+	epochCorrect, epochSeen int
+}
+
+// LastEpochAccuracy is the accuracy of the train-mode predictions (logit >=
+// 0, i.e. probability >= 0.5) made during the last Epoch, before each
+// batch's update, as training accuracy is usually reported.
+func (t *Trainer) LastEpochAccuracy() float64 {
+	if t.epochSeen == 0 {
+		return 0
+	}
+	return float64(t.epochCorrect) / float64(t.epochSeen)
 }
 
 // NewTrainer prepares training of m.
@@ -207,6 +220,7 @@ func (t *Trainer) Epoch(ctx context.Context, ds Dataset, batch int) (float64, er
 		return 0, errors.New("classifier: epoch: empty dataset")
 	}
 	order := t.rng.Perm(n)
+	t.epochCorrect, t.epochSeen = 0, 0
 	per := 3 * t.cfg.InputSize * t.cfg.InputSize
 	buf := make([]float32, batch*per)
 	labels := make([]float32, batch)
@@ -228,6 +242,12 @@ func (t *Trainer) Epoch(ctx context.Context, ds Dataset, batch int) (float64, er
 			return 0, err
 		}
 		total += r.Loss * float64(b)
+		for j, z := range r.Logits {
+			if (z >= 0) == (labels[j] >= 0.5) {
+				t.epochCorrect++
+			}
+			t.epochSeen++
+		}
 	}
 	return total / float64(n), nil
 }

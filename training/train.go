@@ -104,6 +104,7 @@ type EpochMetrics struct {
 	Epoch     int     `json:"epoch"`
 	Steps     int64   `json:"steps"`
 	TrainLoss float64 `json:"train_loss"`
+	TrainAcc  float64 `json:"train_accuracy"` // train-mode predictions at 0.5 during the epoch
 	ValAUC    float64 `json:"val_auc"`
 	// ValAUCPlain is the ROC-AUC without test-time augmentation (equal to
 	// ValAUC when TTA is off).
@@ -480,7 +481,7 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if schedule != nil {
 			lr = schedule(tr.Steps() - 1)
 		}
-		em := EpochMetrics{Epoch: e, Steps: tr.Steps(), TrainLoss: loss, ValAUC: met.AUC, ValAUCPlain: aucPlain, LR: lr, Threshold: thr,
+		em := EpochMetrics{Epoch: e, Steps: tr.Steps(), TrainLoss: loss, TrainAcc: tr.LastEpochAccuracy(), ValAUC: met.AUC, ValAUCPlain: aucPlain, LR: lr, Threshold: thr,
 			ValAcc: met.Accuracy, ValF1: met.F1, ValPrec: met.Precision, ValRecall: met.Recall, ValAcc05: at05.Accuracy, ValF105: at05.F1}
 
 		// Checkpoint first, then best, then state.json, whose atomic rename
@@ -511,7 +512,7 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 			os.Remove(filepath.Join(cfg.RunDir, prev)) // superseded; keeping it is harmless
 		}
 		cfg.Logger.Info("training: epoch", "epoch", e, "of", cfg.Epochs, "steps", em.Steps, "lr", round(lr),
-			"train_loss", round(loss), "val_auc", round(met.AUC), "val_auc_plain", round(aucPlain), "val_acc", round(met.Accuracy), "val_f1", round(met.F1),
+			"train_loss", round(loss), "train_acc", round(em.TrainAcc), "val_auc", round(met.AUC), "val_auc_plain", round(aucPlain), "val_acc", round(met.Accuracy), "val_f1", round(met.F1),
 			"threshold", round(thr), "val_acc@0.5", round(at05.Accuracy), "best", em.Best, "seconds", round(em.Seconds))
 		if err := record(ctx, cfg, st, "epoch", StatusRunning, ""); err != nil {
 			return err

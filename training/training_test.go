@@ -236,6 +236,9 @@ func testResumeEqualsUninterrupted(t *testing.T, recipe func(*Config)) {
 		if math.IsNaN(e.TrainLoss) || math.IsInf(e.TrainLoss, 0) || e.TrainLoss <= 0 {
 			t.Errorf("epoch %d: train loss %v", e.Epoch, e.TrainLoss)
 		}
+		if e.TrainAcc <= 0 || e.TrainAcc > 1 {
+			t.Errorf("epoch %d: training accuracy %v", e.Epoch, e.TrainAcc)
+		}
 		if e.ValAUC < 0 || e.ValAUC > 1 || e.Threshold <= 0 || e.Threshold >= 1 {
 			t.Errorf("epoch %d: auc %v threshold %v", e.Epoch, e.ValAUC, e.Threshold)
 		}
