@@ -30,6 +30,14 @@ type Config struct {
 	Log       LogConfig       `mapstructure:"log" json:"log"`
 	HTTP      HTTPConfig      `mapstructure:"http" json:"http"`
 	Delivery  DeliveryConfig  `mapstructure:"delivery" json:"delivery"`
+	Report    ReportConfig    `mapstructure:"report" json:"report"`
+}
+
+// ReportConfig tunes fracd report's monitoring.
+type ReportConfig struct {
+	// DriftTolerance is how far (absolute) a week's flagged rate or mean
+	// probability may move from the model's validation figure unwarned.
+	DriftTolerance float64 `mapstructure:"drift_tolerance" json:"drift_tolerance"`
 }
 
 type PathsConfig struct {
@@ -120,6 +128,7 @@ func defaultConfig() Config {
 		HTTP: HTTPConfig{Listen: "127.0.0.1:9464"},
 		Delivery: DeliveryConfig{AET: "PACS", Port: 104, CallingAET: "FRACD", MaxAttempts: 8,
 			Backoff: 30 * time.Second, MaxBackoff: time.Hour, Timeout: 60 * time.Second},
+		Report: ReportConfig{DriftTolerance: 0.10},
 	}
 }
 
@@ -172,6 +181,9 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		bad("log.format", fmt.Sprintf("%q is not one of text, json", c.Log.Format))
+	}
+	if !(c.Report.DriftTolerance > 0 && c.Report.DriftTolerance <= 1) {
+		bad("report.drift_tolerance", "must be in (0, 1], an absolute difference of rates or probabilities")
 	}
 	errs = append(errs, c.Delivery.validate()...)
 	return errors.Join(errs...)
