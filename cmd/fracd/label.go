@@ -51,7 +51,9 @@ func (m *Main) deidentifiedUID(uid string, alreadyDeidentified bool) (string, er
 // line of labels[i] (0 for the command line), for errors. A label is one per
 // instance and source: one that exists already, stored or earlier in the
 // same import, is refused with a clear error instead of SQLite's.
-func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int) error {
+// addLabels stores labels in one transaction; prog (nil for none) counts
+// them as they are added.
+func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int, prog *progress) error {
 	db, err := store.Open(cmd.Context(), m.Config.Paths.DB)
 	if err != nil {
 		return err
@@ -89,8 +91,14 @@ func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int) e
 		}
 		seen[k] = lines[i]
 	}
+	if prog != nil {
+		defer prog.Finish()
+	}
 	return db.Update(ctx, func(tx *store.Tx) error {
 		for i, l := range labels {
+			if prog != nil {
+				prog.Add(1)
+			}
 			id, err := tx.AddLabel(ctx, l)
 			var se sqlite3.Error
 			if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
@@ -125,7 +133,7 @@ func newLabelAddCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}, []int{0}); err != nil {
+			if err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}, []int{0}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(m.Stdout, "labelled %s fractured=%v\n", uid, fractured)
@@ -156,7 +164,13 @@ fracd's database. All rows are added in one transaction, or none.`,
 				return err
 			}
 			defer f.Close()
-			r := csv.NewReader(f)
+			var size int64
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				size = st.Size()
+			}
+			reading := m.newProgress("label import: reading", "bytes", size)
+			defer reading.Finish() // on an early return: ends the bar's line before the error
+			r := csv.NewReader(progressReader{f, reading})
 			header, err := r.Read()
 			if err != nil {
 				return fmt.Errorf("label import: read header: %w", err)
@@ -191,7 +205,8 @@ fracd's database. All rows are added in one transaction, or none.`,
 				labels = append(labels, store.Label{SOPInstanceUID: uid, Fractured: v == 1, Source: source, Actor: actor()})
 				lines = append(lines, line)
 			}
-			if err := addLabels(m, cmd, labels, lines); err != nil {
+			reading.Finish()
+			if err := addLabels(m, cmd, labels, lines, m.newProgress("label import: storing", "labels", int64(len(labels)))); err != nil {
 				return fmt.Errorf("label import: %w", err)
 			}
 			fmt.Fprintf(m.Stdout, "imported %d labels\n", len(labels))
