@@ -233,7 +233,7 @@ func TestAuditVerifyAnchors(t *testing.T) {
 func TestQueryCommandsDoNotWrite(t *testing.T) {
 	db := seedDB(t)
 	before, _ := os.ReadFile(db)
-	for _, args := range [][]string{{"results"}, {"audit", "list"}, {"audit", "verify"}} {
+	for _, args := range [][]string{{"results"}, {"audit", "list"}, {"audit", "verify"}, {"report"}, {"model", "list"}, {"model", "show", "resnet18-test"}} {
 		if _, _, err := runFracd(t, append([]string{"--db", db}, args...)...); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
