@@ -26,7 +26,7 @@ import (
 // evalFlags are model evaluate's flags.
 type evalFlags struct {
 	images, labels, split, groups string
-	labelled                      bool
+	labelled, archive             bool
 	out, predictions              string
 	bootstrap                     int
 	seed, splitSeed               int64
@@ -72,6 +72,7 @@ exist but cannot be decoded are skipped and counted, as in training.`,
 	fl.StringVar(&f.split, "split", training.SplitVal, "which rows of the label file: train, val, test or all")
 	fl.StringVar(&f.groups, "groups", "", "CSV giving each image's group: image_id or path, and group/body_part or FracAtlas's hand,leg,hip,shoulder,mixed (default: dataset.csv beside --labels, if present)")
 	fl.BoolVar(&f.labelled, "labelled", false, "evaluate the model's stored predictions that have labels")
+	fl.BoolVar(&f.archive, "archive", false, "run the model on every labelled de-identified archive instance (the same cases for any model: what promote compares)")
 	fl.StringVar(&f.out, "out", "", "directory for report.md, report.json, roc.png, pr.png, reliability.png")
 	fl.StringVar(&f.predictions, "predictions", "", "write the evaluated key,label,probability rows to this CSV")
 	fl.IntVar(&f.bootstrap, "bootstrap", evaluate.DefaultBootstrap, "bootstrap resamples for the ROC-AUC interval (0: none)")
@@ -82,6 +83,13 @@ exist but cannot be decoded are skipped and counted, as in training.`,
 
 func (f *evalFlags) check(cmd *cobra.Command) error {
 	fromFiles := f.images != "" || f.labels != ""
+	if f.archive {
+		if f.labelled || fromFiles || cmd.Flags().Changed("split") || f.groups != "" || cmd.Flags().Changed("split-seed") {
+			return errors.New("model evaluate: --archive takes no --labelled, --images, --labels, --split, --split-seed or --groups")
+		}
+		f.labelled = true // the same checks as --labelled from here on
+		defer func() { f.labelled = false }()
+	}
 	switch {
 	case f.labelled && (fromFiles || cmd.Flags().Changed("split") || f.groups != "" || cmd.Flags().Changed("split-seed")):
 		return errors.New("model evaluate: --labelled takes no --images, --labels, --split, --split-seed or --groups")
@@ -123,7 +131,9 @@ func runModelEvaluate(ctx context.Context, m *Main, cmd *cobra.Command, args []s
 
 	var preds []evaluate.Prediction
 	var dataset string
-	if f.labelled {
+	if f.archive {
+		preds, dataset, err = archivePredictions(ctx, rdb, model)
+	} else if f.labelled {
 		preds, dataset, err = labelledPredictions(ctx, rdb, model)
 	} else {
 		if !cmd.Flags().Changed("split-seed") {
