@@ -83,6 +83,17 @@ func rleShortSegment(rows, cols int) []byte {
 	return part10(UIDRLELossless, b.buf.Bytes())
 }
 
+// probeBomb is a valid, small file whose first data set element, an LT of
+// 12 KiB with a tag the dictionary lacks, reads as an implicit VR element of
+// 805 MB: suyashkumar probes the syntax that way before being told it.
+func probeBomb() []byte {
+	b := &dsBuilder{bo: binary.LittleEndian}
+	b.raw(0x0008, 0x00F1, "LT", make([]byte, 0x3000)) // unknown tag: read as UN
+	b.image(4, 4, 1, 8, 8, 0, "MONOCHROME2")
+	b.raw(0x7FE0, 0x0010, "OB", make([]byte, 16))
+	return part10(UIDExplicitVRLittleEndian, b.buf.Bytes())
+}
+
 // allocated returns the bytes the Go heap handed out while f ran: an upper
 // bound of its peak, independent of GC timing.
 func allocated(f func()) uint64 {
@@ -132,6 +143,7 @@ func TestBombs(t *testing.T) {
 		{"RLE ratio refused", func(*testing.T) []byte { return rleBomb(512, 512) }, []Option{smallFloor}, ErrTooLarge, 4 * mib},
 		{"RLE ratio raised", func(*testing.T) []byte { return rleBomb(512, 512) }, []Option{smallFloor, WithMaxInflateRatio(100)}, nil, 8 * mib},
 		{"RLE pixel limit", func(*testing.T) []byte { return rleBomb(512, 512) }, []Option{WithMaxPixelBytes(512*512*4 - 1)}, ErrTooLarge, 4 * mib},
+		{"syntax probe", func(*testing.T) []byte { return probeBomb() }, nil, nil, 4 * mib},
 		// Declared 16384x16384 with 8 bytes of segment: nothing to decode.
 		{"RLE segment too short", func(*testing.T) []byte { return rleShortSegment(16384, 16384) },
 			[]Option{WithMaxInflateRatio(1e9)}, ErrTruncated, 4 * mib},

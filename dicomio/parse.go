@@ -280,16 +280,24 @@ func parseElements(b []byte, bo binary.ByteOrder, implicit bool) ([]*dicom.Eleme
 	if len(b) == 0 {
 		return nil, nil
 	}
-	// suyashkumar peeks 100 bytes to infer a syntax we then override; the pad
-	// satisfies the peek while the limit keeps it from being parsed. It is
-	// chained, not appended, so a large data set is not copied once more.
+	// suyashkumar first probes the syntax by reading one element from the
+	// next 100 bytes as implicit VR, allocating whatever length that reads
+	// (an explicit "LT" of 12 KiB reads as 805 MB). So it probes a decoy
+	// instead: an implicit-VR element, consumed before the real syntax is
+	// set. The pad lets the 100-byte peek succeed on short inputs; the limit
+	// keeps it from being parsed. Chained, not appended: no copy of b.
+	decoy := []byte{0x08, 0x00, 0x00, 0x00, 4, 0, 0, 0, 0, 0, 0, 0} // (0008,0000) UL, 4 bytes
 	pad := make([]byte, 128)
-	p, _ := dicom.NewParser(io.MultiReader(bytes.NewReader(b), bytes.NewReader(pad)), int64(len(b)), nil,
+	p, _ := dicom.NewParser(io.MultiReader(bytes.NewReader(decoy), bytes.NewReader(b), bytes.NewReader(pad)),
+		int64(len(decoy)+len(b)), nil,
 		dicom.SkipMetadataReadOnNewParserInit(),
 		dicom.SkipProcessingPixelDataValue(),
 		dicom.AllowUnknownSpecificCharacterSet(),
 		dicom.AllowMismatchPixelDataLength())
 	if p == nil {
+		return nil, errors.New("parser init failed")
+	}
+	if _, err := p.Next(); err != nil { // the decoy, read as implicit VR LE
 		return nil, errors.New("parser init failed")
 	}
 	p.SetTransferSyntax(bo, implicit)
