@@ -194,7 +194,9 @@ func (d *daemon) resolveModel(ctx context.Context) (path, id string, err error) 
 	}
 	am, err := d.db.ActiveModel(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", "", errors.New("no model: set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`")
+		if am, err = installShippedModel(ctx, d.m, d.db); err != nil {
+			return "", "", fmt.Errorf("no active model, and the shipped one could not be installed: %w (set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`)", err)
+		}
 	}
 	if err != nil {
 		return "", "", err
