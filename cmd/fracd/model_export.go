@@ -3,12 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/fracd/fracd/classifier"
-	"github.com/fracd/fracd/store"
 )
 
 func newModelExportCmd(m *Main) *cobra.Command {
@@ -33,20 +29,7 @@ three categories (fracture, doubt, no fracture).`,
 			if out == "" {
 				return errors.New("model export: -o FILE is required")
 			}
-			path := args[0]
-			if _, err := os.Stat(path); err != nil {
-				db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-				if err != nil {
-					return fmt.Errorf("model export: %q is neither a file nor, without a database, a model id: %w", path, err)
-				}
-				rm, err := db.Model(cmd.Context(), path)
-				db.Close()
-				if err != nil {
-					return fmt.Errorf("model export: %w", err)
-				}
-				path = rm.Path
-			}
-			cm, err := classifier.Load(path)
+			cm, err := loadModelArg(cmd.Context(), m, args[0])
 			if err != nil {
 				return fmt.Errorf("model export: %w", err)
 			}
