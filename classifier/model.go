@@ -112,6 +112,19 @@ func (m *Model) Info() ModelInfo {
 	return m.info
 }
 
+// SetInputSize sets the image side the model takes. A ResNet's global
+// average pool accepts any side, so only the metadata changes: training at
+// a higher resolution than a model was first trained at starts here.
+func (m *Model) SetInputSize(size int) error {
+	if size < 32 || size > 4096 {
+		return fmt.Errorf("classifier: input size %d outside [32,4096]", size)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.info.InputSize = size
+	return nil
+}
+
 // Arch returns the parsed architecture.
 func (m *Model) Arch() Arch { return m.net.arch }
 

@@ -177,9 +177,9 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 	if err != nil {
 		return fmt.Errorf("pipeline: activate model %s: %w", info.ID, err)
 	}
-	if info.PreprocessVersion != "" && info.PreprocessVersion != preprocess.Version {
+	if want := preprocess.VersionFor(info.InputSize); info.PreprocessVersion != "" && info.PreprocessVersion != want {
 		p.log.Warn("model was trained with other preprocessing", "model_id", info.ID,
-			"model_preprocess_version", info.PreprocessVersion, "preprocess_version", preprocess.Version)
+			"model_preprocess_version", info.PreprocessVersion, "preprocess_version", want)
 	}
 	p.model.Store(&activeModel{m: m, info: info})
 	p.metrics.setModel(info)

@@ -225,18 +225,22 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	stage("decode", t0)
 
 	t0 = time.Now()
+	size := am.info.InputSize
+	if err := preprocess.CheckPlaneSize(size); err != nil {
+		return out, fmt.Errorf("pipeline: model %s: %w", am.info.ID, err)
+	}
 	buf := planePool.Get().(*planeBuf)
 	defer planePool.Put(buf)
+	if buf.plane.Bounds().Dx() != size {
+		buf.plane = image.NewGray(image.Rect(0, 0, size, size)) // the model's input side
+	}
 	if err := preprocess.PlaneInto(buf.plane, gray); err != nil {
 		return out, reject(ReasonPreprocessFail, err)
 	}
-	geom := preprocess.PlaneGeometry(gray.Bounds().Dx(), gray.Bounds().Dy())
+	geom := preprocess.PlaneGeometrySized(gray.Bounds().Dx(), gray.Bounds().Dy(), size)
 	gray = nil
-	if am.info.InputSize != preprocess.Size {
-		return out, fmt.Errorf("pipeline: model %s wants %d px input, preprocessing makes %d", am.info.ID, am.info.InputSize, preprocess.Size)
-	}
 	buf.tensor = preprocess.ToTensor(buf.plane, am.info.Mean, am.info.Std, buf.tensor)
-	out.PreprocessVersion = preprocess.Version
+	out.PreprocessVersion = preprocess.VersionFor(size)
 	stage("preprocess", t0)
 
 	t0 = time.Now()
@@ -323,14 +327,14 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 		}
 		if _, err := tx.InsertPrediction(ctx, store.Prediction{
 			InstanceSHA256: job.SHA256, ModelID: am.info.ID, ModelSHA256: am.info.WeightsSHA256,
-			PreprocessVersion: preprocess.Version, Probability: out.Probability, Threshold: out.Threshold,
+			PreprocessVersion: out.PreprocessVersion, Probability: out.Probability, Threshold: out.Threshold,
 			Flagged: out.Flagged, Latency: inference, Category: string(out.Category), Boxes: out.Boxes,
 		}); err != nil {
 			return err
 		}
 		_, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionPredicted, job.SHA256, map[string]any{
 			"sop_instance_uid": out.SOPInstanceUID, "model_id": am.info.ID, "weights_sha256": am.info.WeightsSHA256,
-			"preprocess_version": preprocess.Version, "probability": out.Probability, "threshold": out.Threshold, "flagged": out.Flagged,
+			"preprocess_version": out.PreprocessVersion, "probability": out.Probability, "threshold": out.Threshold, "flagged": out.Flagged,
 			"category": out.Category, "boxes": len(out.Boxes),
 		})
 		return err

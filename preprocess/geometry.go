@@ -10,9 +10,12 @@ type Geometry struct {
 }
 
 // PlaneGeometry returns the geometry Plane uses for a w x h source.
-func PlaneGeometry(w, h int) Geometry {
-	tw, th, _ := ThumbnailSize(w, h, Size)
-	return Geometry{SrcW: w, SrcH: h, ThumbW: tw, ThumbH: th, OffX: floorDiv(Size-tw, 2), OffY: floorDiv(Size-th, 2)}
+func PlaneGeometry(w, h int) Geometry { return PlaneGeometrySized(w, h, Size) }
+
+// PlaneGeometrySized returns the geometry of a size x size plane.
+func PlaneGeometrySized(w, h, size int) Geometry {
+	tw, th, _ := ThumbnailSize(w, h, size)
+	return Geometry{SrcW: w, SrcH: h, ThumbW: tw, ThumbH: th, OffX: floorDiv(size-tw, 2), OffY: floorDiv(size-th, 2)}
 }
 
 // ToSource maps a point of the plane (pixel edges: 0..Size) to the source

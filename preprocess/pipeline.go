@@ -61,7 +61,21 @@ func putScratch(s *scratch) { defaultPipeline.put(s) }
 // concurrent use.
 func Plane(src image.Image) (*image.Gray, error) { return defaultPipeline.Plane(src) }
 
-// PlaneInto is Plane writing into dst, which must be Size x Size.
+// PlaneSized is Plane for a size x size plane (see VersionFor).
+func PlaneSized(src image.Image, size int) (*image.Gray, error) {
+	if err := CheckPlaneSize(size); err != nil {
+		return nil, err
+	}
+	dst := newGray(size, size)
+	if err := defaultPipeline.PlaneInto(dst, src); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// PlaneInto is Plane writing into dst, which must be square with a side
+// of MinSize..MaxSize (Size for the seed's chain); the thumbnail and the
+// canvas take dst's side.
 func PlaneInto(dst *image.Gray, src image.Image) error {
 	return defaultPipeline.PlaneInto(dst, src)
 }
@@ -88,8 +102,10 @@ func (p *Pipeline) Tensor(src image.Image, mean, std [3]float32, dst []float32) 
 // PlaneInto is PlaneInto using p's buffers; with a reused dst it allocates
 // nothing but goroutine bookkeeping in steady state.
 func (p *Pipeline) PlaneInto(dst *image.Gray, src image.Image) error {
-	if dst.Bounds().Dx() != Size || dst.Bounds().Dy() != Size {
-		return fmt.Errorf("preprocess: destination is %dx%d, want %dx%d", dst.Bounds().Dx(), dst.Bounds().Dy(), Size, Size)
+	size := dst.Bounds().Dx()
+	if dst.Bounds().Dy() != size || CheckPlaneSize(size) != nil {
+		return fmt.Errorf("preprocess: destination is %dx%d, want a square of %d..%d (%d for the seed's chain)",
+			dst.Bounds().Dx(), dst.Bounds().Dy(), MinSize, MaxSize, Size)
 	}
 	b := src.Bounds()
 	if err := checkSize(b); err != nil {
@@ -110,7 +126,7 @@ func (p *Pipeline) PlaneInto(dst *image.Gray, src image.Image) error {
 	}
 
 	claheSetup(in, ClipLimit, TilesX, TilesY, &s.clahe)
-	tw, th, resize := ThumbnailSize(w, h, Size)
+	tw, th, resize := ThumbnailSize(w, h, size)
 	fx, fy := reduceFactors(w, h, tw, th)
 	var thumb plane
 	switch {
@@ -189,12 +205,16 @@ func floorDiv(a, b int) int {
 // TensorLen is the number of float32 values of one model input (3 x Size x Size).
 const TensorLen = 3 * Size * Size
 
-// ToTensor writes the model input of a Size x Size plane into dst (grown to
-// TensorLen when short) and returns it: CHW float32, the same plane in all
+// TensorLenFor is the number of float32 values of a size x size model input.
+func TensorLenFor(size int) int { return 3 * size * size }
+
+// ToTensor writes the model input of a square plane of side s into dst
+// (grown to TensorLenFor(s) when short) and returns it: CHW float32, the same plane in all
 // three channels, x/255 then (x-mean)/std per channel, in float32 as
 // torchvision's ToTensor + Normalize compute it.
 func ToTensor(plane *image.Gray, mean, std [3]float32, dst []float32) []float32 {
-	dst = grow(dst, TensorLen)
+	size := plane.Bounds().Dx()
+	dst = grow(dst, TensorLenFor(size))
 	p := planeOf(plane)
 	var lut [3][256]float32
 	for c := 0; c < 3; c++ {
@@ -203,11 +223,11 @@ func ToTensor(plane *image.Gray, mean, std [3]float32, dst []float32) []float32 
 			lut[c][v] = float32(x-mean[c]) / std[c]
 		}
 	}
-	n := Size * Size
+	n := size * size
 	for c := 0; c < 3; c++ {
 		ch := dst[c*n : (c+1)*n]
-		for y := 0; y < Size; y++ {
-			r := ch[y*Size : (y+1)*Size]
+		for y := 0; y < size; y++ {
+			r := ch[y*size : (y+1)*size]
 			if y >= p.h {
 				for x := range r {
 					r[x] = lut[c][0]

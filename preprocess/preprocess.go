@@ -33,9 +33,30 @@ const (
 	ClipLimit = 2.0
 	// TilesX and TilesY are cv2.createCLAHE's tileGridSize.
 	TilesX, TilesY = 8, 8
-	// Size is the side of the square model plane.
+	// Size is the side of the square model plane the seed used; other
+	// sides (MinSize..MaxSize) run the same chain with that thumbnail
+	// and canvas size (see VersionFor).
 	Size = 224
+	// MinSize and MaxSize bound the plane side a model may ask for.
+	MinSize, MaxSize = 32, 1024
 )
+
+// VersionFor is Version for a size x size plane: the seed's string for
+// Size, the same chain with the other size named otherwise.
+func VersionFor(size int) string {
+	if size == Size {
+		return Version
+	}
+	return fmt.Sprintf("fracd-preprocess/1 gray=cv4.6-rgb2gray clahe=cv4.6(2.0,8x8) thumb=pil9.4-lanczos(%d,gap2.0) pad=centre%d", size, size)
+}
+
+// CheckPlaneSize reports whether size is a plane side the chain supports.
+func CheckPlaneSize(size int) error {
+	if size < MinSize || size > MaxSize {
+		return fmt.Errorf("preprocess: plane size %d outside %d..%d", size, MinSize, MaxSize)
+	}
+	return nil
+}
 
 // MaxPixels bounds the input area; larger images are rejected rather than
 // risking huge allocations in the daemon.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -233,6 +234,9 @@ func TestPlaneErrors(t *testing.T) {
 	if err := PlaneInto(newGray(10, 10), newGray(5, 5)); err == nil {
 		t.Error("wrong destination size accepted")
 	}
+	if err := PlaneInto(newGray(224, 320), newGray(5, 5)); err == nil {
+		t.Error("non-square destination accepted")
+	}
 }
 
 // TestPlaneSubImage checks that a sub-image (non-zero origin, larger stride)
@@ -359,6 +363,38 @@ func TestPlaneMatchesSteps(t *testing.T) {
 		}
 		if n, _, m := diffGray(got, want); n != 0 {
 			t.Errorf("%dx%d: fused chain differs from the steps on %d pixels (max %d)", sz[0], sz[1], n, m)
+		}
+		// Larger planes run the same fused chain with another target.
+		for _, side := range []int{320, 448} {
+			want := Pad(Thumbnail(CLAHE(Gray(img), ClipLimit, TilesX, TilesY), side), side)
+			got, err := PlaneSized(img, side)
+			if err != nil {
+				t.Fatalf("%dx%d at %d: %v", sz[0], sz[1], side, err)
+			}
+			if got.Bounds().Dx() != side || got.Bounds().Dy() != side {
+				t.Fatalf("%dx%d at %d: plane is %v", sz[0], sz[1], side, got.Bounds())
+			}
+			if n, _, m := diffGray(got, want); n != 0 {
+				t.Errorf("%dx%d at %d: fused chain differs from the steps on %d pixels (max %d)", sz[0], sz[1], side, n, m)
+			}
+		}
+	}
+}
+
+func TestVersionFor(t *testing.T) {
+	if VersionFor(Size) != Version {
+		t.Errorf("VersionFor(%d) = %q, want the seed's %q", Size, VersionFor(Size), Version)
+	}
+	v := VersionFor(320)
+	if v == Version || !strings.Contains(v, "lanczos(320,") || !strings.HasSuffix(v, "pad=centre320") {
+		t.Errorf("VersionFor(320) = %q", v)
+	}
+	for _, bad := range []int{0, MinSize - 1, MaxSize + 1} {
+		if CheckPlaneSize(bad) == nil {
+			t.Errorf("plane size %d accepted", bad)
+		}
+		if _, err := PlaneSized(newGray(50, 50), bad); err == nil {
+			t.Errorf("PlaneSized(%d) accepted", bad)
 		}
 	}
 }

@@ -67,15 +67,15 @@ func (d *augmentedDataset) Example(i int, dst []float32) (float32, error) {
 	if i < 0 || i >= d.Cache.Len() {
 		return 0, fmt.Errorf("training: example %d out of range [0,%d)", i, d.Cache.Len())
 	}
-	if len(dst) < preprocess.TensorLen {
-		return 0, fmt.Errorf("training: example buffer has %d floats, want %d", len(dst), preprocess.TensorLen)
+	s := d.Cache.Side()
+	if n := preprocess.TensorLenFor(s); len(dst) < n {
+		return 0, fmt.Errorf("training: example buffer has %d floats, want %d", len(dst), n)
 	}
-	const s = preprocess.Size
-	if d.buf == nil {
+	if len(d.buf) != s*s {
 		d.buf = make([]float32, s*s)
 	}
 	rng := rand.New(rand.NewSource(augSeed(d.seed, d.epoch, i)))
-	d.aug.apply(rng, d.Cache.Planes[i*PlaneBytes:(i+1)*PlaneBytes], d.buf, s)
+	d.aug.apply(rng, d.Cache.Plane(i).Pix, d.buf, s)
 	for c := 0; c < 3; c++ {
 		out := dst[c*s*s : (c+1)*s*s]
 		m, sd := d.Mean[c], d.Std[c]

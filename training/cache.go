@@ -21,7 +21,8 @@ import (
 	"github.com/fracd/fracd/preprocess"
 )
 
-// PlaneBytes is the memory one cached image takes: a Size x Size uint8 plane.
+// PlaneBytes is the memory one cached image takes at the seed's plane
+// size: a Size x Size uint8 plane (Cache.PlaneBytes for other sizes).
 const PlaneBytes = preprocess.Size * preprocess.Size
 
 // DefaultCacheBytes bounds the plane cache: 4 GiB is about 85,000 images.
@@ -47,18 +48,30 @@ type Skipped struct {
 // Cache holds the preprocessed planes of the usable examples of one split,
 // in label-file order.
 type Cache struct {
-	Planes []byte    // len(Labels) planes of PlaneBytes, row-major
+	Planes []byte    // len(Labels) planes of PlaneBytes(), row-major
 	Labels []float32 // 0 or 1
 	Rows   []int     // the CSV row of each plane
+	Size   int       // plane side; 0 means preprocess.Size
 }
 
 // Len is the number of cached images.
 func (c *Cache) Len() int { return len(c.Labels) }
 
+// Side is the side of the cached square planes.
+func (c *Cache) Side() int {
+	if c.Size == 0 {
+		return preprocess.Size
+	}
+	return c.Size
+}
+
+// PlaneBytes is the memory one cached plane takes.
+func (c *Cache) PlaneBytes() int { return c.Side() * c.Side() }
+
 // Plane returns image i as an *image.Gray sharing the cache's memory.
 func (c *Cache) Plane(i int) *image.Gray {
-	return &image.Gray{Pix: c.Planes[i*PlaneBytes : (i+1)*PlaneBytes], Stride: preprocess.Size,
-		Rect: image.Rect(0, 0, preprocess.Size, preprocess.Size)}
+	s, n := c.Side(), c.PlaneBytes()
+	return &image.Gray{Pix: c.Planes[i*n : (i+1)*n], Stride: s, Rect: image.Rect(0, 0, s, s)}
 }
 
 // BuildCaches decodes and preprocesses (exactly as inference does:
@@ -68,9 +81,19 @@ func (c *Cache) Plane(i int) *image.Gray {
 // planes' total memory (<= 0: DefaultCacheBytes); a label set that would
 // exceed it is refused before anything is decoded.
 func BuildCaches(ctx context.Context, ls *LabelSet, maxBytes int64) (map[string]*Cache, []Skipped, error) {
+	return BuildCachesSized(ctx, ls, maxBytes, preprocess.Size)
+}
+
+// BuildCachesSized is BuildCaches for size x size planes (a model whose
+// input size is not the seed's 224).
+func BuildCachesSized(ctx context.Context, ls *LabelSet, maxBytes int64, size int) (map[string]*Cache, []Skipped, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
 	}
+	if err := preprocess.CheckPlaneSize(size); err != nil {
+		return nil, nil, fmt.Errorf("training: %w", err)
+	}
+	PlaneBytes := size * size // shadows the seed's constant on purpose
 	var todo []int
 	var skipped []Skipped
 	for i, e := range ls.Examples {
@@ -80,7 +103,7 @@ func BuildCaches(ctx context.Context, ls *LabelSet, maxBytes int64) (map[string]
 		}
 		todo = append(todo, i)
 	}
-	if need := int64(len(todo)) * PlaneBytes; need > maxBytes {
+	if need := int64(len(todo)) * int64(PlaneBytes); need > maxBytes {
 		return nil, nil, fmt.Errorf("training: %d images need %d MiB of plane cache, over the %d MiB bound (raise --cache-mb)",
 			len(todo), need>>20, maxBytes>>20)
 	}
@@ -92,7 +115,7 @@ func BuildCaches(ctx context.Context, ls *LabelSet, maxBytes int64) (map[string]
 		e := ls.Examples[i]
 		c := caches[e.Split]
 		if c == nil {
-			c = &Cache{}
+			c = &Cache{Size: size}
 			caches[e.Split] = c
 		}
 		slot[k] = len(c.Labels)
@@ -216,10 +239,11 @@ func (d *Dataset) Example(i int, dst []float32) (float32, error) {
 	if i < 0 || i >= d.Cache.Len() {
 		return 0, fmt.Errorf("training: example %d out of range [0,%d)", i, d.Cache.Len())
 	}
-	if len(dst) < preprocess.TensorLen {
-		return 0, fmt.Errorf("training: example buffer has %d floats, want %d", len(dst), preprocess.TensorLen)
+	n := preprocess.TensorLenFor(d.Cache.Side())
+	if len(dst) < n {
+		return 0, fmt.Errorf("training: example buffer has %d floats, want %d", len(dst), n)
 	}
-	preprocess.ToTensor(d.Cache.Plane(i), d.Mean, d.Std, dst[:preprocess.TensorLen])
+	preprocess.ToTensor(d.Cache.Plane(i), d.Mean, d.Std, dst[:n])
 	return d.Cache.Labels[i], nil
 }
 

@@ -57,11 +57,18 @@ type Config struct {
 	EMA          float64 // weight EMA decay per step; 0 off
 	TTA          bool    // evaluate (and ship) with flip test-time augmentation
 	Patience     int     // stop after this many epochs without a better val ROC-AUC; 0 never
-	RunDir       string
-	Resume       bool
-	CacheBytes   int64 // plane cache bound, DefaultCacheBytes if 0
-	Logger       *slog.Logger
-	Recorder     Recorder // nil: nothing recorded outside RunDir
+	// InputSize is the plane side the model is trained at (0: the seed's
+	// preprocess.Size); the model metadata carries it to inference.
+	InputSize int
+	// Init, when set, is a model file whose weights the run starts from
+	// instead of a fresh initialisation (same architecture; e.g. a model
+	// trained at 224 fine-tuned at a higher InputSize).
+	Init       string
+	RunDir     string
+	Resume     bool
+	CacheBytes int64 // plane cache bound, DefaultCacheBytes if 0
+	Logger     *slog.Logger
+	Recorder   Recorder // nil: nothing recorded outside RunDir
 	// Now is the clock for recorded timestamps (time.Now if nil).
 	Now func() time.Time
 }
@@ -88,6 +95,8 @@ type Params struct {
 	Layout            string  `json:"layout"`
 	SplitAssigned     bool    `json:"split_assigned"`
 	PreprocessVersion string  `json:"preprocess_version"`
+	InputSize         int     `json:"input_size,omitempty"`  // 0: preprocess.Size
+	InitSHA256        string  `json:"init_sha256,omitempty"` // weights the run started from
 }
 
 // DataSummary says what the label file gave and what was used.
@@ -202,6 +211,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !(cfg.EMA >= 0 && cfg.EMA < 1) || !(cfg.WarmupEpochs >= 0) || cfg.Patience < 0 {
 		return nil, fmt.Errorf("training: ema %v must be in [0,1), warm-up %v and patience %d >= 0", cfg.EMA, cfg.WarmupEpochs, cfg.Patience)
 	}
+	size := cfg.InputSize
+	if size == 0 {
+		size = preprocess.Size
+	}
+	if err := preprocess.CheckPlaneSize(size); err != nil {
+		return nil, fmt.Errorf("training: input size: %w", err)
+	}
+	var initSHA string
+	if cfg.Init != "" {
+		im, err := classifier.Load(cfg.Init)
+		if err != nil {
+			return nil, fmt.Errorf("training: init model: %w", err)
+		}
+		if im.Arch().Name != arch.Name {
+			return nil, fmt.Errorf("training: init model is %s, the run trains %s", im.Arch().Name, arch.Name)
+		}
+		initSHA = im.Info().WeightsSHA256
+	}
 	log := cfg.Logger
 
 	var ls *LabelSet
@@ -220,7 +247,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	params := Params{Arch: arch.Name, Epochs: cfg.Epochs, Batch: cfg.Batch, LR: cfg.LR, Momentum: cfg.Momentum,
 		WeightDecay: cfg.WeightDecay, Gamma: cfg.Gamma, Alpha: cfg.Alpha, Seed: cfg.Seed, Augment: cfg.Augment,
 		Schedule: cfg.Schedule, WarmupEpochs: cfg.WarmupEpochs, EMA: cfg.EMA, TTA: cfg.TTA, Patience: cfg.Patience, LabelsSHA256: ls.SHA256,
-		Layout: ls.Layout, SplitAssigned: ls.SplitAssigned, PreprocessVersion: preprocess.Version}
+		Layout: ls.Layout, SplitAssigned: ls.SplitAssigned, PreprocessVersion: preprocess.VersionFor(size), InitSHA256: initSHA}
+	if size != preprocess.Size {
+		params.InputSize = size // omitted at 224, so runs from before the field resume
+	}
 
 	st, err := openRunDir(cfg, params)
 	if err != nil {
@@ -229,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	log.Info("training: preprocessing images", "rows", len(ls.Examples), "layout", ls.Layout,
 		"split", map[bool]string{true: "assigned 70/20/10 stratified, seed " + fmt.Sprint(cfg.Seed), false: "from file"}[ls.SplitAssigned],
 		"cache_bound_mib", boundOr(cfg.CacheBytes)>>20)
-	caches, skipped, err := BuildCaches(ctx, ls, cfg.CacheBytes)
+	caches, skipped, err := BuildCachesSized(ctx, ls, cfg.CacheBytes, size)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
@@ -395,14 +425,23 @@ func epochSeed(seed int64, epoch int) int64 {
 func ckptName(epoch int) string { return fmt.Sprintf("ckpt-epoch-%04d.safetensors", epoch) }
 
 func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state, train, val *Cache) error {
-	m, err := classifier.New(arch.Name, cfg.Seed)
+	var m *classifier.Model
+	var err error
+	if cfg.Init != "" {
+		m, err = classifier.Load(cfg.Init)
+		if err == nil && m.Info().WeightsSHA256 != st.Params.InitSHA256 {
+			err = fmt.Errorf("init model %s changed since the run started", cfg.Init)
+		}
+	} else {
+		m, err = classifier.New(arch.Name, cfg.Seed)
+	}
 	if err != nil {
 		return fmt.Errorf("training: %w", err)
 	}
-	info := m.Info()
-	if info.InputSize != preprocess.Size {
-		return fmt.Errorf("training: model input %d px, preprocessing makes %d", info.InputSize, preprocess.Size)
+	if err := m.SetInputSize(train.Side()); err != nil {
+		return fmt.Errorf("training: %w", err)
 	}
+	info := m.Info()
 	trainDS := &Dataset{Cache: train, Mean: info.Mean, Std: info.Std}
 	valDS := &Dataset{Cache: val, Mean: info.Mean, Std: info.Std}
 	var best float64 = math.Inf(-1)
@@ -495,7 +534,7 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if met.AUC > best {
 			best, em.Best = met.AUC, true
 			bi := classifier.ModelInfo{ID: st.ModelID, InputSize: info.InputSize, Mean: info.Mean, Std: info.Std,
-				PreprocessVersion: preprocess.Version, Threshold: thr, TrainingRun: st.RunID, TTA: tta}
+				PreprocessVersion: preprocess.VersionFor(info.InputSize), Threshold: thr, TrainingRun: st.RunID, TTA: tta}
 			if err := writeAtomic(filepath.Join(cfg.RunDir, BestFile), func(tmp string) error { return evalModel.Save(tmp, bi) }); err != nil {
 				return fmt.Errorf("training: epoch %d: best model: %w", e, err)
 			}
@@ -568,15 +607,16 @@ func round(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 func PredictAll(ctx context.Context, m *classifier.Model, ds classifier.Dataset, batch int) ([]float32, error) {
 	n := ds.Len()
 	out := make([]float32, 0, n)
-	buf := make([]float32, batch*preprocess.TensorLen)
+	per := preprocess.TensorLenFor(m.Info().InputSize)
+	buf := make([]float32, batch*per)
 	for i := 0; i < n; i += batch {
 		b := min(batch, n-i)
 		for j := 0; j < b; j++ {
-			if _, err := ds.Example(i+j, buf[j*preprocess.TensorLen:(j+1)*preprocess.TensorLen]); err != nil {
+			if _, err := ds.Example(i+j, buf[j*per:(j+1)*per]); err != nil {
 				return nil, err
 			}
 		}
-		p, err := m.Predict(ctx, buf[:b*preprocess.TensorLen], b)
+		p, err := m.Predict(ctx, buf[:b*per], b)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package training
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -501,4 +502,99 @@ func BenchmarkBuildCachesFracAtlas(b *testing.B) {
 			b.Logf("%s; skipped %v", d.Counts, d.Skipped)
 		}
 	}
+}
+
+// TestRunInitAndInputSize fine-tunes a model trained at the seed's 224 px
+// at another plane size: the run starts from the given weights (not a
+// fresh init), the kept model carries the new size and its preprocessing
+// version, and a resume refuses a changed init model.
+func TestRunInitAndInputSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few epochs")
+	}
+	dir := t.TempDir()
+	images, labels := synthSet(t, dir, 6, 6, byThirds, nil)
+	base := tinyConfig(images, labels, filepath.Join(dir, "base"))
+	base.Epochs = 1
+	first, err := Run(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initModel, err := classifier.Load(first.BestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := tinyConfig(images, labels, filepath.Join(dir, "fine"))
+	// Another seed: a fresh initialisation would differ from the init model.
+	cfg.Epochs, cfg.Init, cfg.InputSize, cfg.LR, cfg.Seed = 1, first.BestPath, 96, 1e-9, 7
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Params.InputSize != 96 || res.Params.InitSHA256 != initModel.Info().WeightsSHA256 ||
+		res.Params.PreprocessVersion != preprocess.VersionFor(96) {
+		t.Errorf("params = %+v", res.Params)
+	}
+	fine, err := classifier.Load(res.BestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := fine.Info()
+	if info.InputSize != 96 || info.PreprocessVersion != preprocess.VersionFor(96) {
+		t.Errorf("kept model: input %d, preprocessing %q", info.InputSize, info.PreprocessVersion)
+	}
+	// With a learning rate of 1e-9 one epoch barely moves the weights: the
+	// fine-tuned model must still be the init model, not a fresh one.
+	w0, w1 := safetensorF32(t, first.BestPath, "conv1.weight"), safetensorF32(t, res.BestPath, "conv1.weight")
+	if len(w0) == 0 || len(w0) != len(w1) {
+		t.Fatalf("conv1.weight: %d and %d values", len(w0), len(w1))
+	}
+	var maxDiff float64
+	for i := range w0 {
+		maxDiff = max(maxDiff, math.Abs(float64(w0[i]-w1[i])))
+	}
+	if maxDiff > 1e-3 {
+		t.Errorf("fine-tuned weights moved by up to %g from the init model: not started from it", maxDiff)
+	}
+
+	// A changed init model is refused on resume.
+	other := tinyConfig(images, labels, filepath.Join(dir, "other"))
+	other.Epochs = 1
+	second, err := Run(context.Background(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resume, cfg.Epochs, cfg.Init = true, 2, second.BestPath
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "settings differ") {
+		t.Errorf("resume with another init model: %v", err)
+	}
+}
+
+// safetensorF32 reads one F32 tensor of a safetensors file (8-byte LE
+// header length, JSON header, data).
+func safetensorF32(t *testing.T, path, name string) []float32 {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(raw[:8])
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(raw[8:8+n], &hdr); err != nil {
+		t.Fatalf("%s: header: %v", path, err)
+	}
+	var ti struct {
+		Dtype   string `json:"dtype"`
+		Offsets [2]int `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(hdr[name], &ti); err != nil || ti.Dtype != "F32" {
+		t.Fatalf("%s: tensor %s: %v (dtype %q)", path, name, err, ti.Dtype)
+	}
+	data := raw[8+n+uint64(ti.Offsets[0]) : 8+n+uint64(ti.Offsets[1])]
+	out := make([]float32, len(data)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return out
 }

@@ -271,13 +271,13 @@ func imagePredictions(ctx context.Context, m *Main, model store.Model, f evalFla
 		return nil, "", fmt.Errorf("model evaluate: %s: the weights file no longer matches the registry (sha256 %s, registered %s)",
 			model.ID, info.WeightsSHA256, model.WeightsSHA256)
 	}
-	if info.InputSize != preprocess.Size {
-		return nil, "", fmt.Errorf("model evaluate: %s takes %d px, preprocessing makes %d", model.ID, info.InputSize, preprocess.Size)
+	if err := preprocess.CheckPlaneSize(info.InputSize); err != nil {
+		return nil, "", fmt.Errorf("model evaluate: %s: %w", model.ID, err)
 	}
 
 	m.Logger.Info("model evaluate: preprocessing images", "rows", len(sel), "split", f.split)
 	sub := &training.LabelSet{Layout: ls.Layout, Examples: sel, SHA256: ls.SHA256}
-	caches, skipped, err := training.BuildCaches(ctx, sub, 0)
+	caches, skipped, err := training.BuildCachesSized(ctx, sub, 0, info.InputSize)
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}

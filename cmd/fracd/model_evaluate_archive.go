@@ -28,7 +28,12 @@ func archivePredictions(ctx context.Context, db *store.DB, model store.Model) ([
 		ls.Examples = append(ls.Examples, training.Example{Row: i + 1, Path: r.ArchivePath, Fractured: r.Fractured,
 			Split: training.SplitVal, DICOM: true})
 	}
-	caches, skipped, err := training.BuildCaches(ctx, ls, 0)
+	cm, err := classifier.Load(model.Path)
+	if err != nil {
+		return nil, "", fmt.Errorf("model evaluate: %w", err)
+	}
+	info := cm.Info()
+	caches, skipped, err := training.BuildCachesSized(ctx, ls, 0, info.InputSize)
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}
@@ -36,11 +41,6 @@ func archivePredictions(ctx context.Context, db *store.DB, model store.Model) ([
 	if c == nil {
 		return nil, "", fmt.Errorf("model evaluate: none of the %d labelled archive files could be read (%d skipped)", len(rows), len(skipped))
 	}
-	cm, err := classifier.Load(model.Path)
-	if err != nil {
-		return nil, "", fmt.Errorf("model evaluate: %w", err)
-	}
-	info := cm.Info()
 	probs, err := training.PredictAll(ctx, cm, &training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}, evalBatch)
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fracd/fracd/preprocess"
+
 	"github.com/spf13/cobra"
 )
 
@@ -12,6 +14,7 @@ func newModelExportCmd(m *Main) *cobra.Command {
 		out, id                        string
 		half                           bool
 		threshold, suspected, definite float64
+		inputSize                      int
 	)
 	cmd := &cobra.Command{
 		Use:   "export MODEL -o FILE [--f16]",
@@ -23,7 +26,9 @@ model; evaluate the exported file, since rounding can move its figures.
 --id sets the model id recorded in the file, --threshold its operating
 threshold (chosen on validation data, e.g. from model evaluate's operating
 points), --suspected and --definite the two operating points of the
-three categories (fracture, doubt, no fracture).`,
+three categories (fracture, doubt, no fracture). --input-size records
+another input side (the preprocessing then makes planes of that side):
+a ResNet accepts any side, but its figures change, so evaluate the file.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -49,6 +54,12 @@ three categories (fracture, doubt, no fracture).`,
 					return fmt.Errorf("model export: need 0 < --suspected (%v) <= threshold (%v) <= --definite (%v) < 1", suspected, info.Threshold, definite)
 				}
 			}
+			if cmd.Flags().Changed("input-size") {
+				if err := preprocess.CheckPlaneSize(inputSize); err != nil {
+					return fmt.Errorf("model export: --input-size: %w", err)
+				}
+				info.InputSize, info.PreprocessVersion = inputSize, preprocess.VersionFor(inputSize)
+			}
 			save := cm.Save
 			if half {
 				save = cm.SaveF16
@@ -64,6 +75,7 @@ three categories (fracture, doubt, no fracture).`,
 	cmd.Flags().StringVarP(&out, "out", "o", "", "output safetensors file")
 	cmd.Flags().BoolVar(&half, "f16", false, "store weights as F16")
 	cmd.Flags().StringVar(&id, "id", "", "model id to record (default: the model's own)")
+	cmd.Flags().IntVar(&inputSize, "input-size", 0, "input side in pixels to record (default: the model's own)")
 	cmd.Flags().Float64Var(&threshold, "threshold", 0, "operating threshold to record (default: the model's own)")
 	cmd.Flags().Float64Var(&suspected, "suspected", 0, "high-sensitivity threshold: at or above it a result is at least 'doubt' (with --definite)")
 	cmd.Flags().Float64Var(&definite, "definite", 0, "high-specificity threshold: at or above it a result is 'fracture' (with --suspected)")

@@ -145,7 +145,7 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 			sub.Examples = append(sub.Examples, e)
 		}
 	}
-	caches, _, err := training.BuildCaches(ctx, &sub, 0)
+	caches, _, err := training.BuildCachesSized(ctx, &sub, 0, info.InputSize)
 	if err != nil {
 		return nil, fmt.Errorf("model localise: %w", err)
 	}
@@ -169,7 +169,7 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 	var pictures []shown
 	var sumIoU float64
 	var nBoxes int
-	buf := make([]float32, preprocess.TensorLen)
+	buf := make([]float32, preprocess.TensorLenFor(info.InputSize))
 	for i := 0; i < c.Len(); i++ {
 		e := byRow[c.Rows[i]]
 		outs := ann.Images[filepath.Base(e.Path)]
@@ -188,7 +188,7 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 			continue
 		}
 		rep.Flagged++
-		geom, err := sourceGeometry(e.Path)
+		geom, err := sourceGeometry(e.Path, info.InputSize)
 		if err != nil {
 			return nil, fmt.Errorf("model localise: row %d: %w", e.Row, err)
 		}
@@ -254,7 +254,7 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 	return rep, nil
 }
 
-func sourceGeometry(path string) (preprocess.Geometry, error) {
+func sourceGeometry(path string, size int) (preprocess.Geometry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return preprocess.Geometry{}, err
@@ -264,7 +264,7 @@ func sourceGeometry(path string) (preprocess.Geometry, error) {
 	if err != nil {
 		return preprocess.Geometry{}, err
 	}
-	return preprocess.PlaneGeometry(cfg.Width, cfg.Height), nil
+	return preprocess.PlaneGeometrySized(cfg.Width, cfg.Height, size), nil
 }
 
 // insidePolygon is the even-odd rule for a flat [x1, y1, x2, y2, ...] list.

@@ -134,6 +134,8 @@ to the model registry, --activate also makes it the active model.`,
 	f.BoolVar(&cfg.TTA, "tta", true, "evaluate with flip test-time augmentation and record it in the model, so inference applies it too")
 	f.IntVar(&cfg.Patience, "patience", 6, "stop after this many epochs without a better validation ROC-AUC (0: never)")
 	f.BoolVar(&cfg.Resume, "resume", false, "continue the run in --run-dir from its last completed epoch")
+	f.IntVar(&cfg.InputSize, "input-size", 224, "side of the model's input plane in pixels (224: the seed's preprocessing, bit for bit)")
+	f.StringVar(&cfg.Init, "init", "", "start from this model file's weights (same --arch) instead of a fresh initialisation")
 	f.Int64Var(&cacheMB, "cache-mb", training.DefaultCacheBytes>>20, "bound on the preprocessed-image cache in MiB")
 	f.BoolVar(&register, "register", false, "register best.safetensors in the model registry")
 	f.BoolVar(&activate, "activate", false, "with --register: make it the active model")
