@@ -62,24 +62,9 @@ func LoadArchive(ctx context.Context, db *store.DB, seed int64) (*LabelSet, *Arc
 	if err != nil {
 		return nil, nil, fmt.Errorf("training: archive: %w", err)
 	}
-	keys := make([]string, len(rows))
-	skipped := make([]string, len(rows))
-	for i, r := range rows {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("training: archive: %w", err)
-		}
-		f, err := dicomio.ParseFile(r.ArchivePath)
-		switch {
-		case err != nil && os.IsNotExist(err):
-			skipped[i] = SkipMissing
-		case err != nil:
-			skipped[i] = SkipDecode
-		default:
-			keys[i] = f.PatientID()
-		}
-		if keys[i] == "" {
-			keys[i] = "study:" + r.StudyUID
-		}
+	keys, skipped, err := patientKeys(ctx, rows)
+	if err != nil {
+		return nil, nil, err
 	}
 	// A patient is positive if any of their images is.
 	patientPos := map[string]bool{}
@@ -115,6 +100,51 @@ func LoadArchive(ctx context.Context, db *store.DB, seed int64) (*LabelSet, *Arc
 	ls.SHA256 = data.SHA256
 	data.Counts = ls.Counts()
 	return ls, data, nil
+}
+
+// patientKeys reads each row's archive file for its pseudonymous Patient
+// ID (the split key; the Study Instance UID when it is empty) and says why
+// a file could not be read.
+func patientKeys(ctx context.Context, rows []store.ArchivedLabel) (keys, skipped []string, err error) {
+	keys = make([]string, len(rows))
+	skipped = make([]string, len(rows))
+	for i, r := range rows {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("training: archive: %w", err)
+		}
+		f, err := dicomio.ParseFile(r.ArchivePath)
+		switch {
+		case err != nil && os.IsNotExist(err):
+			skipped[i] = SkipMissing
+		case err != nil:
+			skipped[i] = SkipDecode
+		default:
+			keys[i] = f.PatientID()
+		}
+		if keys[i] == "" {
+			keys[i] = "study:" + r.StudyUID
+		}
+	}
+	return keys, skipped, nil
+}
+
+// StoredArchiveSplits returns the stored split of each row's patient, ""
+// for a patient no training run has assigned yet (the next one will). It
+// only reads: evaluation must not assign splits.
+func StoredArchiveSplits(ctx context.Context, db *store.DB, rows []store.ArchivedLabel) ([]string, error) {
+	known, err := db.PatientSplits(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("training: archive: %w", err)
+	}
+	keys, _, err := patientKeys(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rows))
+	for i, k := range keys {
+		out[i] = known[k]
+	}
+	return out, nil
 }
 
 func b2i(b bool) int {

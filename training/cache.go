@@ -81,12 +81,28 @@ func (c *Cache) Plane(i int) *image.Gray {
 // planes' total memory (<= 0: DefaultCacheBytes); a label set that would
 // exceed it is refused before anything is decoded.
 func BuildCaches(ctx context.Context, ls *LabelSet, maxBytes int64) (map[string]*Cache, []Skipped, error) {
-	return BuildCachesSized(ctx, ls, maxBytes, preprocess.Size)
+	return BuildCachesWith(ctx, ls, CacheOptions{MaxBytes: maxBytes})
 }
 
 // BuildCachesSized is BuildCaches for size x size planes (a model whose
 // input size is not the seed's 224).
 func BuildCachesSized(ctx context.Context, ls *LabelSet, maxBytes int64, size int) (map[string]*Cache, []Skipped, error) {
+	return BuildCachesWith(ctx, ls, CacheOptions{MaxBytes: maxBytes, Size: size})
+}
+
+// CacheOptions configure BuildCachesWith.
+type CacheOptions struct {
+	MaxBytes int64    // bound on the planes' memory; <= 0: DefaultCacheBytes
+	Size     int      // plane side; 0: preprocess.Size
+	Progress Progress // told of each image done (read, decoded or skipped); may be nil
+}
+
+// BuildCachesWith is BuildCaches with every option.
+func BuildCachesWith(ctx context.Context, ls *LabelSet, opt CacheOptions) (map[string]*Cache, []Skipped, error) {
+	maxBytes, size := opt.MaxBytes, opt.Size
+	if size == 0 {
+		size = preprocess.Size
+	}
 	if maxBytes <= 0 {
 		maxBytes = DefaultCacheBytes
 	}
@@ -99,6 +115,9 @@ func BuildCachesSized(ctx context.Context, ls *LabelSet, maxBytes int64, size in
 	for i, e := range ls.Examples {
 		if e.Path == "" {
 			skipped = append(skipped, Skipped{Row: e.Row, Reason: SkipMissing})
+			if opt.Progress != nil {
+				opt.Progress.Add(1) // done too: the bar counts every row
+			}
 			continue
 		}
 		todo = append(todo, i)
@@ -137,6 +156,9 @@ func BuildCachesSized(ctx context.Context, ls *LabelSet, maxBytes int64, size in
 			for k := range next {
 				e := ls.Examples[todo[k]]
 				results[k] = loadPlane(e, caches[e.Split].Plane(slot[k]))
+				if opt.Progress != nil {
+					opt.Progress.Add(1)
+				}
 			}
 		}()
 	}
@@ -245,6 +267,38 @@ func (d *Dataset) Example(i int, dst []float32) (float32, error) {
 	}
 	preprocess.ToTensor(d.Cache.Plane(i), d.Mean, d.Std, dst[:n])
 	return d.Cache.Labels[i], nil
+}
+
+// Progress is told how far a long phase has got (cmd/fracd draws a bar on
+// a terminal, else logs). Add may be called from several goroutines only
+// where a caller says so; BuildCachesWith serialises nothing, so its
+// Progress must be safe for concurrent use.
+type Progress interface {
+	Add(n int64)
+	Finish()
+}
+
+// ProgressFunc starts the report of one phase: what it is, the unit
+// counted and the total (<= 0: unknown).
+type ProgressFunc func(what, unit string, total int64) Progress
+
+// WithProgress returns ds telling p of every example read: the trainer and
+// the predictors read each image once per pass.
+func WithProgress(ds classifier.Dataset, p Progress) classifier.Dataset {
+	if p == nil {
+		return ds
+	}
+	return &countingDataset{Dataset: ds, p: p}
+}
+
+type countingDataset struct {
+	classifier.Dataset
+	p Progress
+}
+
+func (d *countingDataset) Example(i int, dst []float32) (float32, error) {
+	d.p.Add(1)
+	return d.Dataset.Example(i, dst)
 }
 
 // progress wraps the training Dataset to log how far an epoch has got:

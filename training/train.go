@@ -68,7 +68,10 @@ type Config struct {
 	Resume     bool
 	CacheBytes int64 // plane cache bound, DefaultCacheBytes if 0
 	Logger     *slog.Logger
-	Recorder   Recorder // nil: nothing recorded outside RunDir
+	// Progress, when set, reports preprocessing, each epoch and each
+	// validation pass (a bar on a terminal); nil: epoch progress is logged.
+	Progress ProgressFunc
+	Recorder Recorder // nil: nothing recorded outside RunDir
 	// Now is the clock for recorded timestamps (time.Now if nil).
 	Now func() time.Time
 }
@@ -259,7 +262,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	log.Info("training: preprocessing images", "rows", len(ls.Examples), "layout", ls.Layout,
 		"split", map[bool]string{true: "assigned 70/20/10 stratified, seed " + fmt.Sprint(cfg.Seed), false: "from file"}[ls.SplitAssigned],
 		"cache_bound_mib", boundOr(cfg.CacheBytes)>>20)
-	caches, skipped, err := BuildCachesSized(ctx, ls, cfg.CacheBytes, size)
+	copt := CacheOptions{MaxBytes: cfg.CacheBytes, Size: size}
+	if cfg.Progress != nil {
+		copt.Progress = cfg.Progress("training: preprocessing", "images", int64(len(ls.Examples)))
+	}
+	caches, skipped, err := BuildCachesWith(ctx, ls, copt)
+	if copt.Progress != nil {
+		copt.Progress.Finish()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
@@ -480,9 +490,23 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		if cfg.Augment.On() {
 			ds = &augmentedDataset{Dataset: trainDS, aug: cfg.Augment, seed: cfg.Seed, epoch: e}
 		}
-		// Progress every tenth of the epoch, in whole batches.
-		every := max(1, train.Len()/10/cfg.Batch) * cfg.Batch
-		loss, err := tr.Epoch(ctx, &progress{Dataset: ds, log: cfg.Logger, epoch: e, every: every}, cfg.Batch)
+		var bar Progress
+		if cfg.Progress != nil {
+			n := train.Len()
+			if n%cfg.Batch == 1 && n > 1 {
+				n-- // Epoch drops a last batch of one (train-mode BatchNorm)
+			}
+			bar = cfg.Progress(fmt.Sprintf("training: epoch %d/%d", e, cfg.Epochs), "images", int64(n))
+			ds = WithProgress(ds, bar)
+		} else {
+			// Progress every tenth of the epoch, in whole batches.
+			every := max(1, train.Len()/10/cfg.Batch) * cfg.Batch
+			ds = &progress{Dataset: ds, log: cfg.Logger, epoch: e, every: every}
+		}
+		loss, err := tr.Epoch(ctx, ds, cfg.Batch)
+		if bar != nil {
+			bar.Finish()
+		}
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: %w", e, err)
 		}
@@ -497,7 +521,15 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		} else if em != nil {
 			evalModel = em
 		}
-		plain, probs, err := predictWithTTA(ctx, evalModel, valDS, cfg.Batch, cfg.TTA)
+		var vds classifier.Dataset = valDS
+		if cfg.Progress != nil {
+			bar = cfg.Progress(fmt.Sprintf("training: validating epoch %d", e), "images", int64(val.Len()))
+			vds = WithProgress(valDS, bar)
+		}
+		plain, probs, err := predictWithTTA(ctx, evalModel, vds, cfg.Batch, cfg.TTA)
+		if bar != nil {
+			bar.Finish()
+		}
 		if err != nil {
 			return fmt.Errorf("training: epoch %d: validation: %w", e, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fracd/fracd/classifier"
@@ -597,4 +598,49 @@ func safetensorF32(t *testing.T, path, name string) []float32 {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
 	}
 	return out
+}
+
+type fakeBar struct {
+	mu         sync.Mutex
+	what       string
+	total      int64
+	done       int64
+	finishedAt int64 // done when Finish was called; -1 before
+}
+
+func (b *fakeBar) Add(n int64) { b.mu.Lock(); b.done += n; b.mu.Unlock() }
+func (b *fakeBar) Finish()     { b.mu.Lock(); b.finishedAt = b.done; b.mu.Unlock() }
+
+// TestRunProgress: with Config.Progress, preprocessing, every epoch and
+// every validation pass report one bar each, counted to its total and
+// finished.
+func TestRunProgress(t *testing.T) {
+	dir := t.TempDir()
+	images, labels := synthSet(t, dir, 5, 4, byThirds, map[string][]byte{"broken.png": []byte("not a png")})
+	cfg := tinyConfig(images, labels, filepath.Join(dir, "run"))
+	var bars []*fakeBar
+	cfg.Progress = func(what, unit string, total int64) Progress {
+		b := &fakeBar{what: what, total: total, finishedAt: -1}
+		bars = append(bars, b)
+		return b
+	}
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"training: preprocessing", "training: epoch 1/2", "training: validating epoch 1", "training: epoch 2/2", "training: validating epoch 2"}
+	if len(bars) != len(want) {
+		t.Fatalf("%d bars, want %d", len(bars), len(want))
+	}
+	for i, b := range bars {
+		if b.what != want[i] {
+			t.Errorf("bar %d is %q, want %q", i, b.what, want[i])
+		}
+		if b.total <= 0 || b.done != b.total || b.finishedAt != b.total {
+			t.Errorf("%s: done %d of %d, finished at %d", b.what, b.done, b.total, b.finishedAt)
+		}
+	}
+	if got := bars[0].total; got != int64(res.Data.Listed) {
+		t.Errorf("preprocessing bar total %d, want every listed row (%d)", got, res.Data.Listed)
+	}
 }

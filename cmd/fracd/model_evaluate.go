@@ -27,6 +27,7 @@ import (
 type evalFlags struct {
 	images, labels, split, groups string
 	labelled, archive             bool
+	archiveSplit                  string // with --archive: only this stored patient split
 	out, predictions              string
 	bootstrap                     int
 	seed, splitSeed               int64
@@ -42,13 +43,15 @@ const evalBatch = 8
 func newModelEvaluateCmd(m *Main) *cobra.Command {
 	var f evalFlags
 	cmd := &cobra.Command{
-		Use:   "evaluate [MODEL] (--images DIR --labels CSV [--split val|test|train|all] | --labelled)",
+		Use:   "evaluate [MODEL] (--split val|test | --archive | --labelled | --images DIR --labels CSV [--split val|test|train|all])",
 		Short: "Measure a registered model (default: the active one) on labelled images or on the labelled results in the database",
 		Long: `Runs the model on labelled images (--images/--labels, the label files of
 fracd train; default split val, and for FracAtlas the body part of each
 image from dataset.csv beside the label file or --groups), or takes the
 model's stored predictions that have labels (--labelled; groups are the
-instances' body parts), and reports ROC-AUC with a bootstrap interval,
+instances' body parts), or re-scores the labelled de-identified archive
+(--archive; with --split, or --split alone, only the patients fracd train
+--from-db stored in that split), and reports ROC-AUC with a bootstrap interval,
 average precision, the figures at the model's threshold, operating points,
 calibration and a per-group breakdown.
 
@@ -69,7 +72,7 @@ exist but cannot be decoded are skipped and counted, as in training.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.images, "images", "", "image directory (with --labels)")
 	fl.StringVar(&f.labels, "labels", "", "label CSV: FracAtlas split.csv or path,fractured[,split] (with --images)")
-	fl.StringVar(&f.split, "split", training.SplitVal, "which rows of the label file: train, val, test or all")
+	fl.StringVar(&f.split, "split", training.SplitVal, "which rows of the label file, or alone (or with --archive) which patients of the labelled archive as fracd train --from-db split them: train, val, test or all")
 	fl.StringVar(&f.groups, "groups", "", "CSV giving each image's group: image_id or path, and group/body_part or FracAtlas's hand,leg,hip,shoulder,mixed (default: dataset.csv beside --labels, if present)")
 	fl.BoolVar(&f.labelled, "labelled", false, "evaluate the model's stored predictions that have labels")
 	fl.BoolVar(&f.archive, "archive", false, "run the model on every labelled de-identified archive instance (the same cases for any model: what promote compares)")
@@ -83,18 +86,26 @@ exist but cannot be decoded are skipped and counted, as in training.`,
 
 func (f *evalFlags) check(cmd *cobra.Command) error {
 	fromFiles := f.images != "" || f.labels != ""
+	if !f.archive && !f.labelled && !fromFiles && cmd.Flags().Changed("split") {
+		f.archive = true // --split alone: the archive's stored patient split
+	}
+	if !f.archive || !cmd.Flags().Changed("split") {
+		f.archiveSplit = ""
+	} else {
+		f.archiveSplit = f.split
+	}
 	if f.archive {
-		if f.labelled || fromFiles || cmd.Flags().Changed("split") || f.groups != "" || cmd.Flags().Changed("split-seed") {
-			return errors.New("model evaluate: --archive takes no --labelled, --images, --labels, --split, --split-seed or --groups")
+		if f.labelled || fromFiles || f.groups != "" || cmd.Flags().Changed("split-seed") {
+			return errors.New("model evaluate: --archive takes no --labelled, --images, --labels, --split-seed or --groups")
 		}
 		f.labelled = true // the same checks as --labelled from here on
 		defer func() { f.labelled = false }()
 	}
 	switch {
-	case f.labelled && (fromFiles || cmd.Flags().Changed("split") || f.groups != "" || cmd.Flags().Changed("split-seed")):
+	case f.labelled && (fromFiles || (cmd.Flags().Changed("split") && !f.archive) || f.groups != "" || cmd.Flags().Changed("split-seed")):
 		return errors.New("model evaluate: --labelled takes no --images, --labels, --split, --split-seed or --groups")
 	case !f.labelled && !fromFiles:
-		return errors.New("model evaluate: give --images DIR --labels CSV, or --labelled")
+		return errors.New("model evaluate: give --images DIR --labels CSV, --split val|test (the archive's patient splits), --archive or --labelled")
 	case !f.labelled && (f.images == "" || f.labels == ""):
 		return errors.New("model evaluate: --images and --labels go together")
 	case f.bootstrap < 0:
@@ -132,7 +143,7 @@ func runModelEvaluate(ctx context.Context, m *Main, cmd *cobra.Command, args []s
 	var preds []evaluate.Prediction
 	var dataset string
 	if f.archive {
-		preds, dataset, err = archivePredictions(ctx, rdb, model)
+		preds, dataset, err = archivePredictions(ctx, rdb, model, f.archiveSplit, m.trainingProgress(progressLogEvery))
 	} else if f.labelled {
 		preds, dataset, err = labelledPredictions(ctx, rdb, model)
 	} else {
@@ -277,7 +288,9 @@ func imagePredictions(ctx context.Context, m *Main, model store.Model, f evalFla
 
 	m.Logger.Info("model evaluate: preprocessing images", "rows", len(sel), "split", f.split)
 	sub := &training.LabelSet{Layout: ls.Layout, Examples: sel, SHA256: ls.SHA256}
-	caches, skipped, err := training.BuildCachesSized(ctx, sub, 0, info.InputSize)
+	prep := m.newProgress("model evaluate: preprocessing", "images", int64(len(sel)))
+	caches, skipped, err := training.BuildCachesWith(ctx, sub, training.CacheOptions{Size: info.InputSize, Progress: prep})
+	prep.Finish()
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}
@@ -295,9 +308,16 @@ func imagePredictions(ctx context.Context, m *Main, model store.Model, f evalFla
 	}
 	sort.Strings(names) // a fixed order, so --predictions files compare
 	var preds []evaluate.Prediction
+	total := 0
+	for _, c := range caches {
+		total += c.Len()
+	}
+	scoring := m.newProgress("model evaluate: scoring", "images", int64(total))
+	defer scoring.Finish()
 	for _, name := range names {
 		c := caches[name]
-		probs, err := training.PredictAll(ctx, cm, &training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}, evalBatch)
+		ds := training.WithProgress(&training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}, scoring)
+		probs, err := training.PredictAll(ctx, cm, ds, evalBatch)
 		if err != nil {
 			return nil, "", fmt.Errorf("model evaluate: predict: %w", err)
 		}

@@ -15,13 +15,34 @@ import (
 // inference does. Unlike --labelled (the model's stored results) this gives
 // any model, a candidate included, the same cases, so promote can compare
 // a candidate with the active model on one data hash.
-func archivePredictions(ctx context.Context, db *store.DB, model store.Model) ([]evaluate.Prediction, string, error) {
+//
+// split, when not empty, keeps the instances of the patients stored in that
+// split (train, val or test, as fracd train --from-db assigned them), so a
+// model is judged on patients it was not trained on.
+func archivePredictions(ctx context.Context, db *store.DB, model store.Model, split string, progress training.ProgressFunc) ([]evaluate.Prediction, string, error) {
 	rows, err := db.LabelledArchive(ctx)
 	if err != nil {
 		return nil, "", err
 	}
 	if len(rows) == 0 {
 		return nil, "", fmt.Errorf("model evaluate: no archived instance has a label (fracd label import)")
+	}
+	all := len(rows)
+	if split != "" && split != splitAll {
+		splits, err := training.StoredArchiveSplits(ctx, db, rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("model evaluate: %w", err)
+		}
+		var kept []store.ArchivedLabel
+		for i, r := range rows {
+			if splits[i] == split {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) == 0 {
+			return nil, "", fmt.Errorf("model evaluate: none of the %d labelled archive instances belongs to a patient in split %q (fracd train --from-db assigns patients to splits)", all, split)
+		}
+		rows = kept
 	}
 	ls := &training.LabelSet{Layout: training.LayoutArchive}
 	for i, r := range rows {
@@ -33,7 +54,9 @@ func archivePredictions(ctx context.Context, db *store.DB, model store.Model) ([
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}
 	info := cm.Info()
-	caches, skipped, err := training.BuildCachesSized(ctx, ls, 0, info.InputSize)
+	prep := progress("model evaluate: rendering archive", "images", int64(len(ls.Examples)))
+	caches, skipped, err := training.BuildCachesWith(ctx, ls, training.CacheOptions{Size: info.InputSize, Progress: prep})
+	prep.Finish()
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}
@@ -41,7 +64,9 @@ func archivePredictions(ctx context.Context, db *store.DB, model store.Model) ([
 	if c == nil {
 		return nil, "", fmt.Errorf("model evaluate: none of the %d labelled archive files could be read (%d skipped)", len(rows), len(skipped))
 	}
-	probs, err := training.PredictAll(ctx, cm, &training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}, evalBatch)
+	scoring := progress("model evaluate: scoring", "images", int64(c.Len()))
+	probs, err := training.PredictAll(ctx, cm, training.WithProgress(&training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}, scoring), evalBatch)
+	scoring.Finish()
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}
@@ -54,5 +79,9 @@ func archivePredictions(ctx context.Context, db *store.DB, model store.Model) ([
 		}
 		preds[i] = evaluate.Prediction{Key: r.SOPInstanceUID, Label: label, Probability: float64(probs[i]), Group: r.BodyPart}
 	}
-	return preds, fmt.Sprintf("labelled archive instances re-scored: %d of %d (%d archive files unreadable)", len(preds), len(rows), len(skipped)), nil
+	what := "labelled archive instances re-scored"
+	if split != "" && split != splitAll {
+		what = fmt.Sprintf("labelled archive instances of the patients in split %s (of %d labelled) re-scored", split, all)
+	}
+	return preds, fmt.Sprintf("%s: %d of %d (%d archive files unreadable)", what, len(preds), len(rows), len(skipped)), nil
 }

@@ -5,8 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
+	"github.com/fracd/fracd/training"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -22,8 +24,9 @@ const progressLogEvery = 5 * time.Second
 // the end. Nothing it prints names a file's content: callers describe the
 // phase, never a row.
 type progress struct {
-	what  string // the phase, e.g. "label import: storing labels"
-	unit  string // "rows", "bytes", "images"
+	mu    sync.Mutex // Add may come from several workers
+	what  string     // the phase, e.g. "label import: storing labels"
+	unit  string     // "rows", "bytes", "images"
 	total int64
 
 	bar *progressbar.ProgressBar // nil when not on a terminal
@@ -85,6 +88,8 @@ func newProgressTo(barTo io.Writer, log *slog.Logger, now func() time.Time, what
 
 // Add records n more units done.
 func (p *progress) Add(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.done += n
 	if p.bar != nil {
 		p.bar.Add64(n)
@@ -100,6 +105,8 @@ func (p *progress) Add(n int64) {
 // Finish ends the report: the bar is completed, or a last line is logged
 // if the run was long enough to log any.
 func (p *progress) Finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.finished {
 		return
 	}
@@ -137,6 +144,16 @@ func (p *progress) logLine(msg string, t time.Time) {
 		}
 	}
 	p.log.Info(p.what+": "+msg, attrs...)
+}
+
+// trainingProgress adapts newProgress to training.ProgressFunc, logging
+// at most every every when not on a terminal (epochs take minutes).
+func (m *Main) trainingProgress(every time.Duration) training.ProgressFunc {
+	return func(what, unit string, total int64) training.Progress {
+		p := m.newProgress(what, unit, total)
+		p.logEvery = every
+		return p
+	}
 }
 
 // progressReader counts the bytes read through it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -77,6 +78,7 @@ to the model registry, --activate also makes it the active model.`,
 			}
 			cfg.CacheBytes = cacheMB << 20
 			cfg.Logger = m.Logger
+			cfg.Progress = m.trainingProgress(30 * time.Second)
 			db, err := store.Open(ctx, m.Config.Paths.DB)
 			if err != nil {
 				return err
