@@ -201,6 +201,11 @@ type graph struct {
 	n, size  int
 	version  uint64
 	lossFunc FocalLoss
+	// camTargets (N, H*W) binds the CAM supervision targets when the
+	// train graph has the CAM loss (camH x camW cells), else nil.
+	camTargets  *G.Node
+	camTargetsT *tensor.Dense
+	camH, camW  int
 }
 
 // run binds the inputs and executes the tape once.
@@ -213,6 +218,11 @@ func (gr *graph) run(inputs, labels []float32) error {
 		copy(gr.labelsT.Data().([]float32), labels)
 		if err := G.Let(gr.labels, gr.labelsT); err != nil {
 			return fmt.Errorf("classifier: bind labels: %w", err)
+		}
+	}
+	if gr.camTargets != nil {
+		if err := G.Let(gr.camTargets, gr.camTargetsT); err != nil {
+			return fmt.Errorf("classifier: bind CAM targets: %w", err)
 		}
 	}
 	gr.vm.Reset()
@@ -229,7 +239,10 @@ func (gr *graph) logitValues() ([]float32, error) {
 // trainGraph builds the train-mode network (batch-statistics BatchNorm),
 // the focal loss and, through gorgonia's symbolic differentiation, the
 // gradient of every trainable parameter.
-func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool) (*graph, error) {
+//
+// camWeight > 0 adds that multiple of the CAM loss (cam_loss.go); its
+// targets are set in camTargetsT before each run.
+func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, camWeight float64) (*graph, error) {
 	b := newBuilder()
 	b.noRunningUpdate = !updateRunning
 	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
@@ -279,6 +292,20 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool) 
 		return nil, err
 	}
 	gr := &graph{b: b, x: x, labels: labels, logits: logits, cost: cost, n: n, size: size, lossFunc: loss}
+	if camWeight > 0 {
+		fh, fw := h.Shape()[2], h.Shape()[3]
+		gr.camH, gr.camW = fh, fw
+		gr.camTargets = G.NewTensor(b.g, tensor.Float32, 2, G.WithShape(n, fh*fw), G.WithName("cam_targets"))
+		gr.camTargetsT = tensor.New(tensor.WithShape(n, fh*fw), tensor.Of(tensor.Float32))
+		cam, err := b.camLoss(h, b.paramNode(net.fcW), b.paramNode(net.fcB), gr.camTargets, camWeight)
+		if err != nil {
+			return nil, err
+		}
+		if cost, err = b.addScalars(cost, cam); err != nil {
+			return nil, err
+		}
+		gr.cost = cost
+	}
 	var wrt G.Nodes
 	for _, p := range net.params {
 		if p.trainable() {

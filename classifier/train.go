@@ -92,6 +92,10 @@ type TrainConfig struct {
 	// EMADecay > 0 keeps an exponential moving average of the weights and
 	// BatchNorm running statistics, updated after every step (EMAModel).
 	EMADecay float64
+	// CAMWeight > 0 adds that multiple of the CAM supervision loss
+	// (cam_loss.go) to the focal loss; Epoch takes the targets from a
+	// CAMDataset (other datasets supervise no cell).
+	CAMWeight float64
 }
 
 // Trainer runs train-mode steps (batch-statistics BatchNorm, running stats
@@ -144,7 +148,7 @@ func (t *Trainer) graphFor(n int) (*graph, error) {
 			delete(t.graphs, k)
 		}
 	}
-	gr, err := t.m.net.trainGraph(n, t.cfg.InputSize, t.cfg.Loss, true)
+	gr, err := t.m.net.trainGraph(n, t.cfg.InputSize, t.cfg.Loss, true, t.cfg.CAMWeight)
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +165,16 @@ type StepResult struct {
 // Step runs forward and backward on one batch (n = len(labels) images of
 // 3 x InputSize x InputSize) and applies one SGD update.
 func (t *Trainer) Step(ctx context.Context, inputs, labels []float32) (StepResult, error) {
+	return t.StepCAM(ctx, inputs, labels, nil)
+}
+
+// CAMCells is the side of the last stage's map the CAM targets of an
+// image of the trainer's input size cover (cells x cells).
+func (t *Trainer) CAMCells() int { return camCells(t.cfg.InputSize) }
+
+// StepCAM is Step with CAM targets (n x CAMCells()^2, see CAMDataset);
+// nil supervises no cell. Without CAMWeight the targets are ignored.
+func (t *Trainer) StepCAM(ctx context.Context, inputs, labels, camTargets []float32) (StepResult, error) {
 	n, s := len(labels), t.cfg.InputSize
 	if n == 0 || len(inputs) != n*3*s*s {
 		return StepResult{}, fmt.Errorf("classifier: train step: %d floats for %d labels, want %d", len(inputs), n, n*3*s*s)
@@ -173,6 +187,19 @@ func (t *Trainer) Step(ctx context.Context, inputs, labels []float32) (StepResul
 	gr, err := t.graphFor(n)
 	if err != nil {
 		return StepResult{}, err
+	}
+	if gr.camTargetsT != nil {
+		tg := gr.camTargetsT.Data().([]float32)
+		switch {
+		case camTargets == nil:
+			for i := range tg {
+				tg[i] = CAMUnsupervised
+			}
+		case len(camTargets) != len(tg):
+			return StepResult{}, fmt.Errorf("classifier: train step: %d CAM targets, want %d (%d images of %dx%d cells)", len(camTargets), len(tg), n, gr.camH, gr.camW)
+		default:
+			copy(tg, camTargets)
+		}
 	}
 	if err := gr.run(inputs, labels); err != nil {
 		return StepResult{}, fmt.Errorf("classifier: train step: %w", err)
@@ -224,6 +251,12 @@ func (t *Trainer) Epoch(ctx context.Context, ds Dataset, batch int) (float64, er
 	per := 3 * t.cfg.InputSize * t.cfg.InputSize
 	buf := make([]float32, batch*per)
 	labels := make([]float32, batch)
+	var cam []float32
+	camDS, supervised := ds.(CAMDataset)
+	cells := t.CAMCells()
+	if t.cfg.CAMWeight > 0 && supervised {
+		cam = make([]float32, batch*cells*cells)
+	}
 	var total float64
 	for i := 0; i < n; i += batch {
 		b := min(batch, n-i)
@@ -236,8 +269,17 @@ func (t *Trainer) Epoch(ctx context.Context, ds Dataset, batch int) (float64, er
 				return 0, fmt.Errorf("classifier: epoch: example %d: %w", order[i+j], err)
 			}
 			labels[j] = y
+			if cam != nil {
+				if err := camDS.CAMTarget(order[i+j], cells, cells, cam[j*cells*cells:(j+1)*cells*cells]); err != nil {
+					return 0, fmt.Errorf("classifier: epoch: example %d: CAM target: %w", order[i+j], err)
+				}
+			}
 		}
-		r, err := t.Step(ctx, buf[:b*per], labels[:b])
+		var tg []float32
+		if cam != nil {
+			tg = cam[:b*cells*cells]
+		}
+		r, err := t.StepCAM(ctx, buf[:b*per], labels[:b], tg)
 		if err != nil {
 			return 0, err
 		}

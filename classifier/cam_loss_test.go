@@ -1,0 +1,182 @@
+package classifier
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// TestCAMLossGradients checks the CAM loss (plus the focal loss it is added
+// to) and its gradients with respect to the features, the fc weights and
+// the fc bias against the definition and central finite differences.
+func TestCAMLossGradients(t *testing.T) {
+	r := rnd(11)
+	const n, c, h, w = 3, 5, 2, 3
+	const weight = 0.7
+	b := newBuilder()
+	feat := &param{name: "feat", shape: []int{n, c, h, w}, data: randSlice(r, n*c*h*w)}
+	fcW := &param{name: "fcw", shape: []int{1, c}, data: randSlice(r, c)}
+	fcB := &param{name: "fcb", shape: []int{1}, data: []float32{0.1}}
+	params := []*param{feat, fcW, fcB}
+	// Image 0: a fracture in cells 1 and 4, the rest unsupervised; image 1:
+	// no fracture (every cell negative); image 2: nothing supervised.
+	U, N, P := CAMUnsupervised, CAMNegative, CAMPositive
+	tg := []float32{U, P, U, U, P, U, N, N, N, N, N, N, U, U, U, U, U, U}
+	targets := b.constNode("targets", tg, n, h*w)
+	cam, err := b.camLoss(b.paramNode(feat), b.paramNode(fcW), b.paramNode(fcB), targets, weight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := b.globalAvgPool(b.paramNode(feat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, err := b.linear(pooled, b.paramNode(fcW), b.paramNode(fcB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	focal, err := b.focalLoss(logits, b.constNode("labels", []float32{1, 0, 1}, n), FocalLoss{Gamma: 2, Alpha: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost, err := b.addScalars(focal, cam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrt G.Nodes
+	for _, p := range params {
+		wrt = append(wrt, b.paramNode(p))
+	}
+	grads, err := G.Grad(cost, wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(b.g)
+	run := func() (total, camPart float64) {
+		vm.Reset()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := floats(cost.Value())
+		g, _ := floats(cam.Value())
+		return float64(f[0]), float64(g[0])
+	}
+	_, got := run()
+
+	// The definition: per image, mean BCE over supervised cells; batch mean.
+	var want float64
+	for i := 0; i < n; i++ {
+		var s float64
+		m := 0
+		for q := 0; q < h*w; q++ {
+			y := float64(tg[i*h*w+q])
+			if y < 0 {
+				continue
+			}
+			z := float64(fcB.data[0])
+			for k := 0; k < c; k++ {
+				z += float64(fcW.data[k]) * float64(feat.data[(i*c+k)*h*w+q])
+			}
+			p := 1 / (1 + math.Exp(-z))
+			s += -(y*math.Log(p) + (1-y)*math.Log(1-p))
+			m++
+		}
+		if m > 0 {
+			want += s / float64(m)
+		}
+	}
+	want *= weight / n
+	if math.Abs(got-want) > 1e-5 {
+		t.Fatalf("CAM loss %.7f, want %.7f", got, want)
+	}
+
+	var an [][]float32
+	for i := range params {
+		g, err := floats(grads[i].Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		an = append(an, append([]float32(nil), g...))
+	}
+	for i, p := range params {
+		for j := range p.data {
+			const eps = 1e-2
+			orig := p.data[j]
+			p.data[j] = orig + eps
+			lp, _ := run()
+			p.data[j] = orig - eps
+			lm, _ := run()
+			p.data[j] = orig
+			fd := (lp - lm) / float64((orig+eps)-(orig-eps))
+			if d := math.Abs(fd - float64(an[i][j])); d > 0.02*math.Abs(fd)+2e-5 {
+				t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", p.name, j, an[i][j], fd)
+			}
+		}
+	}
+}
+
+// camData is a dataset with CAM targets: image i is random, its target
+// marks cell i%cells as the fracture.
+type camData struct {
+	size, n int
+	calls   int
+}
+
+func (d *camData) Len() int { return d.n }
+func (d *camData) Example(i int, dst []float32) (float32, error) {
+	r := rnd(int64(100 + i))
+	for j := range dst[:3*d.size*d.size] {
+		dst[j] = float32(r.NormFloat64())
+	}
+	return float32(i % 2), nil
+}
+func (d *camData) CAMTarget(i, fh, fw int, dst []float32) error {
+	d.calls++
+	for q := range dst {
+		dst[q] = CAMUnsupervised
+	}
+	if i%2 == 1 {
+		dst[i%(fh*fw)] = CAMPositive
+	} else {
+		for q := range dst {
+			dst[q] = CAMNegative
+		}
+	}
+	return nil
+}
+
+// TestTrainerCAM: with CAMWeight the trainer asks the dataset for targets
+// and its loss includes the CAM term; without it, the same data gives the
+// plain focal loss and no target is asked for.
+func TestTrainerCAM(t *testing.T) {
+	ctx := context.Background()
+	const size = 64
+	losses := map[float64]float64{}
+	for _, weight := range []float64{0, 1} {
+		m, err := New("basic[1,1,1,1]", 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := NewTrainer(m, TrainConfig{LR: 1e-3, Momentum: 0.9, Loss: FocalLoss{Gamma: 2, Alpha: -1}, InputSize: size, Seed: 1, CAMWeight: weight})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.CAMCells(); got != 2 {
+			t.Fatalf("CAMCells at %d px = %d, want 2", size, got)
+		}
+		ds := &camData{size: size, n: 8}
+		loss, err := tr.Epoch(ctx, ds, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (ds.calls > 0) != (weight > 0) {
+			t.Errorf("CAM weight %v: %d target calls", weight, ds.calls)
+		}
+		losses[weight] = loss
+	}
+	if !(losses[1] > losses[0]) {
+		t.Errorf("epoch loss with the CAM term %.5f, without %.5f: the term added nothing", losses[1], losses[0])
+	}
+}
