@@ -74,7 +74,7 @@ func (d *augmentedDataset) Example(i int, dst []float32) (float32, error) {
 	if len(d.buf) != s*s {
 		d.buf = make([]float32, s*s)
 	}
-	rng := rand.New(rand.NewSource(augSeed(d.seed, d.epoch, i)))
+	rng := newAugRand(d.seed, d.epoch, i)
 	d.aug.apply(rng, d.Cache.Plane(i).Pix, d.buf, s)
 	for c := 0; c < 3; c++ {
 		out := dst[c*s*s : (c+1)*s*s]
@@ -86,54 +86,98 @@ func (d *augmentedDataset) Example(i int, dst []float32) (float32, error) {
 	return d.Cache.Labels[i], nil
 }
 
+// newAugRand is the generator of image i's draws in an epoch.
+func newAugRand(seed int64, epoch, i int) *rand.Rand {
+	return rand.New(rand.NewSource(augSeed(seed, epoch, i)))
+}
+
 // apply writes the augmented plane src (s x s, uint8) into dst as values
 // in [0,1]. The draws are made in a fixed order whether or not each
 // augmentation is on, so switching one off does not change the others.
 func (a Augment) apply(rng *rand.Rand, src []byte, dst []float32, s int) {
-	flip := rng.Float64() < 0.5
-	angle := (2*rng.Float64() - 1) * a.Rotate * math.Pi / 180
-	scale := 1 + (2*rng.Float64()-1)*a.Scale
-	tx := (2*rng.Float64() - 1) * a.Translate * float64(s)
-	ty := (2*rng.Float64() - 1) * a.Translate * float64(s)
-	bright := 1 + (2*rng.Float64()-1)*a.Brightness
-	contrast := 1 + (2*rng.Float64()-1)*a.Contrast
-	if !a.Flip {
-		flip = false
-	}
+	a.draw(rng, s).warp(src, dst, s)
+}
 
+// augDraw is one draw of every augmentation for one image.
+type augDraw struct {
+	flip, affine         bool
+	angle, scale, tx, ty float64
+	bright, contrast     float64
+}
+
+// draw makes the draws in a fixed order whether or not each augmentation
+// is on, so switching one off does not change the others.
+func (a Augment) draw(rng *rand.Rand, s int) augDraw {
+	d := augDraw{flip: rng.Float64() < 0.5}
+	d.angle = (2*rng.Float64() - 1) * a.Rotate * math.Pi / 180
+	d.scale = 1 + (2*rng.Float64()-1)*a.Scale
+	d.tx = (2*rng.Float64() - 1) * a.Translate * float64(s)
+	d.ty = (2*rng.Float64() - 1) * a.Translate * float64(s)
+	d.bright = 1 + (2*rng.Float64()-1)*a.Brightness
+	d.contrast = 1 + (2*rng.Float64()-1)*a.Contrast
+	if !a.Flip {
+		d.flip = false
+	}
+	d.affine = a.Rotate != 0 || a.Scale != 0 || a.Translate != 0
+	return d
+}
+
+func (d augDraw) warp(src []byte, dst []float32, s int) {
 	// Inverse mapping: for each output pixel, the source point it comes
 	// from (rotation and scale about the centre, then the shift); bilinear,
 	// black outside like the preprocessing's padding.
 	c := float64(s-1) / 2
-	cos, sin := math.Cos(angle)/scale, math.Sin(angle)/scale
-	affine := a.Rotate != 0 || a.Scale != 0 || a.Translate != 0
+	cos, sin := math.Cos(d.angle)/d.scale, math.Sin(d.angle)/d.scale
 	var sum float64
 	for y := 0; y < s; y++ {
 		for x := 0; x < s; x++ {
 			xo := x
-			if flip {
+			if d.flip {
 				xo = s - 1 - x
 			}
 			var v float64
-			if !affine {
+			if !d.affine {
 				v = float64(src[y*s+xo])
 			} else {
-				dx, dy := float64(xo)-c-tx, float64(y)-c-ty
+				dx, dy := float64(xo)-c-d.tx, float64(y)-c-d.ty
 				sx := cos*dx + sin*dy + c
 				sy := -sin*dx + cos*dy + c
 				v = bilinear(src, s, sx, sy)
 			}
-			v = v / 255 * bright
+			v = v / 255 * d.bright
 			dst[y*s+x] = float32(v)
 			sum += v
 		}
 	}
 	mean := float32(sum / float64(s*s))
-	k := float32(contrast)
+	k := float32(d.contrast)
 	for p, v := range dst {
 		v = (v-mean)*k + mean
 		dst[p] = min(max(v, 0), 1)
 	}
+}
+
+// mapRect returns the box, in the augmented plane, around where warp puts
+// the plane region r (pixel-centre coordinates, the forward map of warp's
+// inverse one).
+func (d augDraw) mapRect(r Rect, s int) Rect {
+	c := float64(s-1) / 2
+	cos, sin := math.Cos(d.angle)*d.scale, math.Sin(d.angle)*d.scale
+	out := Rect{X0: math.Inf(1), Y0: math.Inf(1), X1: math.Inf(-1), Y1: math.Inf(-1)}
+	for _, p := range [4][2]float64{{r.X0, r.Y0}, {r.X1, r.Y0}, {r.X0, r.Y1}, {r.X1, r.Y1}} {
+		x, y := p[0], p[1]
+		if d.affine {
+			dx, dy := x-c, y-c
+			x = cos*dx - sin*dy + c + d.tx
+			y = sin*dx + cos*dy + c + d.ty
+		}
+		if d.flip {
+			x = float64(s-1) - x
+		}
+		out.X0, out.X1 = min(out.X0, x), max(out.X1, x)
+		out.Y0, out.Y1 = min(out.Y0, y), max(out.Y1, y)
+	}
+	return out
 }
 
 func bilinear(src []byte, s int, x, y float64) float64 {

@@ -52,6 +52,16 @@ type Cache struct {
 	Labels []float32 // 0 or 1
 	Rows   []int     // the CSV row of each plane
 	Size   int       // plane side; 0 means preprocess.Size
+	// Regions holds each image's fracture outline boxes in plane pixels
+	// (nil when no example had outlines).
+	Regions [][]Rect
+}
+
+func (c *Cache) regions(i int) []Rect {
+	if c.Regions == nil {
+		return nil
+	}
+	return c.Regions[i]
 }
 
 // Len is the number of cached images.
@@ -141,8 +151,15 @@ func BuildCachesWith(ctx context.Context, ls *LabelSet, opt CacheOptions) (map[s
 		c.Labels = append(c.Labels, b2f(e.Fractured))
 		c.Rows = append(c.Rows, e.Row)
 	}
+	outlined := false
+	for _, e := range ls.Examples {
+		outlined = outlined || len(e.Outlines) > 0
+	}
 	for _, c := range caches {
 		c.Planes = make([]byte, len(c.Labels)*PlaneBytes)
+		if outlined {
+			c.Regions = make([][]Rect, len(c.Labels))
+		}
 	}
 	results := make([]*Skipped, len(todo))
 	// Each worker runs the (internally parallel) chain on its own image;
@@ -155,7 +172,12 @@ func BuildCachesWith(ctx context.Context, ls *LabelSet, opt CacheOptions) (map[s
 			defer wg.Done()
 			for k := range next {
 				e := ls.Examples[todo[k]]
-				results[k] = loadPlane(e, caches[e.Split].Plane(slot[k]))
+				c := caches[e.Split]
+				var w, h int
+				results[k], w, h = loadPlane(e, c.Plane(slot[k]))
+				if results[k] == nil && len(e.Outlines) > 0 {
+					c.Regions[slot[k]] = planeRegions(e.Outlines, w, h, size) // own slot: no race
+				}
 				if opt.Progress != nil {
 					opt.Progress.Add(1)
 				}
@@ -188,12 +210,18 @@ feed:
 		if j != s {
 			copy(c.Planes[j*PlaneBytes:(j+1)*PlaneBytes], c.Planes[s*PlaneBytes:(s+1)*PlaneBytes])
 			c.Labels[j], c.Rows[j] = c.Labels[s], c.Rows[s]
+			if c.Regions != nil {
+				c.Regions[j] = c.Regions[s]
+			}
 		}
 		keep[c] = j + 1
 	}
 	for name, c := range caches {
 		n := keep[c]
 		c.Planes, c.Labels, c.Rows = c.Planes[:n*PlaneBytes:n*PlaneBytes], c.Labels[:n:n], c.Rows[:n:n]
+		if c.Regions != nil {
+			c.Regions = c.Regions[:n:n]
+		}
 		if n == 0 {
 			delete(caches, name)
 		}
@@ -201,10 +229,12 @@ feed:
 	return caches, skipped, nil
 }
 
-func loadPlane(e Example, dst *image.Gray) *Skipped {
+// loadPlane reads, decodes and preprocesses one example into dst and
+// returns the source's size (for mapping outlines), or why it was skipped.
+func loadPlane(e Example, dst *image.Gray) (*Skipped, int, int) {
 	data, err := os.ReadFile(e.Path)
 	if err != nil {
-		return &Skipped{Row: e.Row, Reason: SkipUnreadable, Err: "cannot read file"}
+		return &Skipped{Row: e.Row, Reason: SkipUnreadable, Err: "cannot read file"}, 0, 0
 	}
 	sum := sha256.Sum256(data)
 	sha := hex.EncodeToString(sum[:])
@@ -212,30 +242,30 @@ func loadPlane(e Example, dst *image.Gray) *Skipped {
 		// An archive file: render and preprocess exactly as inference does.
 		f, err := dicomio.Parse(data)
 		if err != nil {
-			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: dicomio.Reason(err)}
+			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: dicomio.Reason(err)}, 0, 0
 		}
 		g, err := f.Render8(0)
 		if err != nil {
-			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: dicomio.Reason(err)}
+			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: dicomio.Reason(err)}, 0, 0
 		}
 		if err := preprocess.PlaneInto(dst, g); err != nil {
-			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: err.Error()}
+			return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: err.Error()}, 0, 0
 		}
-		return nil
+		return nil, g.Bounds().Dx(), g.Bounds().Dy()
 	}
 	// Check the size before decoding so that a huge image is refused
 	// without allocating its pixels.
 	if c, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil && int64(c.Width)*int64(c.Height) > preprocess.MaxPixels {
-		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: preprocess.ErrTooLarge.Error()}
+		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: preprocess.ErrTooLarge.Error()}, 0, 0
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: err.Error()}
+		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipDecode, Err: err.Error()}, 0, 0
 	}
 	if err := preprocess.PlaneInto(dst, img); err != nil {
-		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: err.Error()}
+		return &Skipped{Row: e.Row, SHA256: sha, Reason: SkipPreprocess, Err: err.Error()}, 0, 0
 	}
-	return nil
+	return nil, img.Bounds().Dx(), img.Bounds().Dy()
 }
 
 func b2f(b bool) float32 {

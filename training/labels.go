@@ -38,6 +38,9 @@ type Example struct {
 	Fractured bool
 	Split     string // SplitTrain, SplitVal or SplitTest
 	DICOM     bool   // Path is a (de-identified archive) DICOM file, not PNG/JPEG
+	// Outlines are the fracture outlines' boxes (fractions of the image;
+	// Outlines.Attach), for CAM supervision.
+	Outlines []Rect
 }
 
 // LabelSet is a parsed label file with every example assigned to a split.

@@ -63,11 +63,16 @@ type Config struct {
 	// Init, when set, is a model file whose weights the run starts from
 	// instead of a fresh initialisation (same architecture; e.g. a model
 	// trained at 224 fine-tuned at a higher InputSize).
-	Init       string
-	RunDir     string
-	Resume     bool
-	CacheBytes int64 // plane cache bound, DefaultCacheBytes if 0
-	Logger     *slog.Logger
+	Init string
+	// Annotations is a FracAtlas-style annotations.json of fracture
+	// outlines; with CAMWeight > 0 the class activation map is trained
+	// towards them (classifier.TrainConfig.CAMWeight).
+	Annotations string
+	CAMWeight   float64
+	RunDir      string
+	Resume      bool
+	CacheBytes  int64 // plane cache bound, DefaultCacheBytes if 0
+	Logger      *slog.Logger
 	// Progress, when set, reports preprocessing, each epoch and each
 	// validation pass (a bar on a terminal); nil: epoch progress is logged.
 	Progress ProgressFunc
@@ -100,6 +105,8 @@ type Params struct {
 	PreprocessVersion string  `json:"preprocess_version"`
 	InputSize         int     `json:"input_size,omitempty"`  // 0: preprocess.Size
 	InitSHA256        string  `json:"init_sha256,omitempty"` // weights the run started from
+	CAMWeight         float64 `json:"cam_weight,omitempty"`
+	AnnotationsSHA256 string  `json:"annotations_sha256,omitempty"`
 }
 
 // DataSummary says what the label file gave and what was used.
@@ -247,10 +254,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var annSHA string
+	if (cfg.CAMWeight > 0) != (cfg.Annotations != "") || cfg.CAMWeight < 0 {
+		return nil, fmt.Errorf("training: CAM supervision needs both annotations and a positive weight (got %q, %v)", cfg.Annotations, cfg.CAMWeight)
+	}
+	if cfg.Annotations != "" {
+		outs, err := LoadOutlines(cfg.Annotations)
+		if err != nil {
+			return nil, err
+		}
+		annSHA = outs.SHA256
+		log.Info("training: fracture outlines", "fractured_images_with_outlines", outs.Attach(ls), "cam_weight", cfg.CAMWeight)
+	}
 	params := Params{Arch: arch.Name, Epochs: cfg.Epochs, Batch: cfg.Batch, LR: cfg.LR, Momentum: cfg.Momentum,
 		WeightDecay: cfg.WeightDecay, Gamma: cfg.Gamma, Alpha: cfg.Alpha, Seed: cfg.Seed, Augment: cfg.Augment,
 		Schedule: cfg.Schedule, WarmupEpochs: cfg.WarmupEpochs, EMA: cfg.EMA, TTA: cfg.TTA, Patience: cfg.Patience, LabelsSHA256: ls.SHA256,
-		Layout: ls.Layout, SplitAssigned: ls.SplitAssigned, PreprocessVersion: preprocess.VersionFor(size), InitSHA256: initSHA}
+		Layout: ls.Layout, SplitAssigned: ls.SplitAssigned, PreprocessVersion: preprocess.VersionFor(size), InitSHA256: initSHA,
+		CAMWeight: cfg.CAMWeight, AnnotationsSHA256: annSHA}
 	if size != preprocess.Size {
 		params.InputSize = size // omitted at 224, so runs from before the field resume
 	}
@@ -473,7 +493,7 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		t0 := time.Now()
 		tc := classifier.TrainConfig{LR: cfg.LR, Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay,
 			Loss: classifier.FocalLoss{Gamma: cfg.Gamma, Alpha: cfg.Alpha}, Seed: epochSeed(cfg.Seed, e),
-			Schedule: schedule, EMADecay: cfg.EMA}
+			Schedule: schedule, EMADecay: cfg.EMA, CAMWeight: cfg.CAMWeight}
 		// Every epoch after the first starts from the previous checkpoint,
 		// in an uninterrupted run too: one code path, so resuming cannot
 		// differ from not stopping.

@@ -137,6 +137,8 @@ to the model registry, --activate also makes it the active model.`,
 	f.IntVar(&cfg.Patience, "patience", 6, "stop after this many epochs without a better validation ROC-AUC (0: never)")
 	f.BoolVar(&cfg.Resume, "resume", false, "continue the run in --run-dir from its last completed epoch")
 	f.IntVar(&cfg.InputSize, "input-size", 224, "side of the model's input plane in pixels (224: the seed's preprocessing, bit for bit)")
+	f.StringVar(&cfg.Annotations, "annotations", "", "fracture outlines (FracAtlas annotations.json) to supervise the class activation map with (with --cam-weight)")
+	f.Float64Var(&cfg.CAMWeight, "cam-weight", 0, "weight of the CAM supervision loss added to the focal loss (with --annotations; 0: off)")
 	f.StringVar(&cfg.Init, "init", "", "start from this model file's weights (same --arch) instead of a fresh initialisation")
 	f.Int64Var(&cacheMB, "cache-mb", training.DefaultCacheBytes>>20, "bound on the preprocessed-image cache in MiB")
 	f.BoolVar(&register, "register", false, "register best.safetensors in the model registry")
