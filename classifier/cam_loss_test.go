@@ -180,3 +180,41 @@ func TestTrainerCAM(t *testing.T) {
 		t.Errorf("epoch loss with the CAM term %.5f, without %.5f: the term added nothing", losses[1], losses[0])
 	}
 }
+
+// TestAverage: the average of a model with itself predicts as it does,
+// and the average of two models has the mean of their weights.
+func TestAverage(t *testing.T) {
+	a, _ := New("basic[1,1,1,1]", 1)
+	b, _ := New("basic[1,1,1,1]", 2)
+	same, err := Average(a, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const s = 64
+	x := randImages(3, 2, s)
+	pa, _ := a.Logits(context.Background(), x, 2, s)
+	ps, _ := same.Logits(context.Background(), x, 2, s)
+	for i := range pa {
+		if math.Abs(float64(pa[i]-ps[i])) > 1e-5 {
+			t.Fatalf("average of a model with itself: logit %v, want %v", ps[i], pa[i])
+		}
+	}
+	ab, err := Average(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range ab.net.params {
+		if p.kind == kindBNTracked {
+			continue
+		}
+		for j := range p.data {
+			if want := (a.net.params[i].data[j] + b.net.params[i].data[j]) / 2; math.Abs(float64(p.data[j]-want)) > 1e-6 {
+				t.Fatalf("%s[%d] = %v, want %v", p.name, j, p.data[j], want)
+			}
+		}
+	}
+	c, _ := New("bottleneck[1,1,1,1]", 1)
+	if _, err := Average(a, c); err == nil {
+		t.Error("models of different architectures averaged")
+	}
+}

@@ -22,7 +22,7 @@ func newModelCmd(m *Main) *cobra.Command {
 		Use:   "model",
 		Short: "Manage the model registry: add, list, show, evaluate, promote, retire, rollback, export",
 	}
-	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m), newModelExportCmd(m), newModelLocaliseCmd(m))
+	cmd.AddCommand(newModelAddCmd(m), newModelListCmd(m), newModelActivateCmd(m), newModelInitCmd(m), newModelExportCmd(m), newModelLocaliseCmd(m), newModelAverageCmd(m))
 	cmd.AddCommand(newModelEvaluateCmd(m))
 	cmd.AddCommand(newModelLifecycleCmds(m)...)
 	return cmd
