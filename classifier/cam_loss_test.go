@@ -92,29 +92,7 @@ func TestCAMLossGradients(t *testing.T) {
 		t.Fatalf("CAM loss %.7f, want %.7f", got, want)
 	}
 
-	var an [][]float32
-	for i := range params {
-		g, err := floats(grads[i].Value())
-		if err != nil {
-			t.Fatal(err)
-		}
-		an = append(an, append([]float32(nil), g...))
-	}
-	for i, p := range params {
-		for j := range p.data {
-			const eps = 1e-2
-			orig := p.data[j]
-			p.data[j] = orig + eps
-			lp, _ := run()
-			p.data[j] = orig - eps
-			lm, _ := run()
-			p.data[j] = orig
-			fd := (lp - lm) / float64((orig+eps)-(orig-eps))
-			if d := math.Abs(fd - float64(an[i][j])); d > 0.02*math.Abs(fd)+2e-5 {
-				t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", p.name, j, an[i][j], fd)
-			}
-		}
-	}
+	checkGradients(t, params, grads, func() float64 { l, _ := run(); return l })
 }
 
 // camData is a dataset with CAM targets: image i is random, its target

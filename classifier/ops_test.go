@@ -268,30 +268,7 @@ func TestOpGradients(t *testing.T) {
 				return float64(f[0])
 			}
 			run()
-			var an [][]float32
-			for i := range params {
-				g, err := floats(grads[i].Value())
-				if err != nil {
-					t.Fatal(err)
-				}
-				an = append(an, append([]float32(nil), g...))
-			}
-			for i, p := range params {
-				// first-layer convs skip dx; everything else is checked
-				for j := range p.data {
-					const eps = 1e-2
-					orig := p.data[j]
-					p.data[j] = orig + eps
-					lp := run()
-					p.data[j] = orig - eps
-					lm := run()
-					p.data[j] = orig
-					fd := (lp - lm) / float64((orig+eps)-(orig-eps))
-					if d := math.Abs(fd - float64(an[i][j])); d > 0.02*math.Abs(fd)+2e-5 {
-						t.Errorf("%s[%d]: analytic %.6g, finite difference %.6g", p.name, j, an[i][j], fd)
-					}
-				}
-			}
+			checkGradients(t, params, grads, run)
 		})
 	}
 }
