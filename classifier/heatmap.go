@@ -185,11 +185,20 @@ func (h HeatMap) Peak() (x, y float64) {
 	return (float64(best%w) + 0.5) * step, (float64(best/w) + 0.5) * step
 }
 
+// DefaultBoxCut is the fraction of the map's peak at which Boxes cuts.
+const DefaultBoxCut = 0.5
+
 // Boxes cuts the map into at most maxBoxes regions: the connected parts
-// (4-neighbour) of the upsampled map at or above half its peak, each
-// boxed, best score first. A map with no positive cell gives none.
-// prob scales the scores (pass the image's probability).
+// (4-neighbour) of the upsampled map at or above DefaultBoxCut of its
+// peak, each boxed, best score first. A map with no positive cell gives
+// none. prob scales the scores (pass the image's probability).
 func (h HeatMap) Boxes(maxBoxes int, prob float64) []Box {
+	return h.BoxesAt(maxBoxes, prob, DefaultBoxCut)
+}
+
+// BoxesAt is Boxes cutting at the fraction cut (0 < cut <= 1) of the peak:
+// a higher cut gives fewer, tighter boxes around the hottest cells.
+func (h HeatMap) BoxesAt(maxBoxes int, prob, cut float64) []Box {
 	vals, w, hh := h.Upsampled()
 	peak := math.Inf(-1)
 	for _, v := range vals {
@@ -198,7 +207,7 @@ func (h HeatMap) Boxes(maxBoxes int, prob float64) []Box {
 	if !(peak > 0) || maxBoxes <= 0 {
 		return nil
 	}
-	cut := peak / 2
+	cut *= peak
 	seen := make([]bool, len(vals))
 	step := float64(h.Size) / float64(w)
 	var boxes []Box

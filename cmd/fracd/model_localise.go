@@ -45,13 +45,28 @@ type LocaliseReport struct {
 	PointingRate   float64 `json:"pointing_rate"`
 	MeanBestIoU    float64 `json:"mean_best_iou"`
 	MeanBoxesPerIm float64 `json:"mean_boxes_per_flagged_image"`
+	BoxCut         float64 `json:"box_cut"` // fraction of the map's peak the boxes are cut at
+	// ByCut gives the best-box figures at other cuts, to choose the cut on
+	// this split.
+	ByCut []CutFigures `json:"by_cut"`
 }
+
+// CutFigures are the best-box figures at one cut.
+type CutFigures struct {
+	Cut         float64 `json:"cut"`
+	BoxHits     int     `json:"best_box_iou_hits"`
+	MeanBestIoU float64 `json:"mean_best_iou"`
+	MeanBoxArea float64 `json:"mean_best_box_area"` // fraction of the plane
+}
+
+// localiseCuts are the cuts model localise compares.
+var localiseCuts = []float64{0.5, 0.6, 0.7, 0.8, 0.9}
 
 func newModelLocaliseCmd(m *Main) *cobra.Command {
 	var (
 		images, labels, annotations, split, out string
 		examples                                int
-		minIoU                                  float64
+		minIoU, cut                             float64
 	)
 	cmd := &cobra.Command{
 		Use:   "localise MODEL --images DIR --labels CSV --annotations JSON",
@@ -70,7 +85,7 @@ flagged fractured images with the model's boxes (red) and the outlines
 			if images == "" || labels == "" || annotations == "" {
 				return errors.New("model localise: --images, --labels and --annotations are required")
 			}
-			rep, err := runLocalise(cmd.Context(), m, args[0], images, labels, annotations, split, out, examples, minIoU)
+			rep, err := runLocalise(cmd.Context(), m, args[0], images, labels, annotations, split, out, examples, minIoU, cut)
 			if err != nil {
 				return err
 			}
@@ -84,8 +99,13 @@ flagged fractured images with the model's boxes (red) and the outlines
 | pointing game (peak inside an outline) | %d (%.1f%%) |
 | mean best-box IoU | %.3f |
 | boxes per flagged image | %.2f |
+| boxes cut at this fraction of the map's peak | %.2f |
 `, rep.Split, rep.Model, rep.Images, rep.Fractured, rep.Flagged, rep.MinIoU, rep.BoxHits, 100*rep.BoxHitRate,
-				rep.MinIoU, rep.AnyBoxHits, 100*rep.AnyBoxHitRate, rep.PointingHits, 100*rep.PointingRate, rep.MeanBestIoU, rep.MeanBoxesPerIm)
+				rep.MinIoU, rep.AnyBoxHits, 100*rep.AnyBoxHitRate, rep.PointingHits, 100*rep.PointingRate, rep.MeanBestIoU, rep.MeanBoxesPerIm, rep.BoxCut)
+			fmt.Fprintf(m.Stdout, "\n| cut | best box IoU >= %.2f | mean best-box IoU | mean best-box area (of the plane) |\n|---|---|---|---|\n", rep.MinIoU)
+			for _, c := range rep.ByCut {
+				fmt.Fprintf(m.Stdout, "| %.1f | %d (%.1f%%) | %.3f | %.3f |\n", c.Cut, c.BoxHits, 100*float64(c.BoxHits)/float64(max(rep.Flagged, 1)), c.MeanBestIoU, c.MeanBoxArea)
+			}
 			return nil
 		},
 	}
@@ -97,6 +117,7 @@ flagged fractured images with the model's boxes (red) and the outlines
 	f.StringVar(&out, "out", "", "directory for localise.json and example pictures")
 	f.IntVar(&examples, "examples", 0, "with --out: pictures of this many flagged fractured images")
 	f.Float64Var(&minIoU, "min-iou", 0.1, "IoU at which a box counts as on the fracture")
+	f.Float64Var(&cut, "box-cut", classifier.DefaultBoxCut, "cut the boxes at this fraction of the map's peak (the daemon's is the default)")
 	return cmd
 }
 
@@ -118,7 +139,10 @@ func loadModelArg(ctx context.Context, m *Main, arg string) (*classifier.Model, 
 	return classifier.Load(path)
 }
 
-func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath, split, out string, examples int, minIoU float64) (*LocaliseReport, error) {
+func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath, split, out string, examples int, minIoU, cut float64) (*LocaliseReport, error) {
+	if !(cut > 0 && cut <= 1) {
+		return nil, fmt.Errorf("model localise: --box-cut %v: want a fraction in (0,1]", cut)
+	}
 	cm, err := loadModelArg(ctx, m, modelArg)
 	if err != nil {
 		return nil, fmt.Errorf("model localise: %w", err)
@@ -157,7 +181,11 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 	for _, e := range sub.Examples {
 		byRow[e.Row] = e
 	}
-	rep := &LocaliseReport{Model: info.ID, Split: split, Images: c.Len(), MinIoU: minIoU}
+	rep := &LocaliseReport{Model: info.ID, Split: split, Images: c.Len(), MinIoU: minIoU, BoxCut: cut}
+	rep.ByCut = make([]CutFigures, len(localiseCuts))
+	for i, k := range localiseCuts {
+		rep.ByCut[i].Cut = k
+	}
 	ds := &training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}
 	type shown struct {
 		path  string
@@ -192,20 +220,37 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 		if err != nil {
 			return nil, fmt.Errorf("model localise: row %d: %w", e.Row, err)
 		}
-		boxes := maps[0].Boxes(3, float64(probs[0]))
-		nBoxes += len(boxes)
-		best, anyHit := 0.0, false
-		for bi, b := range boxes {
-			for _, o := range outs {
-				x0, y0 := geom.FromSource(o.BBox[0]*float64(geom.SrcW), o.BBox[1]*float64(geom.SrcH))
-				x1, y1 := geom.FromSource((o.BBox[0]+o.BBox[2])*float64(geom.SrcW), (o.BBox[1]+o.BBox[3])*float64(geom.SrcH))
-				iou := b.IoU(classifier.Box{X0: x0, Y0: y0, X1: x1, Y1: y1})
-				if bi == 0 {
-					best = max(best, iou)
+		// score gives the best box's IoU with an outline and whether any
+		// box reaches minIoU.
+		score := func(boxes []classifier.Box) (best float64, anyHit bool) {
+			for bi, b := range boxes {
+				for _, o := range outs {
+					x0, y0 := geom.FromSource(o.BBox[0]*float64(geom.SrcW), o.BBox[1]*float64(geom.SrcH))
+					x1, y1 := geom.FromSource((o.BBox[0]+o.BBox[2])*float64(geom.SrcW), (o.BBox[1]+o.BBox[3])*float64(geom.SrcH))
+					iou := b.IoU(classifier.Box{X0: x0, Y0: y0, X1: x1, Y1: y1})
+					if bi == 0 {
+						best = max(best, iou)
+					}
+					anyHit = anyHit || iou >= minIoU
 				}
-				anyHit = anyHit || iou >= minIoU
+			}
+			return best, anyHit
+		}
+		for i, k := range localiseCuts {
+			bs := maps[0].BoxesAt(3, float64(probs[0]), k)
+			b, _ := score(bs)
+			if b >= minIoU {
+				rep.ByCut[i].BoxHits++
+			}
+			rep.ByCut[i].MeanBestIoU += b
+			if len(bs) > 0 {
+				side := float64(info.InputSize)
+				rep.ByCut[i].MeanBoxArea += (bs[0].X1 - bs[0].X0) * (bs[0].Y1 - bs[0].Y0) / (side * side)
 			}
 		}
+		boxes := maps[0].BoxesAt(3, float64(probs[0]), cut)
+		nBoxes += len(boxes)
+		best, anyHit := score(boxes)
 		sumIoU += best
 		if best >= minIoU {
 			rep.BoxHits++
@@ -234,6 +279,10 @@ func runLocalise(ctx context.Context, m *Main, modelArg, images, labels, annPath
 		f := float64(rep.Flagged)
 		rep.BoxHitRate, rep.AnyBoxHitRate, rep.PointingRate = float64(rep.BoxHits)/f, float64(rep.AnyBoxHits)/f, float64(rep.PointingHits)/f
 		rep.MeanBestIoU, rep.MeanBoxesPerIm = sumIoU/f, float64(nBoxes)/f
+		for i := range rep.ByCut {
+			rep.ByCut[i].MeanBestIoU /= f
+			rep.ByCut[i].MeanBoxArea /= f
+		}
 	}
 	if out == "" {
 		return rep, nil

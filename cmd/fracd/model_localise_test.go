@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,23 @@ func TestModelLocaliseCommand(t *testing.T) {
 	}
 	if rep.Fractured != wantOutlined || rep.Flagged != wantOutlined || rep.Model != "loc-test" || !strings.Contains(stdout, "pointing game") {
 		t.Fatalf("report %+v (want %d outlined and flagged)\n%s", rep, wantOutlined, stdout)
+	}
+	// The cut table: every cut, boxes no larger at a higher cut, and the
+	// headline figures are the default cut's row.
+	if len(rep.ByCut) != len(localiseCuts) || rep.BoxCut != classifier.DefaultBoxCut {
+		t.Fatalf("cuts %+v at %v", rep.ByCut, rep.BoxCut)
+	}
+	for i, c := range rep.ByCut {
+		if i > 0 && c.MeanBoxArea > rep.ByCut[i-1].MeanBoxArea+1e-12 {
+			t.Errorf("cut %.1f: mean box area %.4f, larger than at %.1f (%.4f)", c.Cut, c.MeanBoxArea, rep.ByCut[i-1].Cut, rep.ByCut[i-1].MeanBoxArea)
+		}
+		if c.Cut == rep.BoxCut && (c.BoxHits != rep.BoxHits || math.Abs(c.MeanBestIoU-rep.MeanBestIoU) > 1e-12) {
+			t.Errorf("cut %.1f row %+v disagrees with the headline figures %+v", c.Cut, c, rep)
+		}
+	}
+	if _, _, err := runFracd(t, "--db", filepath.Join(dir, "fracd.db"), "model", "localise", model, "--images", images, "--labels", labels,
+		"--annotations", annPath, "--box-cut", "1.5"); err == nil {
+		t.Error("--box-cut 1.5 accepted")
 	}
 	for i := 1; i <= min(2, wantOutlined); i++ {
 		f, err := os.Open(filepath.Join(out, fmt.Sprintf("case-%02d.png", i)))
