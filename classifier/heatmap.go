@@ -185,8 +185,13 @@ func (h HeatMap) Peak() (x, y float64) {
 	return (float64(best%w) + 0.5) * step, (float64(best/w) + 0.5) * step
 }
 
-// DefaultBoxCut is the fraction of the map's peak at which Boxes cuts.
-const DefaultBoxCut = 0.5
+// DefaultBoxCut is the fraction of the map's peak at which Boxes cuts:
+// chosen on FracAtlas val with fracd model localise, where cutting at 0.9
+// instead of half the peak raised the share of flagged fractures whose
+// best box overlaps the outline (IoU >= 0.1) from 1.7% to 23.5% for the
+// shipped model: the map is coarse (7x7 cells at 224 px), so only its
+// hottest part is tight enough to be a useful box.
+const DefaultBoxCut = 0.9
 
 // Boxes cuts the map into at most maxBoxes regions: the connected parts
 // (4-neighbour) of the upsampled map at or above DefaultBoxCut of its

@@ -49,7 +49,12 @@ func TestHeatMapBoxes(t *testing.T) {
 	}
 	hm.Values[1*7+5] = 4
 	hm.Values[5*7+1] = 3
-	boxes := hm.Boxes(3, 0.8)
+	// At the default cut (0.9 of the peak) the weaker spot (0.75 of it)
+	// gives no box; cut at half the peak it does.
+	if got := hm.Boxes(3, 0.8); len(got) != 1 || got[0].X0 < 5*32-16 || got[0].X1 > 6*32+16 {
+		t.Errorf("default cut: boxes %+v, want one around cell (5,1)", got)
+	}
+	boxes := hm.BoxesAt(3, 0.8, 0.5)
 	if len(boxes) != 2 {
 		t.Fatalf("%d boxes %+v, want 2", len(boxes), boxes)
 	}
