@@ -32,6 +32,10 @@ const (
 // TargetSensitivities are the operating points reported.
 var TargetSensitivities = []float64{0.80, 0.90, 0.95}
 
+// TargetSpecificities are the high-specificity operating points reported
+// (a model's "definite" threshold is chosen from them).
+var TargetSpecificities = []float64{0.90, 0.95}
+
 // ErrInvalid marks bad input: a caller can tell it from a failure to write.
 var ErrInvalid = errors.New("invalid input")
 
@@ -69,9 +73,15 @@ type Report struct {
 	AveragePrecision float64          `json:"average_precision"`
 	AtThreshold      ThresholdMetrics `json:"at_threshold"`
 	OperatingPoints  []OperatingPoint `json:"operating_points"`
-	Calibration      Calibration      `json:"calibration"`
-	Groups           []Group          `json:"groups,omitempty"`
-	Curves           *Curves          `json:"curves,omitempty"`
+	// SpecificityPoints are the lowest thresholds keeping each target
+	// specificity (the most sensitive such cut).
+	SpecificityPoints []SpecificityPoint `json:"specificity_points"`
+	// FlaggedRate is the share of cases at or above the threshold: the
+	// baseline fracd report compares the daemon's flagged rate with.
+	FlaggedRate float64     `json:"flagged_rate"`
+	Calibration Calibration `json:"calibration"`
+	Groups      []Group     `json:"groups,omitempty"`
+	Curves      *Curves     `json:"curves,omitempty"`
 }
 
 // Interval is a bootstrap confidence interval.
@@ -104,6 +114,16 @@ type ThresholdMetrics struct {
 // reaches the target.
 type OperatingPoint struct {
 	TargetSensitivity float64  `json:"target_sensitivity"`
+	Threshold         float64  `json:"threshold"`
+	Sensitivity       float64  `json:"sensitivity"`
+	Specificity       float64  `json:"specificity"`
+	PPV               *float64 `json:"ppv"`
+}
+
+// SpecificityPoint is the lowest threshold whose specificity on this set
+// still reaches the target.
+type SpecificityPoint struct {
+	TargetSpecificity float64  `json:"target_specificity"`
 	Threshold         float64  `json:"threshold"`
 	Sensitivity       float64  `json:"sensitivity"`
 	Specificity       float64  `json:"specificity"`
@@ -246,6 +266,11 @@ func Evaluate(preds []Prediction, opt Options) (*Report, error) {
 	r.AveragePrecision = t.averagePrecision()
 	r.AtThreshold = atThreshold(preds, opt.Threshold)
 	r.OperatingPoints = t.operatingPoints()
+	r.SpecificityPoints = t.specificityPoints()
+	if r.N > 0 {
+		m := r.AtThreshold
+		r.FlaggedRate = float64(m.TP+m.FP) / float64(r.N)
+	}
 	r.Calibration = calibration(preds)
 	r.Groups = groups(preds, opt.Threshold)
 	r.Curves = &Curves{ROC: t.roc(t.gpos, t.gneg), PR: t.pr()}
@@ -378,6 +403,32 @@ func (t *ties) operatingPoints() []OperatingPoint {
 					Specificity: float64(t.neg-fp) / float64(t.neg), PPV: ratio(tp, tp+fp)})
 				break
 			}
+		}
+	}
+	return out
+}
+
+// specificityPoints walks the distinct probabilities downwards and keeps,
+// per target, the last cut whose specificity still reaches it. The
+// highest cut flags only the top value; if even that breaks a target, the
+// target gets no point.
+func (t *ties) specificityPoints() []SpecificityPoint {
+	var out []SpecificityPoint
+	for _, target := range TargetSpecificities {
+		var best *SpecificityPoint
+		tp, fp := 0, 0
+		for g := len(t.values) - 1; g >= 0; g-- {
+			tp += t.gpos[g]
+			fp += t.gneg[g]
+			spec := float64(t.neg-fp) / float64(t.neg)
+			if spec < target {
+				break
+			}
+			best = &SpecificityPoint{TargetSpecificity: target, Threshold: t.values[g], Sensitivity: float64(tp) / float64(t.pos),
+				Specificity: spec, PPV: ratio(tp, tp+fp)}
+		}
+		if best != nil {
+			out = append(out, *best)
 		}
 	}
 	return out

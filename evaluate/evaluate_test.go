@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -416,5 +417,77 @@ func TestMarkdownAndJSON(t *testing.T) {
 	}
 	if s := r.Summary(); s.Curves != nil || r.Curves == nil {
 		t.Error("Summary must drop the curves of a copy only")
+	}
+}
+
+// TestSpecificityPointsBruteForce: each specificity point is the lowest
+// distinct probability whose cut keeps the target specificity, found by
+// trying every cut; the flagged rate is the share at or above the
+// threshold.
+func TestSpecificityPointsBruteForce(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	for trial := 0; trial < 20; trial++ {
+		n := 30 + r.Intn(200)
+		preds := make([]Prediction, n)
+		for i := range preds {
+			y := 0
+			if r.Float64() < 0.3 {
+				y = 1
+			}
+			// Rounded so that ties occur, within and across classes.
+			p := math.Round((r.Float64()*0.6+0.3*float64(y))*50) / 50
+			preds[i] = Prediction{Key: strconv.Itoa(i), Label: y, Probability: p}
+		}
+		preds[0].Label, preds[1].Label = 0, 1
+		rep, err := Evaluate(preds, Options{Threshold: 0.5, Bootstrap: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range TargetSpecificities {
+			best := math.Inf(1)
+			var sens float64
+			for _, c := range preds {
+				tp, fp, pos, neg := 0, 0, 0, 0
+				for _, q := range preds {
+					flagged := q.Probability >= c.Probability
+					switch {
+					case q.Label == 1:
+						pos++
+						if flagged {
+							tp++
+						}
+					default:
+						neg++
+						if flagged {
+							fp++
+						}
+					}
+				}
+				if float64(neg-fp)/float64(neg) >= target && c.Probability < best {
+					best, sens = c.Probability, float64(tp)/float64(pos)
+				}
+			}
+			var got *SpecificityPoint
+			for i := range rep.SpecificityPoints {
+				if rep.SpecificityPoints[i].TargetSpecificity == target {
+					got = &rep.SpecificityPoints[i]
+				}
+			}
+			switch {
+			case math.IsInf(best, 1) && got != nil:
+				t.Errorf("trial %d target %.2f: point %+v where no cut keeps it", trial, target, *got)
+			case !math.IsInf(best, 1) && (got == nil || got.Threshold != best || math.Abs(got.Sensitivity-sens) > 1e-12 || got.Specificity < target):
+				t.Errorf("trial %d target %.2f: got %+v, want threshold %v sensitivity %v", trial, target, got, best, sens)
+			}
+		}
+		flagged := 0
+		for _, p := range preds {
+			if p.Probability >= 0.5 {
+				flagged++
+			}
+		}
+		if want := float64(flagged) / float64(n); math.Abs(rep.FlaggedRate-want) > 1e-12 {
+			t.Errorf("trial %d: flagged rate %v, want %v", trial, rep.FlaggedRate, want)
+		}
 	}
 }

@@ -83,6 +83,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			f4(op.Specificity), opt4(op.PPV))
 	}
 
+	b.WriteString("\nThe lowest threshold keeping each specificity on this set.\n\n")
+	b.WriteString("| target specificity | threshold | sensitivity | specificity | PPV |\n|---|---|---|---|---|\n")
+	for _, op := range r.SpecificityPoints {
+		fmt.Fprintf(&b, "| %.2f | %s | %s | %s | %s |\n", op.TargetSpecificity, f4(op.Threshold), f4(op.Sensitivity),
+			f4(op.Specificity), opt4(op.PPV))
+	}
+	fmt.Fprintf(&b, "\nFlagged at the threshold: %s of the cases.\n", f4(r.FlaggedRate))
+
 	c := r.Calibration
 	fmt.Fprintf(&b, "\n## Calibration\n\nBrier score %s; expected calibration error (%d equal-width bins) %s.\n\n",
 		f4(c.Brier), len(c.Bins), f4(c.ECE))
