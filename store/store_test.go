@@ -189,7 +189,7 @@ func TestVerifyNamesTamperedRow(t *testing.T) {
 				db.sql.QueryRow(`SELECT hash FROM audit WHERE id = 5`).Scan(&prev)
 				ts := time.Now().UTC().Format(TimeFormat)
 				h := entryHash(prev, 6, ts, "mallory", "label.added", "x", []byte("{}"))
-				if _, err := db.sql.Exec(`INSERT INTO audit VALUES (6, ?, 'mallory', 'label.added', 'x', '{}', ?, ?)`, ts, prev, h); err != nil {
+				if _, err := db.sql.Exec(`INSERT INTO audit(id, ts, actor, action, subject, detail, prev_hash, hash) VALUES (6, ?, 'mallory', 'label.added', 'x', '{}', ?, ?)`, ts, prev, h); err != nil {
 					t.Fatal(err)
 				}
 			}
