@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -28,6 +29,9 @@ const (
 	ActionModelPromoted  = "model.promoted"
 	ActionModelActivated = "model.activated"
 	ActionTrainingRun    = "training.run"
+	// ActionAuditKeyed marks where the chain becomes keyed: the first row
+	// written with an audit key after unkeyed rows.
+	ActionAuditKeyed = "audit.keyed"
 )
 
 // AuditEntry is one row of the audit trail.
@@ -40,6 +44,9 @@ type AuditEntry struct {
 	Detail   json.RawMessage `json:"detail"`
 	PrevHash string          `json:"prev_hash"`
 	Hash     string          `json:"hash"`
+	// Keyed rows are chained with HMAC-SHA256 under the audit key instead
+	// of plain SHA-256.
+	Keyed bool `json:"keyed"`
 }
 
 // canonicalDetail re-encodes JSON with sorted keys and no insignificant
@@ -60,16 +67,37 @@ func canonicalDetail(detail []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// entryHash is sha256(prev_hash || "\n" || canonical row) in hex. The row is
-// encoded as a JSON array so that no field can bleed into another.
-func entryHash(prevHash string, id int64, ts, actor, action, subject string, canonical []byte) string {
+// auditRow is the canonical encoding of a row's contents that the chain
+// hashes: a JSON array, so that no field can bleed into another.
+func auditRow(id int64, ts, actor, action, subject string, canonical []byte) []byte {
 	row, _ := json.Marshal([]any{id, ts, actor, action, subject, json.RawMessage(canonical)})
+	return row
+}
+
+// entryHash is sha256(prev_hash || "\n" || canonical row) in hex: the hash of
+// an unkeyed row. Anyone can recompute it, so it proves only that nothing
+// was changed by someone who did not also recompute the rows after it.
+func entryHash(prevHash string, id int64, ts, actor, action, subject string, canonical []byte) string {
 	h := sha256.New()
 	h.Write([]byte(prevHash))
 	h.Write([]byte{'\n'})
-	h.Write(row)
+	h.Write(auditRow(id, ts, actor, action, subject, canonical))
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// keyedHash is HMAC-SHA256(key, prev_hash || "\n" || canonical row) in hex:
+// the hash of a keyed row, which nobody without the key can recompute.
+func keyedHash(key []byte, prevHash string, id int64, ts, actor, action, subject string, canonical []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(prevHash))
+	m.Write([]byte{'\n'})
+	m.Write(auditRow(id, ts, actor, action, subject, canonical))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// ErrAuditKeyRequired refuses an unkeyed row after keyed ones: the chain
+// would no longer verify.
+var ErrAuditKeyRequired = errors.New("store: the audit chain is keyed; open the database with the audit key (audit.key_file) to write to it")
 
 // AppendAudit appends one row to the chain inside the transaction. detail is
 // any JSON-marshallable value (nil for none). It returns the new row.
@@ -95,25 +123,43 @@ func (tx *Tx) AppendAudit(ctx context.Context, actor, action, subject string, de
 	if actor == "" || action == "" {
 		return AuditEntry{}, errors.New("store: audit row needs an actor and an action")
 	}
-	var lastID int64
-	prev := GenesisHash
-	err = tx.tx.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&lastID, &prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return AuditEntry{}, fmt.Errorf("store: read audit head: %w", err)
+	lastID, prev, headKeyed, err := tx.auditHead(ctx)
+	if err != nil {
+		return AuditEntry{}, err
 	}
-	if errors.Is(err, sql.ErrNoRows) {
-		prev = GenesisHash
+	key := tx.db.auditKey
+	if key == nil && headKeyed {
+		return AuditEntry{}, ErrAuditKeyRequired
 	}
 	ts := tx.db.now()
 	id := lastID + 1
 	hash := entryHash(prev, id, ts, actor, action, subject, canonical)
+	if key != nil {
+		hash = keyedHash(key, prev, id, ts, actor, action, subject, canonical)
+	}
 	if _, err := tx.tx.ExecContext(ctx,
-		`INSERT INTO audit(id, ts, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, ts, actor, action, subject, string(canonical), prev, hash); err != nil {
+		`INSERT INTO audit(id, ts, actor, action, subject, detail, prev_hash, hash, keyed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, ts, actor, action, subject, string(canonical), prev, hash, key != nil); err != nil {
 		return AuditEntry{}, fmt.Errorf("store: append audit row: %w", err)
 	}
 	t, _ := time.Parse(TimeFormat, ts)
-	return AuditEntry{ID: id, TS: t, Actor: actor, Action: action, Subject: subject, Detail: canonical, PrevHash: prev, Hash: hash}, nil
+	return AuditEntry{ID: id, TS: t, Actor: actor, Action: action, Subject: subject, Detail: canonical, PrevHash: prev, Hash: hash, Keyed: key != nil}, nil
+}
+
+// auditHead is the last row's id, hash and keyed flag (0, GenesisHash and
+// false for an empty chain).
+func (tx *Tx) auditHead(ctx context.Context) (int64, string, bool, error) {
+	var id int64
+	var hash string
+	var keyed bool
+	err := tx.tx.QueryRowContext(ctx, `SELECT id, hash, keyed FROM audit ORDER BY id DESC LIMIT 1`).Scan(&id, &hash, &keyed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, GenesisHash, false, nil
+	}
+	if err != nil {
+		return 0, "", false, fmt.Errorf("store: read audit head: %w", err)
+	}
+	return id, hash, keyed, nil
 }
 
 // AppendAudit appends one audit row in its own transaction.
@@ -142,26 +188,50 @@ type VerifyResult struct {
 	Rows     int64
 	HeadID   int64
 	HeadHash string
+	// Keyed rows are FirstKeyedID..HeadID (none when Keyed is 0); the rows
+	// before them were written before the chain had a key.
+	Keyed        int64
+	FirstKeyedID int64
+	// KeyID names the key the keyed rows were checked with ("" without one).
+	KeyID string
 }
+
+// ErrAuditKeyNeeded is returned (after the whole walk) when the chain has
+// keyed rows but no key was given: their links were checked, their hashes
+// could not be.
+var ErrAuditKeyNeeded = errors.New("store: the audit chain is keyed; verifying it needs the audit key (audit.key_file)")
 
 // VerifyAudit walks the whole chain in id order. It returns a *ChainError
 // naming the first row that breaks it: an edited row (hash mismatch), a
 // deleted row (gap in ids or prev_hash mismatch), or a forged insertion.
+//
+// With an audit key (UseAuditKey), keyed rows are checked with HMAC, so a
+// row forged or rewritten without the key breaks the chain even when its
+// hash was recomputed; an unkeyed row after a keyed one, or a chain whose
+// head is unkeyed although a key is given, is such a forgery. Without a key,
+// keyed rows are checked for their links only and ErrAuditKeyNeeded says so.
+//
 // Removing rows from the tail cannot be seen from inside the database; compare
 // HeadID/HeadHash with a copy kept elsewhere (fracd audit verify --anchor).
 func (db *DB) VerifyAudit(ctx context.Context) (VerifyResult, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash FROM audit ORDER BY id`)
+	rows, err := db.sql.QueryContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit ORDER BY id`)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("store: read audit: %w", err)
 	}
 	defer rows.Close()
+	key := db.auditKey
 	res := VerifyResult{HeadHash: GenesisHash}
+	if key != nil {
+		res.KeyID = AuditKeyID(key)
+	}
 	prev := GenesisHash
 	var lastID int64
+	headKeyed := false
 	for rows.Next() {
 		var id int64
 		var ts, actor, action, subject, detail, prevHash, hash string
-		if err := rows.Scan(&id, &ts, &actor, &action, &subject, &detail, &prevHash, &hash); err != nil {
+		var keyed bool
+		if err := rows.Scan(&id, &ts, &actor, &action, &subject, &detail, &prevHash, &hash, &keyed); err != nil {
 			return res, fmt.Errorf("store: read audit: %w", err)
 		}
 		if id != lastID+1 {
@@ -174,17 +244,57 @@ func (db *DB) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 		if err != nil || string(canonical) != detail {
 			return res, &ChainError{ID: id, Reason: "detail is not in canonical form"}
 		}
-		if want := entryHash(prevHash, id, ts, actor, action, subject, canonical); want != hash {
-			return res, &ChainError{ID: id, Reason: "hash does not match the row's contents"}
+		switch {
+		case !keyed && res.Keyed > 0:
+			return res, &ChainError{ID: id, Reason: "row is not keyed but follows keyed rows: it was written or rewritten without the audit key"}
+		case !keyed:
+			if want := entryHash(prevHash, id, ts, actor, action, subject, canonical); want != hash {
+				return res, &ChainError{ID: id, Reason: "hash does not match the row's contents"}
+			}
+		case key != nil:
+			if want := keyedHash(key, prevHash, id, ts, actor, action, subject, canonical); !hmac.Equal([]byte(want), []byte(hash)) {
+				reason := "keyed hash does not match the row's contents: the row was edited or forged without the audit key"
+				if kid := markerKeyID(action, canonical); kid != "" && kid != res.KeyID {
+					reason = fmt.Sprintf("the audit key given (key id %s) is not the one the chain was keyed with (key id %s), or the row was edited", res.KeyID, kid)
+				}
+				return res, &ChainError{ID: id, Reason: reason}
+			}
 		}
-		prev, lastID = hash, id
+		if keyed {
+			if res.Keyed == 0 {
+				res.FirstKeyedID = id
+			}
+			res.Keyed++
+		}
+		prev, lastID, headKeyed = hash, id, keyed
 		res.Rows++
 		res.HeadID, res.HeadHash = id, hash
 	}
 	if err := rows.Err(); err != nil {
 		return res, fmt.Errorf("store: read audit: %w", err)
 	}
+	if key != nil && res.Rows > 0 && !headKeyed {
+		// fracd keys the chain as soon as a writer opens it with the key
+		// (UseAuditKey), so an unkeyed head next to a key means the keyed
+		// rows were replaced by recomputed plain ones.
+		return res, &ChainError{ID: res.HeadID, Reason: "the chain is not keyed although an audit key exists: its keyed rows were rewritten without the key (or no fracd writer has opened the database since the key was made)"}
+	}
+	if key == nil && res.Keyed > 0 {
+		return res, fmt.Errorf("rows %d..%d: %w", res.FirstKeyedID, res.HeadID, ErrAuditKeyNeeded)
+	}
 	return res, nil
+}
+
+// markerKeyID is the key id an audit.keyed row records, "" for other rows.
+func markerKeyID(action string, canonical []byte) string {
+	if action != ActionAuditKeyed {
+		return ""
+	}
+	var d struct {
+		KeyID string `json:"key_id"`
+	}
+	json.Unmarshal(canonical, &d)
+	return d.KeyID
 }
 
 // AuditFilter selects audit rows. Zero values mean "no constraint".
@@ -220,7 +330,7 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 		where = append(where, "subject = ?")
 		args = append(args, f.Subject)
 	}
-	q := `SELECT id, ts, actor, action, subject, detail, prev_hash, hash FROM audit`
+	q := `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -237,7 +347,7 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 	for rows.Next() {
 		var e AuditEntry
 		var ts, detail string
-		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash); err != nil {
+		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed); err != nil {
 			return nil, fmt.Errorf("store: list audit: %w", err)
 		}
 		e.TS, _ = time.Parse(TimeFormat, ts)

@@ -261,7 +261,7 @@ func (tx *Tx) Evaluations(ctx context.Context, modelID string) ([]Evaluation, er
 // ModelAudit returns the audit rows about a model, in id order: those whose
 // subject it is, and lifecycle rows that name it as the model replaced.
 func (db *DB) ModelAudit(ctx context.Context, id string) ([]AuditEntry, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash FROM audit
+	rows, err := db.sql.QueryContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit
 		WHERE subject = ? OR (substr(action, 1, 6) = 'model.' AND json_extract(detail, '$.previous') = ?) ORDER BY id`, id, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit of model %s: %w", id, err)
@@ -271,7 +271,7 @@ func (db *DB) ModelAudit(ctx context.Context, id string) ([]AuditEntry, error) {
 	for rows.Next() {
 		var e AuditEntry
 		var ts, detail string
-		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash); err != nil {
+		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed); err != nil {
 			return nil, fmt.Errorf("store: audit of model %s: %w", id, err)
 		}
 		e.TS = parseTime(ts)

@@ -34,6 +34,8 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 type DB struct {
 	sql      *sql.DB
 	readOnly bool
+	// auditKey, when set (UseAuditKey), keys the audit chain.
+	auditKey []byte
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MinAuditKeyLen is the shortest audit key accepted, in bytes.
+const MinAuditKeyLen = 32
+
+// LoadAuditKey reads the audit key file (hex, as LoadOrCreateAuditKey
+// writes it). A missing file is an error that wraps fs.ErrNotExist; a file
+// that group or others may read is refused, since whoever reads the key can
+// forge the chain.
+func LoadAuditKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("store: audit key: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("store: audit key %s is not a regular file", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("store: audit key %s has mode %v; it must not be readable by group or others (chmod 600)", path, st.Mode().Perm())
+	}
+	// A key file is a line of hex; read no more than a long one.
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
+	if err != nil {
+		return nil, fmt.Errorf("store: audit key: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("store: audit key %s is not hex: %w", path, err)
+	}
+	if len(key) < MinAuditKeyLen {
+		return nil, fmt.Errorf("store: audit key in %s has %d bytes, want at least %d", path, len(key), MinAuditKeyLen)
+	}
+	return key, nil
+}
+
+// LoadOrCreateAuditKey reads the audit key file, creating it (0600, 32
+// random bytes in hex) if it does not exist yet.
+func LoadOrCreateAuditKey(path string) ([]byte, error) {
+	key, err := LoadAuditKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create audit key directory: %w", err)
+	}
+	key = make([]byte, MinAuditKeyLen)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("store: generate audit key: %w", err)
+	}
+	// O_EXCL: if another process made one meanwhile, use that one rather
+	// than replace a key the chain may already be keyed with.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return LoadAuditKey(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: create audit key: %w", err)
+	}
+	_, err = f.WriteString(hex.EncodeToString(key) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("store: write audit key: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return key, nil
+}
+
+// AuditKeyID names a key without revealing it: the first 16 hex digits of
+// sha256("fracd audit key id\n" || key).
+func AuditKeyID(key []byte) string {
+	s := sha256.Sum256(append([]byte("fracd audit key id\n"), key...))
+	return hex.EncodeToString(s[:8])
+}
+
+// UseAuditKey keys the audit chain: every row appended from now on is
+// chained with HMAC-SHA256 under key, and VerifyAudit checks keyed rows with
+// it. On a writable database whose chain ends in unkeyed rows, it appends an
+// audit.keyed row at once (actor as given), so that the head is keyed from
+// the moment a key exists. Call it right after Open, before concurrent use.
+func (db *DB) UseAuditKey(ctx context.Context, key []byte, actor string) error {
+	if len(key) < MinAuditKeyLen {
+		return fmt.Errorf("store: audit key has %d bytes, want at least %d", len(key), MinAuditKeyLen)
+	}
+	db.auditKey = append([]byte(nil), key...)
+	if db.readOnly {
+		return nil
+	}
+	return db.Update(ctx, func(tx *Tx) error {
+		id, _, keyed, err := tx.auditHead(ctx)
+		if err != nil || id == 0 || keyed {
+			return err
+		}
+		_, err = tx.AppendAudit(ctx, actor, ActionAuditKeyed, "audit", map[string]any{"key_id": AuditKeyID(key), "unkeyed_rows": id})
+		return err
+	})
+}
