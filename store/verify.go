@@ -190,8 +190,8 @@ func (db *DB) VerifyRecords(ctx context.Context) (RecordsReport, error) {
 
 func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRef, problems *[]RecordProblem) (RecordCheck, error) {
 	c := recordChecker{check: RecordCheck{Table: "predictions"}, problems: problems}
-	byKey := map[[2]string][]*auditRef{} // instance sha256, model id
-	bySubject := map[string][]*auditRef{}  // rows from before model_id was recorded
+	byKey := map[[2]string][]*auditRef{}  // instance sha256, model id
+	bySubject := map[string][]*auditRef{} // rows from before model_id was recorded
 	for _, r := range audit[ActionPredicted] {
 		if m, ok := r.str("model_id"); ok {
 			byKey[[2]string{r.subject, m}] = append(byKey[[2]string{r.subject, m}], r)
