@@ -319,24 +319,19 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 		if err := tx.InsertInstance(ctx, instance); err != nil {
 			return err
 		}
-		if _, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionArchived, job.SHA256, map[string]any{
-			"study_uid": out.StudyUID, "series_uid": out.SeriesUID, "sop_instance_uid": out.SOPInstanceUID,
-			"archive_path": archive, "transfer_syntax": f.TransferSyntaxUID, "deidentification": anonymize.MethodDescription,
-		}); err != nil {
+		// The audit rows carry the stored values, for audit verify to compare.
+		if _, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionArchived, job.SHA256, store.ArchivedDetail(instance, anonymize.MethodDescription)); err != nil {
 			return err
 		}
-		if _, err := tx.InsertPrediction(ctx, store.Prediction{
+		pred := store.Prediction{
 			InstanceSHA256: job.SHA256, ModelID: am.info.ID, ModelSHA256: am.info.WeightsSHA256,
 			PreprocessVersion: out.PreprocessVersion, Probability: out.Probability, Threshold: out.Threshold,
 			Flagged: out.Flagged, Latency: inference, Category: string(out.Category), Boxes: out.Boxes,
-		}); err != nil {
+		}
+		if _, err := tx.InsertPrediction(ctx, pred); err != nil {
 			return err
 		}
-		_, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionPredicted, job.SHA256, map[string]any{
-			"sop_instance_uid": out.SOPInstanceUID, "model_id": am.info.ID, "weights_sha256": am.info.WeightsSHA256,
-			"preprocess_version": out.PreprocessVersion, "probability": out.Probability, "threshold": out.Threshold, "flagged": out.Flagged,
-			"category": out.Category, "boxes": len(out.Boxes),
-		})
+		_, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionPredicted, job.SHA256, store.PredictedDetail(out.SOPInstanceUID, pred))
 		return err
 	})
 	if err != nil {

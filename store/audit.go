@@ -127,9 +127,22 @@ func (tx *Tx) AppendAudit(ctx context.Context, actor, action, subject string, de
 	if err != nil {
 		return AuditEntry{}, err
 	}
-	key := tx.db.auditKey
+	key, err := tx.db.writeKey()
+	if err != nil {
+		return AuditEntry{}, err
+	}
 	if key == nil && headKeyed {
 		return AuditEntry{}, ErrAuditKeyRequired
+	}
+	if key != nil && !headKeyed && lastID > 0 && action != ActionAuditKeyed {
+		// Unkeyed rows before: mark where the keyed chain starts, and with
+		// which key, in the same transaction.
+		if _, err := tx.AppendAudit(ctx, actor, ActionAuditKeyed, "audit", map[string]any{"key_id": AuditKeyID(key), "unkeyed_rows": lastID}); err != nil {
+			return AuditEntry{}, err
+		}
+		if lastID, prev, headKeyed, err = tx.auditHead(ctx); err != nil {
+			return AuditEntry{}, err
+		}
 	}
 	ts := tx.db.now()
 	id := lastID + 1
@@ -205,7 +218,7 @@ var ErrAuditKeyNeeded = errors.New("store: the audit chain is keyed; verifying i
 // naming the first row that breaks it: an edited row (hash mismatch), a
 // deleted row (gap in ids or prev_hash mismatch), or a forged insertion.
 //
-// With an audit key (UseAuditKey), keyed rows are checked with HMAC, so a
+// With an audit key (UseAuditKey, UseAuditKeyFile), keyed rows are checked with HMAC, so a
 // row forged or rewritten without the key breaks the chain even when its
 // hash was recomputed; an unkeyed row after a keyed one, or a chain whose
 // head is unkeyed although a key is given, is such a forgery. Without a key,
@@ -219,7 +232,7 @@ func (db *DB) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 		return VerifyResult{}, fmt.Errorf("store: read audit: %w", err)
 	}
 	defer rows.Close()
-	key := db.auditKey
+	key := db.readKey()
 	res := VerifyResult{HeadHash: GenesisHash}
 	if key != nil {
 		res.KeyID = AuditKeyID(key)
@@ -274,9 +287,9 @@ func (db *DB) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 		return res, fmt.Errorf("store: read audit: %w", err)
 	}
 	if key != nil && res.Rows > 0 && !headKeyed {
-		// fracd keys the chain as soon as a writer opens it with the key
-		// (UseAuditKey), so an unkeyed head next to a key means the keyed
-		// rows were replaced by recomputed plain ones.
+		// fracd makes the key file with the first keyed row
+		// (UseAuditKeyFile), so an unkeyed head next to a key means the
+		// keyed rows were replaced by recomputed plain ones.
 		return res, &ChainError{ID: res.HeadID, Reason: "the chain is not keyed although an audit key exists: its keyed rows were rewritten without the key (or no fracd writer has opened the database since the key was made)"}
 	}
 	if key == nil && res.Keyed > 0 {

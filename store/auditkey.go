@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -100,25 +99,57 @@ func AuditKeyID(key []byte) string {
 	return hex.EncodeToString(s[:8])
 }
 
-// UseAuditKey keys the audit chain: every row appended from now on is
-// chained with HMAC-SHA256 under key, and VerifyAudit checks keyed rows with
-// it. On a writable database whose chain ends in unkeyed rows, it appends an
-// audit.keyed row at once (actor as given), so that the head is keyed from
-// the moment a key exists. Call it right after Open, before concurrent use.
-func (db *DB) UseAuditKey(ctx context.Context, key []byte, actor string) error {
+// UseAuditKey keys the audit chain with key: every row appended from now on
+// is chained with HMAC-SHA256 under it, and VerifyAudit checks keyed rows
+// with it. The first keyed row after unkeyed ones is preceded by an
+// audit.keyed marker naming the key (AuditKeyID). Nothing is written now.
+func (db *DB) UseAuditKey(key []byte) error {
 	if len(key) < MinAuditKeyLen {
 		return fmt.Errorf("store: audit key has %d bytes, want at least %d", len(key), MinAuditKeyLen)
 	}
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
 	db.auditKey = append([]byte(nil), key...)
-	if db.readOnly {
+	return nil
+}
+
+// UseAuditKeyFile is UseAuditKey with the key in a file. A missing file is
+// created (LoadOrCreateAuditKey) only when the first audit row is written,
+// so a command that ends up writing nothing leaves no key behind: a key
+// file next to an unkeyed chain would look like a rewritten chain.
+func (db *DB) UseAuditKeyFile(path string) error {
+	key, err := LoadAuditKey(path)
+	switch {
+	case err == nil:
+		return db.UseAuditKey(key)
+	case errors.Is(err, fs.ErrNotExist):
+		db.keyMu.Lock()
+		defer db.keyMu.Unlock()
+		db.auditKeyFile = path
 		return nil
-	}
-	return db.Update(ctx, func(tx *Tx) error {
-		id, _, keyed, err := tx.auditHead(ctx)
-		if err != nil || id == 0 || keyed {
-			return err
-		}
-		_, err = tx.AppendAudit(ctx, actor, ActionAuditKeyed, "audit", map[string]any{"key_id": AuditKeyID(key), "unkeyed_rows": id})
+	default:
 		return err
-	})
+	}
+}
+
+// writeKey is the key to chain a new row with, creating the key file on
+// first use; nil without one.
+func (db *DB) writeKey() ([]byte, error) {
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	if db.auditKey == nil && db.auditKeyFile != "" {
+		key, err := LoadOrCreateAuditKey(db.auditKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		db.auditKey = key
+	}
+	return db.auditKey, nil
+}
+
+// readKey is the key to verify with; nil without one.
+func (db *DB) readKey() []byte {
+	db.keyMu.Lock()
+	defer db.keyMu.Unlock()
+	return db.auditKey
 }

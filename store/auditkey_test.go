@@ -83,7 +83,7 @@ func TestKeyedChainDetectsForgery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openTemp(t)
 			appendN(t, db, 3) // written before the key existed
-			if err := db.UseAuditKey(ctx, testKey('k'), "fracd"); err != nil {
+			if err := db.UseAuditKey(testKey('k')); err != nil {
 				t.Fatal(err)
 			}
 			appendN(t, db, 3)
@@ -116,19 +116,20 @@ func TestKeyedChainAfterUnkeyedRows(t *testing.T) {
 		t.Fatalf("unkeyed chain: %+v, %v", res, err)
 	}
 	key := testKey('k')
-	if err := db.UseAuditKey(ctx, key, "fracd"); err != nil {
+	if err := db.UseAuditKey(key); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, db, 2)
 	db.Close()
 
-	// A second writer with the key adds no second marker.
+	// A second writer with the key adds no second marker, and opening
+	// with the key writes nothing by itself.
 	db, err = Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.UseAuditKey(ctx, key, "fracd"); err != nil {
+	if err := db.UseAuditKey(key); err != nil {
 		t.Fatal(err)
 	}
 	res, err := db.VerifyAudit(ctx)
@@ -148,7 +149,7 @@ func TestKeyedChainAfterUnkeyedRows(t *testing.T) {
 	if _, err := ro.VerifyAudit(ctx); !errors.Is(err, ErrAuditKeyNeeded) {
 		t.Fatalf("verify without the key: %v; want ErrAuditKeyNeeded", err)
 	}
-	if err := ro.UseAuditKey(ctx, testKey('w'), "auditor"); err != nil {
+	if err := ro.UseAuditKey(testKey('w')); err != nil {
 		t.Fatal(err)
 	}
 	var ce *ChainError
@@ -191,5 +192,32 @@ func TestAuditKeyFile(t *testing.T) {
 	os.WriteFile(short, []byte("abcd\n"), 0o600)
 	if _, err := LoadAuditKey(short); err == nil {
 		t.Fatal("a 2-byte key was accepted")
+	}
+}
+
+// TestAuditKeyFileMadeOnFirstWrite: opening with a key file that does not
+// exist yet creates nothing; the first audit row creates the key (0600) and
+// is keyed.
+func TestAuditKeyFileMadeOnFirstWrite(t *testing.T) {
+	ctx := context.Background()
+	db := openTemp(t)
+	path := filepath.Join(t.TempDir(), "keys", "audit.key")
+	if err := db.UseAuditKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("key file made before any write: %v", err)
+	}
+	e, err := db.AppendAudit(ctx, "test", "test.append", "s", nil)
+	if err != nil || !e.Keyed || e.ID != 1 {
+		t.Fatalf("first row %+v, %v; want row 1, keyed", e, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file after the first write: %v, %v; want 0600", fi, err)
+	}
+	key, _ := LoadAuditKey(path)
+	if res, err := db.VerifyAudit(ctx); err != nil || res.Keyed != 1 || res.KeyID != AuditKeyID(key) {
+		t.Fatalf("verify = %+v, %v", res, err)
 	}
 }

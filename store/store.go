@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -34,8 +35,11 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 type DB struct {
 	sql      *sql.DB
 	readOnly bool
-	// auditKey, when set (UseAuditKey), keys the audit chain.
-	auditKey []byte
+	// auditKey, when set (UseAuditKey), keys the audit chain; auditKeyFile
+	// is where to create it on the first write (UseAuditKeyFile).
+	keyMu        sync.Mutex
+	auditKey     []byte
+	auditKeyFile string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -70,22 +72,44 @@ func newAuditVerifyCmd(m *Main) *cobra.Command {
 	var anchor string
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Walk the audit chain and name the first row that breaks it (exit status 2 if broken)",
+		Short: "Verify the audit chain and the results against it (exit status 2 if either fails)",
 		Long: `Recomputes every row's hash from its contents and the previous row's hash.
-An edited, deleted or inserted row breaks the chain at that row. Removing rows
-from the end cannot be seen from inside the database: keep the head printed here
-somewhere else and pass it back with --anchor ID:HASH.`,
+An edited, deleted or inserted row breaks the chain at that row. Rows written
+with the audit key (audit.key_file) are chained with HMAC-SHA256, so a row
+forged without the key breaks the chain even with a recomputed hash.
+
+Then compares the predictions, instances, labels, models and evaluations with
+the audit rows written with them: a changed, deleted or inserted result fails.
+
+Removing rows from the end cannot be seen from inside the database: keep the
+head printed here somewhere else and pass it back with --anchor ID:HASH.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			ctx := cmd.Context()
+			db, err := store.OpenReadOnly(ctx, m.Config.Paths.DB)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			res, err := db.VerifyAudit(cmd.Context())
+			keyFile := m.Config.AuditKeyFile()
+			key, err := store.LoadAuditKey(keyFile)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				key = nil
+			case err != nil:
+				return fmt.Errorf("audit verify: %w", err)
+			default:
+				if err := db.UseAuditKey(key); err != nil {
+					return fmt.Errorf("audit verify: %w", err)
+				}
+			}
+			res, err := db.VerifyAudit(ctx)
 			var ce *store.ChainError
 			if errors.As(err, &ce) {
 				return &exitError{code: 2, err: err}
+			}
+			if errors.Is(err, store.ErrAuditKeyNeeded) {
+				return fmt.Errorf("audit verify: %w; no key at %s", err, keyFile)
 			}
 			if err != nil {
 				return err
@@ -101,7 +125,7 @@ somewhere else and pass it back with --anchor ID:HASH.`,
 				// The walk above proved ids 1..HeadID contiguous, so the
 				// row exists; read only its hash.
 				var got string
-				if err := db.SQL().QueryRowContext(cmd.Context(), `SELECT hash FROM audit WHERE id = ?`, id).Scan(&got); err != nil {
+				if err := db.SQL().QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = ?`, id).Scan(&got); err != nil {
 					return fmt.Errorf("audit verify: read row %d: %w", id, err)
 				}
 				if got != hash {
@@ -109,6 +133,41 @@ somewhere else and pass it back with --anchor ID:HASH.`,
 				}
 			}
 			fmt.Fprintf(m.Stdout, "audit chain OK: %d rows, head %d %s\n", res.Rows, res.HeadID, res.HeadHash)
+			switch {
+			case res.Keyed == 0 && key == nil:
+				fmt.Fprintf(m.Stdout, "keyed: no rows (no audit key at %s): the chain shows edits, not forgeries by whoever can write the database\n", keyFile)
+			case res.Keyed == 0:
+				fmt.Fprintln(m.Stdout, "keyed: no rows yet")
+			case res.FirstKeyedID == 1:
+				fmt.Fprintf(m.Stdout, "keyed: all rows (HMAC-SHA256, key id %s)\n", res.KeyID)
+			default:
+				fmt.Fprintf(m.Stdout, "keyed: rows %d..%d (HMAC-SHA256, key id %s); rows 1..%d were written before the key and are plain SHA-256\n",
+					res.FirstKeyedID, res.HeadID, res.KeyID, res.FirstKeyedID-1)
+			}
+			rep, err := db.VerifyRecords(ctx)
+			if err != nil {
+				return err
+			}
+			var parts []string
+			for _, c := range rep.Checks {
+				part := fmt.Sprintf("%s %d checked", c.Table, c.Checked)
+				if c.NotCheckable > 0 {
+					part += fmt.Sprintf(", %d not checkable (audited by an older fracd without the values)", c.NotCheckable)
+				}
+				parts = append(parts, part)
+			}
+			fmt.Fprintf(m.Stdout, "records: %s\n", strings.Join(parts, "; "))
+			if n := len(rep.Problems); n > 0 {
+				const shown = 100
+				for i, p := range rep.Problems {
+					if i == shown {
+						fmt.Fprintf(m.Stdout, "... and %d more\n", n-shown)
+						break
+					}
+					fmt.Fprintf(m.Stdout, "MISMATCH %s\n", p)
+				}
+				return &exitError{code: 2, err: fmt.Errorf("audit records: %d stored record(s) disagree with the audit trail; first: %s", n, rep.Problems[0])}
+			}
 			return nil
 		},
 	}
@@ -116,6 +175,20 @@ somewhere else and pass it back with --anchor ID:HASH.`,
 	return cmd
 }
 
+// openDB opens the database for writing with the audit key
+// (audit.key_file): every audit row the command writes is keyed, and the
+// key file is created (0600) with the first one.
+func (m *Main) openDB(ctx context.Context) (*store.DB, error) {
+	db, err := store.Open(ctx, m.Config.Paths.DB)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.UseAuditKeyFile(m.Config.AuditKeyFile()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
 // parseAnchor reads ID:HASH as printed by verify: a row id from 1 and a
 // sha256 in hex (either case).
 func parseAnchor(anchor string) (int64, string, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"sort"
@@ -18,19 +19,38 @@ import (
 // Config is fracd's whole configuration. Every key has a working default
 // (defaultConfig); config.yaml at the repository root documents each one.
 type Config struct {
-	Paths     PathsConfig     `mapstructure:"paths" json:"paths"`
-	Workers   int             `mapstructure:"workers" json:"workers"`
-	Settle    time.Duration   `mapstructure:"settle" json:"settle"`
-	Rescan    time.Duration   `mapstructure:"rescan" json:"rescan"`
-	MinFreeMB int64           `mapstructure:"min_free_mb" json:"min_free_mb"`
-	Shutdown  time.Duration   `mapstructure:"shutdown_timeout" json:"shutdown_timeout"`
-	DICOM     DICOMConfig     `mapstructure:"dicom" json:"dicom"`
-	Anonymize AnonymizeConfig `mapstructure:"anonymize" json:"anonymize"`
-	Model     ModelConfig     `mapstructure:"model" json:"model"`
-	Log       LogConfig       `mapstructure:"log" json:"log"`
-	HTTP      HTTPConfig      `mapstructure:"http" json:"http"`
-	Delivery  DeliveryConfig  `mapstructure:"delivery" json:"delivery"`
-	Report    ReportConfig    `mapstructure:"report" json:"report"`
+	Paths     PathsConfig   `mapstructure:"paths" json:"paths"`
+	Workers   int           `mapstructure:"workers" json:"workers"`
+	Settle    time.Duration `mapstructure:"settle" json:"settle"`
+	Rescan    time.Duration `mapstructure:"rescan" json:"rescan"`
+	MinFreeMB int64         `mapstructure:"min_free_mb" json:"min_free_mb"`
+	Shutdown  time.Duration `mapstructure:"shutdown_timeout" json:"shutdown_timeout"`
+	// StallTimeout is how long one file may stay in a worker before /readyz
+	// reports the worker as hung.
+	StallTimeout time.Duration   `mapstructure:"stall_timeout" json:"stall_timeout"`
+	DICOM        DICOMConfig     `mapstructure:"dicom" json:"dicom"`
+	Anonymize    AnonymizeConfig `mapstructure:"anonymize" json:"anonymize"`
+	Model        ModelConfig     `mapstructure:"model" json:"model"`
+	Log          LogConfig       `mapstructure:"log" json:"log"`
+	HTTP         HTTPConfig      `mapstructure:"http" json:"http"`
+	Delivery     DeliveryConfig  `mapstructure:"delivery" json:"delivery"`
+	Report       ReportConfig    `mapstructure:"report" json:"report"`
+	Audit        AuditConfig     `mapstructure:"audit" json:"audit"`
+}
+
+// AuditConfig configures the audit trail.
+type AuditConfig struct {
+	// KeyFile holds the key that chains audit rows with HMAC-SHA256; empty
+	// means audit.key in the database's folder. Writers create it (0600).
+	KeyFile string `mapstructure:"key_file" json:"key_file"`
+}
+
+// AuditKeyFile is where the audit key lives.
+func (c Config) AuditKeyFile() string {
+	if c.Audit.KeyFile != "" {
+		return c.Audit.KeyFile
+	}
+	return filepath.Join(filepath.Dir(c.Paths.DB), "audit.key")
 }
 
 // ReportConfig tunes fracd report's monitoring.

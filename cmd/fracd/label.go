@@ -54,7 +54,7 @@ func (m *Main) deidentifiedUID(uid string, alreadyDeidentified bool) (string, er
 // addLabels stores labels in one transaction; prog (nil for none) counts
 // them as they are added.
 func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int, prog *progress) error {
-	db, err := store.Open(cmd.Context(), m.Config.Paths.DB)
+	db, err := m.openDB(cmd.Context())
 	if err != nil {
 		return err
 	}

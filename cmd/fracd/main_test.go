@@ -28,7 +28,7 @@ func runFracd(t *testing.T, args ...string) (string, string, error) {
 }
 
 // seedDB makes a database with one model, three results (two flagged) and
-// their audit rows, as the pipeline would write them.
+// their audit rows, as the pipeline and the model commands write them.
 func seedDB(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
@@ -45,10 +45,15 @@ func seedDB(t *testing.T) string {
 		if err := tx.RegisterModel(ctx, store.Model{ID: "resnet18-test", Arch: "resnet18", WeightsSHA256: sha('f'), Path: "w.safetensors", PreprocessVersion: "pp-test", Threshold: 0.5}); err != nil {
 			return err
 		}
-		if _, err := tx.AppendAudit(ctx, "admin", store.ActionModelAdded, "resnet18-test", nil); err != nil {
+		if _, err := tx.AppendAudit(ctx, "admin", store.ActionModelAdded, "resnet18-test", map[string]any{
+			"weights_sha256": sha('f'), "arch": "resnet18", "threshold": 0.5, "preprocess_version": "pp-test"}); err != nil {
 			return err
 		}
-		return tx.ActivateModel(ctx, "resnet18-test")
+		if err := tx.ActivateModel(ctx, "resnet18-test"); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, "admin", store.ActionModelPromoted, "resnet18-test", map[string]any{"forced": true, "reason": "test"})
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +63,18 @@ func seedDB(t *testing.T) string {
 		err := db.Update(ctx, func(tx *store.Tx) error {
 			s := sha(byte('a' + i))
 			uid := fmt.Sprintf("2.25.10%d", i)
-			if err := tx.InsertInstance(ctx, store.Instance{SHA256: s, State: store.StateDone, StudyUID: "2.25.1", SOPInstanceUID: uid, Modality: "DX", BodyPart: "HAND"}); err != nil {
+			in := store.Instance{SHA256: s, State: store.StateDone, StudyUID: "2.25.1", SOPInstanceUID: uid, Modality: "DX", BodyPart: "HAND"}
+			if err := tx.InsertInstance(ctx, in); err != nil {
 				return err
 			}
-			if _, err := tx.InsertPrediction(ctx, store.Prediction{InstanceSHA256: s, ModelID: "resnet18-test", ModelSHA256: sha('f'), PreprocessVersion: "pp-test", Probability: p, Threshold: 0.5, Flagged: p >= 0.5}); err != nil {
+			if _, err := tx.AppendAudit(ctx, "fracd", store.ActionArchived, s, store.ArchivedDetail(in, "test")); err != nil {
 				return err
 			}
-			_, err := tx.AppendAudit(ctx, "fracd", store.ActionPredicted, s, map[string]any{"sop_instance_uid": uid, "probability": p})
+			pr := store.Prediction{InstanceSHA256: s, ModelID: "resnet18-test", ModelSHA256: sha('f'), PreprocessVersion: "pp-test", Probability: p, Threshold: 0.5, Flagged: p >= 0.5}
+			if _, err := tx.InsertPrediction(ctx, pr); err != nil {
+				return err
+			}
+			_, err := tx.AppendAudit(ctx, "fracd", store.ActionPredicted, s, store.PredictedDetail(uid, pr))
 			return err
 		})
 		if err != nil {
@@ -140,26 +150,27 @@ func TestAuditListAndVerifyEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var es []store.AuditEntry
-	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 4 {
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 8 {
 		t.Fatalf("audit list json: %d rows, %v\n%s", len(es), err, out)
 	}
 	out, _, err = runFracd(t, "--db", db, "audit", "list", "--format", "json", "--action", "instance.", "--since", "2026-11-02")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 2 {
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 4 {
 		t.Fatalf("filtered audit list: %d rows, %v", len(es), err)
 	}
 
 	out, _, err = runFracd(t, "--db", db, "audit", "verify")
-	if err != nil || !strings.Contains(out, "audit chain OK: 4 rows") {
+	if err != nil || !strings.Contains(out, "audit chain OK: 8 rows") || !strings.Contains(out, "predictions 3 checked; instances 3 checked") {
 		t.Fatalf("verify = %q, %v", out, err)
 	}
-	headHash := strings.Fields(out)[len(strings.Fields(out))-1]
-	if _, _, err := runFracd(t, "--db", db, "audit", "verify", "--anchor", "4:"+headHash); err != nil {
+	first := strings.Fields(strings.SplitN(out, "\n", 2)[0])
+	headHash := first[len(first)-1]
+	if _, _, err := runFracd(t, "--db", db, "audit", "verify", "--anchor", "8:"+headHash); err != nil {
 		t.Fatalf("verify with a good anchor: %v", err)
 	}
-	if _, _, err := runFracd(t, "--db", db, "audit", "verify", "--anchor", "5:"+headHash); exitCode(err) != 2 {
+	if _, _, err := runFracd(t, "--db", db, "audit", "verify", "--anchor", "9:"+headHash); exitCode(err) != 2 {
 		t.Fatalf("verify with an anchor past the end: %v", err)
 	}
 
@@ -169,13 +180,13 @@ func TestAuditListAndVerifyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.SQL().Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET detail = '{"probability":0.01,"sop_instance_uid":"2.25.102"}' WHERE id = 4`); err != nil {
+	if _, err := raw.SQL().Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET detail = '{"probability":0.01,"sop_instance_uid":"2.25.102"}' WHERE id = 8`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
 	_, _, err = runFracd(t, "--db", db, "audit", "verify")
-	if exitCode(err) != 2 || !strings.Contains(err.Error(), "row 4") {
-		t.Fatalf("verify after tampering: %v (exit %d); want exit 2 naming row 4", err, exitCode(err))
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "row 8") {
+		t.Fatalf("verify after tampering: %v (exit %d); want exit 2 naming row 8", err, exitCode(err))
 	}
 }
 
@@ -188,7 +199,7 @@ func TestAuditVerifyAnchors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var es []store.AuditEntry
-	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 4 {
+	if err := json.Unmarshal([]byte(out), &es); err != nil || len(es) != 8 {
 		t.Fatalf("audit list: %d rows, %v", len(es), err)
 	}
 	other := strings.Repeat("0", 64)
@@ -202,6 +213,7 @@ func TestAuditVerifyAnchors(t *testing.T) {
 		{"2:" + es[2].Hash, 2},
 		{"3:" + other, 2},
 		{"5:" + es[3].Hash, 2},
+		{"9:" + es[7].Hash, 2},
 		{"0:" + es[0].Hash, 1},
 		{"-1:" + es[0].Hash, 1},
 		{"x:" + es[0].Hash, 1},
@@ -391,7 +403,8 @@ func TestLabelsEndToEnd(t *testing.T) {
 	if es, _ := ro.ListAudit(context.Background(), store.AuditFilter{Action: store.ActionLabelAdded}); len(es) != 3 {
 		t.Fatalf("%d label.added audit rows; want 3", len(es))
 	}
-	if _, err := ro.VerifyAudit(context.Background()); err != nil {
-		t.Fatal(err)
+	// The labels were audited with the key fracd made next to the database.
+	if out, _, err := runFracd(t, "-c", cfg, "audit", "verify"); err != nil || !strings.Contains(out, "labels 3 checked") {
+		t.Fatalf("audit verify: %v\n%s", err, out)
 	}
 }

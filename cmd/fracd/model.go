@@ -60,7 +60,7 @@ a running daemon switches to it between files.`,
 				return fmt.Errorf("model add: %w", err)
 			}
 			meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std, "training_run": info.TrainingRun})
-			db, err := store.Open(ctx, m.Config.Paths.DB)
+			db, err := m.openDB(ctx)
 			if err != nil {
 				return err
 			}

@@ -191,7 +191,7 @@ func runModelEvaluate(ctx context.Context, m *Main, cmd *cobra.Command, args []s
 		return errors.New("model evaluate: --predictions names a directory, not a file")
 	}
 	rdb.Close()
-	db, err := store.Open(ctx, m.Config.Paths.DB)
+	db, err := m.openDB(ctx)
 	if err != nil {
 		return err
 	}

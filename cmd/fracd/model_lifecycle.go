@@ -207,7 +207,7 @@ func promoteModel(ctx context.Context, tx *store.Tx, id string, opt promoteOptio
 // writeDBUpdate opens the database for writing and runs fn in one
 // transaction.
 func (m *Main) writeDBUpdate(ctx context.Context, fn func(*store.Tx) error) error {
-	db, err := store.Open(ctx, m.Config.Paths.DB)
+	db, err := m.openDB(ctx)
 	if err != nil {
 		return err
 	}

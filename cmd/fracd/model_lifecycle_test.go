@@ -92,10 +92,17 @@ func seedLifecycleDB(t *testing.T, models []seedModel, active string) string {
 				}
 			}
 			if sm.id == active {
-				return tx.ActivateModel(ctx, sm.id)
+				if err := tx.ActivateModel(ctx, sm.id); err != nil {
+					return err
+				}
+				_, err := tx.AppendAudit(ctx, "cli:seed", store.ActionModelPromoted, sm.id, map[string]any{"forced": true, "reason": "seed"})
+				return err
 			}
 			if sm.id == "ret" {
-				_, err := tx.RetireModel(ctx, sm.id)
+				if _, err := tx.RetireModel(ctx, sm.id); err != nil {
+					return err
+				}
+				_, err := tx.AppendAudit(ctx, "cli:seed", store.ActionModelRetired, sm.id, map[string]any{"reason": "seed"})
 				return err
 			}
 			return nil
@@ -141,8 +148,6 @@ var lifecycleModels = []seedModel{
 }
 
 func TestModelLifecycleRefusalsChangeNothing(t *testing.T) {
-	t.Setenv("SUDO_USER", "")
-	t.Setenv("USER", "tester")
 	db := seedLifecycleDB(t, lifecycleModels, "old")
 	cases := []struct {
 		name string
@@ -180,8 +185,6 @@ func TestModelLifecycleRefusalsChangeNothing(t *testing.T) {
 }
 
 func TestModelLifecyclePromoteRollbackRetire(t *testing.T) {
-	t.Setenv("SUDO_USER", "")
-	t.Setenv("USER", "tester")
 	db := seedLifecycleDB(t, lifecycleModels, "old")
 	steps := []struct {
 		args    []string
@@ -228,7 +231,7 @@ func TestModelLifecyclePromoteRollbackRetire(t *testing.T) {
 	}
 	var got []string
 	for _, r := range rows {
-		if r.Actor != "cli:tester" {
+		if r.Actor != actor() {
 			continue // the seed's rows
 		}
 		var d struct {

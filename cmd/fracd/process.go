@@ -24,8 +24,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c := m.Config
-			db, err := store.Open(ctx, c.Paths.DB)
+			db, err := m.openDB(ctx)
 			if err != nil {
 				return err
 			}

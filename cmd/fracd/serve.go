@@ -73,7 +73,7 @@ func (m *Main) serve(ctx context.Context) error {
 	if !same {
 		return fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
 	}
-	db, err := store.Open(ctx, c.Paths.DB)
+	db, err := m.openDB(ctx)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ to the model registry, --activate also makes it the active model.`,
 			cfg.CacheBytes = cacheMB << 20
 			cfg.Logger = m.Logger
 			cfg.Progress = m.trainingProgress(30 * time.Second)
-			db, err := store.Open(ctx, m.Config.Paths.DB)
+			db, err := m.openDB(ctx)
 			if err != nil {
 				return err
 			}
