@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 
@@ -130,15 +131,28 @@ func newModelListCmd(m *Main) *cobra.Command {
 	return cmd
 }
 
-// actor names who ran an admin command, for the audit trail.
+// actor names who ran an admin command, for the audit trail: the OS
+// account of the process (its uid looked up), as the README says.
 func actor() string {
-	if u := os.Getenv("SUDO_USER"); u != "" {
-		return "cli:" + u
+	return "cli:" + osUser(os.Getuid(), os.Getenv("SUDO_UID"))
+}
+
+// osUser names the account behind uid from the user database, never from
+// $USER or $SUDO_USER, which whoever runs fracd can set to any name. Under
+// sudo (uid 0 with SUDO_UID set) it names both, root(sudo:alice): only root
+// can set SUDO_UID for a root process. An account with no name is uid:N.
+func osUser(uid int, sudoUID string) string {
+	name := func(id string) string {
+		if u, err := user.LookupId(id); err == nil && u.Username != "" {
+			return u.Username
+		}
+		return "uid:" + id
 	}
-	if u := os.Getenv("USER"); u != "" {
-		return "cli:" + u
+	n := name(strconv.Itoa(uid))
+	if _, err := strconv.Atoi(sudoUID); err == nil && uid == 0 && sudoUID != "0" {
+		n += "(sudo:" + name(sudoUID) + ")"
 	}
-	return "cli"
+	return n
 }
 
 // copyFileSync copies src to dst through a synced temporary file. dst is
