@@ -456,3 +456,26 @@ func (tx *Tx) UpsertTrainingRun(ctx context.Context, r TrainingRun) error {
 	}
 	return nil
 }
+
+// ReceivedSOPInstanceUIDs is the set of de-identified SOP Instance UIDs a
+// label can apply to: those of processed instances and of the instances
+// they were re-encoded from.
+func (db *DB) ReceivedSOPInstanceUIDs(ctx context.Context) (map[string]bool, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT sop_instance_uid, source_sop_instance_uid FROM instances WHERE state = 'done'`)
+	if err != nil {
+		return nil, fmt.Errorf("store: received instances: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return nil, fmt.Errorf("store: received instances: %w", err)
+		}
+		out[a] = true
+		if b != "" {
+			out[b] = true
+		}
+	}
+	return out, rows.Err()
+}

@@ -52,17 +52,18 @@ func (m *Main) deidentifiedUID(uid string, alreadyDeidentified bool) (string, er
 // instance and source: one that exists already, stored or earlier in the
 // same import, is refused with a clear error instead of SQLite's.
 // addLabels stores labels in one transaction; prog (nil for none) counts
-// them as they are added.
-func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int, prog *progress) error {
+// them as they are added. It returns how many name no instance received so
+// far: they are kept (the study may arrive later) but the caller says so.
+func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int, prog *progress) (unknown int, err error) {
 	db, err := m.openDB(cmd.Context())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer db.Close()
 	ctx := cmd.Context()
 	existing, err := db.Labels(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	type key struct{ uid, source string }
 	seen := map[key]int{} // -1: stored
@@ -87,14 +88,23 @@ func addLabels(m *Main, cmd *cobra.Command, labels []store.Label, lines []int, p
 	for i, l := range labels {
 		k := key{l.SOPInstanceUID, l.Source}
 		if where, ok := seen[k]; ok {
-			return dup(i, where)
+			return 0, dup(i, where)
 		}
 		seen[k] = lines[i]
+	}
+	received, err := db.ReceivedSOPInstanceUIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range labels {
+		if !received[l.SOPInstanceUID] {
+			unknown++
+		}
 	}
 	if prog != nil {
 		defer prog.Finish()
 	}
-	return db.Update(ctx, func(tx *store.Tx) error {
+	return unknown, db.Update(ctx, func(tx *store.Tx) error {
 		for i, l := range labels {
 			if prog != nil {
 				prog.Add(1)
@@ -133,10 +143,14 @@ func newLabelAddCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}, []int{0}, nil); err != nil {
+			unknown, err := addLabels(m, cmd, []store.Label{{SOPInstanceUID: uid, Fractured: fractured, Source: source, Actor: actor()}}, []int{0}, nil)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(m.Stdout, "labelled %s fractured=%v\n", uid, fractured)
+			if unknown > 0 {
+				fmt.Fprintln(m.Stderr, "note: fracd has received no instance with this UID yet; the label applies once it arrives (check the UID and --deidentified if it should have)")
+			}
 			return nil
 		},
 	}
@@ -206,10 +220,15 @@ fracd's database. All rows are added in one transaction, or none.`,
 				lines = append(lines, line)
 			}
 			reading.Finish()
-			if err := addLabels(m, cmd, labels, lines, m.newProgress("label import: storing", "labels", int64(len(labels)))); err != nil {
+			unknown, err := addLabels(m, cmd, labels, lines, m.newProgress("label import: storing", "labels", int64(len(labels))))
+			if err != nil {
 				return fmt.Errorf("label import: %w", err)
 			}
 			fmt.Fprintf(m.Stdout, "imported %d labels\n", len(labels))
+			if unknown > 0 {
+				// By count only: the rows are in the caller's file.
+				fmt.Fprintf(m.Stderr, "note: %d of them name no instance fracd has received yet; they apply once it arrives (check the UIDs and --deidentified if they should have)\n", unknown)
+			}
 			return nil
 		},
 	}
