@@ -24,6 +24,14 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			unlock, err := lockSpool(m.Config.Paths.Spool)
+			if errors.Is(err, errSpoolBusy) {
+				return fmt.Errorf("process: %w: stop it first, or put the files in the inbox (paths.inbox) for serve to take", err)
+			}
+			if err != nil {
+				return fmt.Errorf("process: %w", err)
+			}
+			defer unlock()
 			db, err := m.openDB(ctx)
 			if err != nil {
 				return err

@@ -73,6 +73,11 @@ func (m *Main) serve(ctx context.Context) error {
 	if !same {
 		return fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
 	}
+	unlock, err := lockSpool(c.Paths.Spool) // spoollock.go
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer unlock()
 	db, err := m.openDB(ctx)
 	if err != nil {
 		return err
