@@ -86,6 +86,7 @@ type Pipeline struct {
 	sops     map[string]chan struct{} // de-identified SOP Instance UIDs being archived and recorded
 
 	workDir, rejectedDir string
+	running              runningJobs // run.go: for readiness (a hung worker)
 
 	// hookBeforeRename, in tests, runs between a claim's open and its
 	// rename, to swap entries at that moment.

@@ -180,7 +180,44 @@ func (p *Pipeline) worker(ctx, workCtx context.Context, cfg RunConfig, jobs <-ch
 	}
 }
 
+// runningJobs records when each job in a worker started.
+type runningJobs struct {
+	mu    sync.Mutex
+	next  int64
+	start map[int64]time.Time
+}
+
+func (r *runningJobs) add() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.start == nil {
+		r.start = map[int64]time.Time{}
+	}
+	r.next++
+	r.start[r.next] = time.Now()
+	return r.next
+}
+
+func (r *runningJobs) done(id int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.start, id)
+}
+
+// Running returns when each file now in a worker started, so that a
+// readiness check can tell a hung worker from a busy one.
+func (p *Pipeline) Running() []time.Time {
+	p.running.mu.Lock()
+	defer p.running.mu.Unlock()
+	out := make([]time.Time, 0, len(p.running.start))
+	for _, t := range p.running.start {
+		out = append(out, t)
+	}
+	return out
+}
+
 func (p *Pipeline) runJob(ctx context.Context, cfg RunConfig, j Job) {
+	defer p.running.done(p.running.add())
 	out, err := p.Process(ctx, j)
 	if err != nil {
 		// Left in spool/work; the retry scan or the next start picks it up.

@@ -131,12 +131,13 @@ func defaultConfig() Config {
 			DB:      "data/fracd.db",
 			Models:  "data/models",
 		},
-		Workers:   0,
-		Settle:    2 * time.Second,
-		Rescan:    30 * time.Second,
-		MinFreeMB: 512,
-		Shutdown:  30 * time.Second,
-		DICOM:     DICOMConfig{MaxPixelBytes: 1 << 30},
+		Workers:      0,
+		Settle:       2 * time.Second,
+		Rescan:       30 * time.Second,
+		MinFreeMB:    512,
+		Shutdown:     30 * time.Second,
+		StallTimeout: 10 * time.Minute,
+		DICOM:        DICOMConfig{MaxPixelBytes: 1 << 30},
 		Anonymize: AnonymizeConfig{
 			SecretFile:            "data/secret.key",
 			RejectRiskySOPClasses: true,
@@ -182,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.Shutdown <= 0 {
 		bad("shutdown_timeout", "must be a positive duration")
+	}
+	if c.StallTimeout <= 0 {
+		bad("stall_timeout", "must be a positive duration such as 10m")
 	}
 	if c.MinFreeMB < 0 {
 		bad("min_free_mb", "must be >= 0")

@@ -179,16 +179,28 @@ func (m *Main) newPipeline(db *store.DB, metrics *pipeline.Metrics) (*pipeline.P
 	}, db, anon, m.Logger, metrics)
 }
 
-// diskOK applies the free-space watermark to the spool's filesystem.
+// diskOK applies the free-space watermark to the spool's and the archive's
+// filesystems: a full archive would fail every file after its claim.
 func (d *daemon) diskOK() error {
-	free, err := watcher.FreeBytes(d.m.Config.Paths.Spool)
-	if err == nil && int64(free) < d.m.Config.MinFreeMB<<20 {
-		err = fmt.Errorf("%d MiB free on the spool's filesystem, below min_free_mb %d", free>>20, d.m.Config.MinFreeMB)
-	}
+	err := diskCheck(d.m.Config, watcher.FreeBytes)
 	d.mu.Lock()
 	d.diskErr = err
 	d.mu.Unlock()
 	return err
+}
+
+// diskCheck is diskOK with the free-space probe given (tests fake it).
+func diskCheck(c Config, freeBytes func(string) (uint64, error)) error {
+	for _, f := range []struct{ name, path string }{{"spool", c.Paths.Spool}, {"archive", c.Paths.Archive}} {
+		free, err := freeBytes(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if int64(free) < c.MinFreeMB<<20 {
+			return fmt.Errorf("%d MiB free on the %s's filesystem, below min_free_mb %d", free>>20, f.name, c.MinFreeMB)
+		}
+	}
+	return nil
 }
 
 // resolveModel finds the model to use: model.path if set, else the
@@ -271,31 +283,64 @@ func (d *daemon) watchModel(ctx context.Context) {
 	}
 }
 
+// readyState is what /readyz looks at.
+type readyState struct {
+	haveModel    bool
+	modelErr     error
+	dbErr        error
+	inboxOK      bool
+	diskErr      error
+	running      []time.Time // when each file now in a worker started
+	now          time.Time
+	stallTimeout time.Duration
+}
+
+// problems are the reasons the daemon is not ready, none when it is.
+func (s readyState) problems() []string {
+	var out []string
+	if !s.haveModel {
+		out = append(out, fmt.Sprintf("model: %v", s.modelErr))
+	}
+	if s.dbErr != nil {
+		out = append(out, "database: "+s.dbErr.Error())
+	}
+	if !s.inboxOK {
+		out = append(out, "inbox: not readable")
+	}
+	if s.diskErr != nil {
+		out = append(out, "disk: "+s.diskErr.Error())
+	}
+	// A file can take long on a slow CPU, but not this long: the worker is
+	// stuck (a hung read, a model that never returns), and the files behind
+	// it wait.
+	stalled, longest := 0, time.Duration(0)
+	for _, t := range s.running {
+		if d := s.now.Sub(t); d > s.stallTimeout {
+			stalled++
+			longest = max(longest, d)
+		}
+	}
+	if stalled > 0 {
+		out = append(out, fmt.Sprintf("workers: %d file(s) in a worker for longer than stall_timeout %s (longest %s): a worker may be hung",
+			stalled, s.stallTimeout, longest.Round(time.Second)))
+	}
+	return out
+}
+
 func (d *daemon) routes(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		var problems []string
-		if _, ok := d.p.ModelInfo(); !ok {
-			d.mu.Lock()
-			problems = append(problems, fmt.Sprintf("model: %v", d.modelErr))
-			d.mu.Unlock()
-		}
-		if err := d.db.SQL().PingContext(r.Context()); err != nil {
-			problems = append(problems, "database: "+err.Error())
-		}
-		st := d.w.Stats()
+		st := readyState{now: time.Now(), stallTimeout: d.m.Config.StallTimeout, running: d.p.Running()}
+		_, st.haveModel = d.p.ModelInfo()
+		st.dbErr = d.db.SQL().PingContext(r.Context())
+		st.inboxOK = d.w.Stats().InboxOK
 		d.mu.Lock()
-		if !st.InboxOK || d.watcherDone {
-			problems = append(problems, "inbox: not readable")
-		}
-		if d.diskErr != nil {
-			problems = append(problems, "disk: "+d.diskErr.Error())
-		}
+		st.modelErr, st.diskErr, st.inboxOK = d.modelErr, d.diskErr, st.inboxOK && !d.watcherDone
 		d.mu.Unlock()
-		if len(problems) > 0 {
+		if problems := st.problems(); len(problems) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			for _, p := range problems {
 				fmt.Fprintln(w, p)
