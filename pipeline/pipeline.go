@@ -12,6 +12,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/fracd/fracd"
@@ -167,6 +168,21 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 				return err
 			}
 		default:
+			return err
+		}
+		// The same model as the last activation (every `fracd process`,
+		// every restart): nothing changed, so nothing to audit.
+		if last, err := tx.LatestAudit(ctx, store.ActionModelActivated); err == nil && last.Subject == info.ID {
+			var d struct {
+				WeightsSHA256     string  `json:"weights_sha256"`
+				Threshold         float64 `json:"threshold"`
+				PreprocessVersion string  `json:"preprocess_version"`
+			}
+			if json.Unmarshal(last.Detail, &d) == nil && d.WeightsSHA256 == info.WeightsSHA256 &&
+				d.Threshold == info.Threshold && d.PreprocessVersion == info.PreprocessVersion {
+				return nil
+			}
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		_, err = tx.AppendAudit(ctx, p.cfg.Actor, store.ActionModelActivated, info.ID, map[string]any{

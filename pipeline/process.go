@@ -134,7 +134,7 @@ var planePool = sync.Pool{New: func() any {
 // retried; every input problem ends as a rejected Outcome instead.
 func (p *Pipeline) Process(ctx context.Context, job Job) (Outcome, error) {
 	if !p.begin(job.SHA256) {
-		return Outcome{}, fmt.Errorf("pipeline: %s is already being processed", job.SHA256)
+		return Outcome{}, fmt.Errorf("pipeline: %s: %w", job.SHA256, errInFlight)
 	}
 	// readWork may move the job to a new hash: end whichever it holds last.
 	defer func() { p.end(job.SHA256) }()
@@ -156,6 +156,9 @@ func (p *Pipeline) Process(ctx context.Context, job Job) (Outcome, error) {
 	p.metrics.Files.WithLabelValues(out.State, reasonLabel(out)).Inc()
 	return out, nil
 }
+
+// errInFlight: another worker has this content in hand.
+var errInFlight = errors.New("already being processed")
 
 func reasonLabel(o Outcome) string {
 	if o.State != store.StateRejected {

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 )
@@ -220,6 +222,13 @@ func (p *Pipeline) runJob(ctx context.Context, cfg RunConfig, j Job) {
 	defer p.running.done(p.running.add())
 	out, err := p.Process(ctx, j)
 	if err != nil {
+		// The retry scan lists spool/work before it hands files out: one
+		// finished (and removed) or taken by another worker meanwhile has
+		// nothing left to retry here.
+		if _, serr := os.Lstat(j.Path); errors.Is(err, errInFlight) || (errors.Is(err, fs.ErrNotExist) && errors.Is(serr, fs.ErrNotExist)) {
+			p.log.Debug("work file already finished or in hand", "sha256", j.SHA256)
+			return
+		}
 		// Left in spool/work; the retry scan or the next start picks it up.
 		p.log.Error("file not finished; will retry", "sha256", j.SHA256, "error", err)
 		return

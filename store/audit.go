@@ -369,3 +369,20 @@ func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error
 	}
 	return out, rows.Err()
 }
+
+// LatestAudit returns the newest audit row with this action, or
+// ErrNotFound.
+func (tx *Tx) LatestAudit(ctx context.Context, action string) (AuditEntry, error) {
+	var e AuditEntry
+	var ts, detail string
+	err := tx.tx.QueryRowContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit
+		WHERE action = ? ORDER BY id DESC LIMIT 1`, action).Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("store: latest %s audit row: %w", action, err)
+	}
+	e.TS, e.Detail = parseTime(ts), json.RawMessage(detail)
+	return e, nil
+}

@@ -189,6 +189,7 @@ func (m *Main) openDB(ctx context.Context) (*store.DB, error) {
 	}
 	return db, nil
 }
+
 // parseAnchor reads ID:HASH as printed by verify: a row id from 1 and a
 // sha256 in hex (either case).
 func parseAnchor(anchor string) (int64, string, error) {
