@@ -72,27 +72,7 @@ is 1 if any file failed.`,
 			if err != nil {
 				return err
 			}
-			var inputs []string
-			for _, in := range args {
-				err := filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
-					if err != nil {
-						return err
-					}
-					if d.Type().IsRegular() {
-						inputs = append(inputs, p)
-					} else if d.Type()&fs.ModeSymlink != 0 {
-						// A linked file is an input; linked folders are not
-						// followed (no cycles).
-						if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-							inputs = append(inputs, p)
-						}
-					}
-					return nil
-				})
-				if err != nil {
-					return fmt.Errorf("anonymize: list input: %w", err)
-				}
-			}
+			inputs, unreadable := listInputs(args)
 			done, failed := 0, 0
 			for _, in := range inputs {
 				if err := cmd.Context().Err(); err != nil {
@@ -107,15 +87,73 @@ is 1 if any file failed.`,
 				done++
 				fmt.Fprintln(m.Stdout, out)
 			}
-			fmt.Fprintf(m.Stderr, "%d de-identified, %d rejected\n", done, failed)
-			if failed > 0 {
+			fmt.Fprintf(m.Stderr, "%d de-identified, %d rejected", done, failed)
+			if unreadable > 0 {
+				fmt.Fprintf(m.Stderr, ", %d folder(s) or file(s) could not be listed and were skipped", unreadable)
+			}
+			fmt.Fprintln(m.Stderr)
+			switch {
+			case failed > 0:
 				return &exitError{code: 1, err: fmt.Errorf("anonymize: %d of %d files rejected", failed, len(inputs))}
+			case unreadable > 0:
+				return &exitError{code: 1, err: fmt.Errorf("anonymize: %d folder(s) or file(s) could not be listed (check their permissions)", unreadable)}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&outDir, "output", "o", "", "output folder (created if missing)")
 	return cmd
+}
+
+// readDir lists a folder; tests replace it to make one unreadable (they
+// may run as root, who reads anything).
+var readDir = os.ReadDir
+
+// listInputs walks the arguments: files, and folders recursively. A folder
+// (or argument) that cannot be listed is skipped and counted, never named,
+// so one bad folder does not stop the run, and a folder named after a
+// patient, as some exporters make them, stays out of the output. Linked
+// files are inputs; linked folders are not followed (no cycles).
+func listInputs(args []string) (inputs []string, unreadable int) {
+	var walk func(dir string)
+	walk = func(dir string) {
+		es, err := readDir(dir)
+		if err != nil {
+			unreadable++
+			return
+		}
+		for _, e := range es {
+			p := filepath.Join(dir, e.Name())
+			switch t := e.Type(); {
+			case t.IsDir():
+				walk(p)
+			case t.IsRegular():
+				inputs = append(inputs, p)
+			case t&fs.ModeSymlink != 0:
+				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+					inputs = append(inputs, p)
+				}
+			}
+		}
+	}
+	for _, a := range args {
+		st, err := os.Lstat(a)
+		switch {
+		case err != nil:
+			unreadable++
+		case st.IsDir():
+			walk(a)
+		case st.Mode().IsRegular():
+			inputs = append(inputs, a)
+		case st.Mode()&fs.ModeSymlink != 0:
+			if st, err := os.Stat(a); err == nil && st.Mode().IsRegular() {
+				inputs = append(inputs, a)
+			} else if err == nil && st.IsDir() {
+				walk(a) // a linked folder named on the command line is meant
+			}
+		}
+	}
+	return inputs, unreadable
 }
 
 // anonymizeOne de-identifies one file and returns the output path. Errors

@@ -127,3 +127,49 @@ func TestAnonymizeOutputNamesStayInOutdir(t *testing.T) {
 		})
 	}
 }
+
+// TestAnonymizeSkipsUnreadableFolder: a folder that cannot be listed (here
+// one named like a patient, as some exporters do) does not stop the run:
+// the rest is de-identified, the folder is counted and never named, and
+// the exit status says something was skipped.
+func TestAnonymizeSkipsUnreadableFolder(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	locked := filepath.Join(in, "Quillfeather00000^Horatio")
+	os.MkdirAll(locked, 0o755)
+	os.MkdirAll(filepath.Join(in, "ok"), 0o755)
+	b, _ := testdicom.Spec{Seed: 11}.Bytes()
+	os.WriteFile(filepath.Join(locked, "a.dcm"), b, 0o644)
+	b, _ = testdicom.Spec{Seed: 12}.Bytes()
+	os.WriteFile(filepath.Join(in, "ok", "b.dcm"), b, 0o644)
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("anonymize:\n  secret_file: "+filepath.Join(dir, "secret.key")+"\n"), 0o600)
+
+	// chmod 000 stops no root; fail the listing as EACCES would.
+	old := readDir
+	readDir = func(p string) ([]os.DirEntry, error) {
+		if p == locked {
+			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+		}
+		return old(p)
+	}
+	t.Cleanup(func() { readDir = old })
+
+	out := filepath.Join(dir, "out")
+	stdout, stderr, err := runFracd(t, "-c", cfg, "anonymize", in, filepath.Join(dir, "absent-Marchbanks00001"), "-o", out)
+	if exitCode(err) != 1 {
+		t.Fatalf("exit %d (%v); want 1 for skipped folders", exitCode(err), err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(out, "*.dcm")); len(names) != 1 {
+		t.Fatalf("%d outputs; want the readable folder's one file", len(names))
+	}
+	all := stdout + stderr + err.Error()
+	for _, name := range []string{"Quillfeather", "Horatio", "Marchbanks"} {
+		if strings.Contains(all, name) {
+			t.Errorf("output names %q:\n%s", name, all)
+		}
+	}
+	if !strings.Contains(stderr, "1 de-identified, 0 rejected, 2 folder(s) or file(s) could not be listed") {
+		t.Errorf("summary %q; want the skipped count", stderr)
+	}
+}
