@@ -88,6 +88,7 @@ type Pipeline struct {
 
 	workDir, rejectedDir string
 	running              runningJobs // run.go: for readiness (a hung worker)
+	claimFailures        pathSet     // run.go: inbox paths already warned about
 
 	// hookBeforeRename, in tests, runs between a claim's open and its
 	// rename, to swap entries at that moment.

@@ -99,3 +99,36 @@ func TestRunningShowsAFileInAWorker(t *testing.T) {
 		t.Fatalf("%d running after the job ended; want 0", n)
 	}
 }
+
+// TestClaimFailureWarnsOnce: a file the watcher keeps offering but that
+// cannot be claimed (unreadable, or not the file that settled) is warned
+// about once, not at every offer.
+func TestClaimFailureWarnsOnce(t *testing.T) {
+	e := newEnv(t)
+	b, _ := testdicom.Spec{Seed: 6}.Bytes()
+	path := e.drop(t, "a.dcm", b)
+	const offers = 4
+	inbox := make(chan string)
+	released := make(chan string)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- e.p.Run(ctx, RunConfig{
+			Workers: 1,
+			// Never the file at the path: every claim is refused.
+			SettledID: func(string) (uint64, uint64, bool) { return 1, 1, true },
+			Release:   func(p string) { released <- p },
+		}, inbox)
+	}()
+	for i := 0; i < offers; i++ {
+		inbox <- path
+		<-released
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(e.logs.String(), "level=WARN msg=\"claim failed"); n != 1 {
+		t.Fatalf("%d claim warnings for %d offers of one file; want 1:\n%s", n, offers, e.logs.String())
+	}
+}

@@ -171,15 +171,50 @@ func (p *Pipeline) worker(ctx, workCtx context.Context, cfg RunConfig, jobs <-ch
 			if err != nil {
 				if job.Path == "" {
 					// Not claimed: the file is still in the inbox and the
-					// watcher will offer it again.
-					p.log.Warn("claim failed", "error", err)
+					// watcher will offer it again, every settle period.
+					// Say so once per file, not at every offer.
+					if p.claimFailures.first(path) {
+						p.log.Warn("claim failed; the file stays in the inbox (further failures are logged at debug level)", "error", err)
+					} else {
+						p.log.Debug("claim failed again", "error", err)
+					}
 					continue
 				}
+				p.claimFailures.forget(path)
 				p.log.Error("claim", "sha256", job.SHA256, "error", err)
 			}
 			p.runJob(workCtx, cfg, job)
 		}
 	}
+}
+
+// pathSet remembers inbox paths whose claim failed, so that the warning is
+// logged once per file. Bounded: past maxPaths it starts afresh.
+type pathSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+const maxPaths = 10000
+
+// first records path and reports whether it was new.
+func (s *pathSet) first(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[path] {
+		return false
+	}
+	if s.m == nil || len(s.m) >= maxPaths {
+		s.m = map[string]bool{}
+	}
+	s.m[path] = true
+	return true
+}
+
+func (s *pathSet) forget(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, path)
 }
 
 // runningJobs records when each job in a worker started.
