@@ -114,7 +114,7 @@ func TestResultTablesRefuseChanges(t *testing.T) {
 		{"update an evaluation", `UPDATE evaluations SET n = 1000`},
 		{"delete an evaluation", `DELETE FROM evaluations`},
 		{"rewrite a finished training run", `UPDATE training_runs SET metrics = '{"best_epoch":9}'`},
-		{"reopen a finished training run", `UPDATE training_runs SET status = 'running'`},
+		{"turn a finished training run into a failed one", `UPDATE training_runs SET status = 'failed'`},
 		{"delete a training run", `DELETE FROM training_runs`},
 		{"update an activation", `UPDATE model_activations SET model_id = 'old'`},
 		{"delete an activation", `DELETE FROM model_activations`},
@@ -136,7 +136,8 @@ func TestResultTablesRefuseChanges(t *testing.T) {
 }
 
 // TestResultTablesAllowLegalChanges: what fracd itself changes still works
-// under the triggers: a running training run is updated until it ends, a
+// under the triggers: a running training run is updated until it ends (and
+// again when resumed), a
 // delivery moves through its states, a candidate is retired, the active
 // model changes.
 func TestResultTablesAllowLegalChanges(t *testing.T) {
@@ -151,6 +152,13 @@ func TestResultTablesAllowLegalChanges(t *testing.T) {
 			return err
 		}
 		if err := tx.UpsertTrainingRun(ctx, TrainingRun{ID: "run2", Arch: "resnet18", Status: "failed", StartedAt: time.Now(), FinishedAt: time.Now()}); err != nil {
+			return err
+		}
+		// Resumed (fracd train --resume), then finished.
+		if err := tx.UpsertTrainingRun(ctx, TrainingRun{ID: "run2", Arch: "resnet18", Status: "running", Params: []byte(`{"epochs":2}`), StartedAt: time.Now()}); err != nil {
+			return err
+		}
+		if err := tx.UpsertTrainingRun(ctx, TrainingRun{ID: "run2", Arch: "resnet18", Status: "finished", Params: []byte(`{"epochs":2}`), StartedAt: time.Now(), FinishedAt: time.Now()}); err != nil {
 			return err
 		}
 		if err := tx.InsertDelivery(ctx, Delivery{SOPInstanceUID: "2.25.101", Kind: "sc", InstanceSHA256: shaOf('b'), Destination: "PACS@h:104"}); err != nil {

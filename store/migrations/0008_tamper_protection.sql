@@ -50,14 +50,14 @@ BEGIN SELECT RAISE(ABORT, 'evaluations are append-only'); END;
 CREATE TRIGGER evaluations_no_delete BEFORE DELETE ON evaluations
 BEGIN SELECT RAISE(ABORT, 'evaluations are append-only'); END;
 
--- A training run is updated while it runs; once finished or failed its
--- record is final (rewriting it with the same values is allowed, so that a
--- repeated final write is harmless).
+-- A training run is updated while it runs; once finished or failed it
+-- changes only by being resumed (`fracd train --resume` sets it running
+-- again). Rewriting it with the same values is harmless and allowed.
 CREATE TRIGGER training_runs_final BEFORE UPDATE ON training_runs
 WHEN NEW.id IS NOT OLD.id OR NEW.arch IS NOT OLD.arch OR NEW.started_at IS NOT OLD.started_at
-  OR (OLD.status <> 'running' AND (NEW.params IS NOT OLD.params OR NEW.status IS NOT OLD.status
-      OR NEW.metrics IS NOT OLD.metrics OR NEW.finished_at IS NOT OLD.finished_at))
-BEGIN SELECT RAISE(ABORT, 'training_runs: a finished or failed run is final'); END;
+  OR (OLD.status <> 'running' AND NEW.status <> 'running' AND (NEW.params IS NOT OLD.params
+      OR NEW.status IS NOT OLD.status OR NEW.metrics IS NOT OLD.metrics OR NEW.finished_at IS NOT OLD.finished_at))
+BEGIN SELECT RAISE(ABORT, 'training_runs: a finished or failed run changes only by being resumed'); END;
 CREATE TRIGGER training_runs_no_delete BEFORE DELETE ON training_runs
 BEGIN SELECT RAISE(ABORT, 'training_runs are never removed'); END;
 CREATE TRIGGER training_datasets_no_update BEFORE UPDATE ON training_datasets
