@@ -134,12 +134,15 @@ func TestMigrationStateFromActive(t *testing.T) {
 		mustExec(`INSERT INTO models(id, arch, weights_sha256, path, preprocess_version, threshold, registered_at, active)
 			VALUES (?, 'resnet18', ?, 'w', 'pp', 0.5, '', ?)`, id, strings.Repeat(string(rune('a'+i)), 64), id == "cur")
 	}
-	// old activated, then cur (twice: a repeated activation is no change).
-	db0 := &DB{sql: raw, Now: time.Now}
-	for _, id := range []string{"old", "cur", "cur"} {
-		if _, err := db0.AppendAudit(ctx, "cli:admin", ActionModelPromoted, id, nil); err != nil {
-			t.Fatal(err)
-		}
+	// old activated, then cur (twice: a repeated activation is no change),
+	// as rows of that schema (no keyed column yet).
+	prev := GenesisHash
+	for i, id := range []string{"old", "cur", "cur"} {
+		ts := fmtTime(time.Now())
+		h := entryHash(prev, int64(i+1), ts, "cli:admin", ActionModelPromoted, id, []byte("{}"))
+		mustExec(`INSERT INTO audit(id, ts, actor, action, subject, detail, prev_hash, hash) VALUES (?, ?, 'cli:admin', ?, ?, '{}', ?, ?)`,
+			i+1, ts, ActionModelPromoted, id, prev, h)
+		prev = h
 	}
 	raw.Close()
 
