@@ -20,6 +20,7 @@ import (
 
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/dicomio"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 	"github.com/suyashkumar/dicom"
@@ -294,7 +295,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	}
 	// New study/series folders must be durable too.
 	for _, d := range []string{filepath.Dir(filepath.Dir(archive)), p.cfg.Archive} {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return out, err
 		}
 	}
@@ -498,7 +499,7 @@ func (p *Pipeline) reject(ctx context.Context, job Job, rj *rejection) (Outcome,
 
 func (p *Pipeline) moveToRejected(job Job, reason string) error {
 	base := filepath.Join(p.rejectedDir, job.SHA256)
-	if err := writeFileSync(base+".reason.txt", []byte(reason+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(base+".reason.txt", []byte(reason+"\n"), 0o600); err != nil {
 		return fmt.Errorf("pipeline: write rejection reason for %s: %w", job.SHA256, err)
 	}
 	// fchmod on a descriptor opened without following links: a path could
@@ -527,16 +528,16 @@ func (p *Pipeline) moveToRejected(job Job, reason string) error {
 	// Another user's file (chmod fails, the sender keeps its ownership) or
 	// one still linked elsewhere (the sender can still reach it): keep our
 	// own 0600 copy, durable before the original goes.
-	if err := copyFileSync(f, base+".dcm"); err != nil {
+	if err := fsutil.CopyAtomic(base+".dcm", f, 0o600); err != nil {
 		return fmt.Errorf("pipeline: copy %s to rejected: %w", job.SHA256, err)
 	}
-	if err := syncDir(p.rejectedDir); err != nil {
+	if err := fsutil.SyncDir(p.rejectedDir); err != nil {
 		return err
 	}
 	if err := os.Remove(job.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("pipeline: remove rejected work file %s: %w", job.SHA256, err)
 	}
-	return syncDir(p.workDir)
+	return fsutil.SyncDir(p.workDir)
 }
 
 func (p *Pipeline) chmod(f *os.File, mode os.FileMode) error {
@@ -547,74 +548,17 @@ func (p *Pipeline) chmod(f *os.File, mode os.FileMode) error {
 }
 
 func (p *Pipeline) syncRejected() error {
-	if err := syncDir(p.rejectedDir); err != nil {
+	if err := fsutil.SyncDir(p.rejectedDir); err != nil {
 		return err
 	}
-	return syncDir(p.workDir)
-}
-
-// copyFileSync copies src into a new 0600 file at dst through a temporary
-// name, fsync'd, so that dst is never partial.
-func copyFileSync(src *os.File, dst string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".reject-*.tmp")
-	if err != nil {
-		return err
-	}
-	// CreateTemp makes 0600 files, owned by this process's user.
-	if _, err := io.Copy(tmp, src); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return fsutil.SyncDir(p.workDir)
 }
 
 func (p *Pipeline) removeWork(path string) error {
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("pipeline: remove work file: %w", err)
 	}
-	return syncDir(p.workDir)
-}
-
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("pipeline: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("pipeline: sync %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.SyncDir(p.workDir)
 }
 
 // sourceInstanceUID returns the first Referenced SOP Instance UID of Source

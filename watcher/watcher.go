@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -777,14 +778,7 @@ func (w *Watcher) scrub(err error) error {
 	if err == nil {
 		return nil
 	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		err = fmt.Errorf("%s: %w", le.Op, le.Err)
-	}
+	err = fsutil.ScrubPath(err)
 	for err != nil && strings.Contains(err.Error(), w.root) {
 		err = errors.Unwrap(err)
 	}

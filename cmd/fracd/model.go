@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
@@ -155,17 +155,16 @@ func osUser(uid int, sudoUID string) string {
 	return n
 }
 
-// copyFileSync copies src to dst through a synced temporary file. dst is
-// named by content (paths.models/<sha256>.safetensors), so an existing dst is
-// never overwritten: the same content is kept as it is, other content is an
-// error.
+// copyFileSync copies src to dst durably. dst is named by content
+// (paths.models/<sha256>.safetensors), so an existing dst is never
+// overwritten: the same content is kept as it is, other content is an error.
 func copyFileSync(src, dst string) error {
 	if _, err := os.Stat(dst); err == nil {
-		a, err := fileSHA256(src)
+		a, err := fsutil.HashFile(src)
 		if err != nil {
 			return err
 		}
-		b, err := fileSHA256(dst)
+		b, err := fsutil.HashFile(dst)
 		if err != nil {
 			return err
 		}
@@ -174,29 +173,7 @@ func copyFileSync(src, dst string) error {
 		}
 		return nil
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return fsutil.CopyFileAtomic(dst, src, 0o640)
 }
 
 func newModelInitCmd(m *Main) *cobra.Command {

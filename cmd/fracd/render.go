@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"image/png"
-	"os"
-	"path/filepath"
+	"io"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 
 	"github.com/fracd/fracd/dicomio"
@@ -41,20 +41,9 @@ func newRenderCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("render: %w", err)
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(out), ".render-*.png")
-			if err != nil {
-				return fmt.Errorf("render: %w", err)
-			}
-			defer os.Remove(tmp.Name())
-			if err := png.Encode(tmp, img); err != nil {
-				tmp.Close()
-				return fmt.Errorf("render: encode png: %w", err)
-			}
-			if err := tmp.Close(); err != nil {
-				return fmt.Errorf("render: %w", err)
-			}
-			if err := os.Rename(tmp.Name(), out); err != nil {
-				return fmt.Errorf("render: %w", err)
+			// 0600: the pixels are the patient's.
+			if err := fsutil.WriteAtomic(out, 0o600, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+				return fmt.Errorf("render: write png: %w", err)
 			}
 			fmt.Fprintf(m.Stdout, "wrote %s: %dx%d 8-bit gray, frame %d of %d (sha256 %s)\n",
 				out, img.Bounds().Dx(), img.Bounds().Dy(), frame, f.NumFrames(), f.SHA256[:16])

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/pipeline"
 	"github.com/fracd/fracd/store"
 	"github.com/fracd/fracd/watcher"
@@ -227,7 +228,7 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 	path, id, err := d.resolveModel(ctx)
 	if err == nil {
 		var sum string
-		sum, err = fileSHA256(path)
+		sum, err = fsutil.HashFile(path)
 		if err == nil && sum == d.currentSHA() {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/models"
 	"github.com/fracd/fracd/store"
 )
@@ -77,35 +78,11 @@ func installShippedModel(ctx context.Context, m *Main, db *store.DB) (store.Mode
 	return reg, nil
 }
 
-// writeFileSync writes data to path through a synced temporary file and a
-// rename, unless path already holds a file of that size (content-addressed
-// names: same name, same bytes).
+// writeFileSync writes data to path durably, unless path already holds a
+// file of that size (content-addressed names: same name, same bytes).
 func writeFileSync(path string, data []byte) error {
 	if st, err := os.Stat(path); err == nil && st.Size() == int64(len(data)) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return fsutil.WriteFileAtomic(path, data, 0o640)
 }
