@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 )
@@ -69,6 +70,20 @@ type Config struct {
 	Actor string
 	// ThresholdOverride replaces the model's threshold when > 0.
 	ThresholdOverride float64
+}
+
+// DICOMOptions are the limits every DICOM read of fracd uses: the daemon's
+// and the commands' (inspect, render, preprocess, anonymize), so that each
+// says what the daemon would do with a file.
+func (c Config) DICOMOptions() []dicomio.Option {
+	return []dicomio.Option{dicomio.WithMaxPixelBytes(c.MaxPixelBytes), dicomio.WithMaxFileBytes(c.maxFileBytes())}
+}
+
+func (c Config) maxFileBytes() int64 {
+	if c.MaxFileBytes > 0 {
+		return c.MaxFileBytes
+	}
+	return dicomio.DefaultMaxFileBytes
 }
 
 // Pipeline processes files. It is safe for concurrent use by many workers.

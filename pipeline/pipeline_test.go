@@ -237,13 +237,13 @@ func TestProcessRejectsBadInput(t *testing.T) {
 		data   []byte
 		reason string
 	}{
-		{"text file", []byte("this is not a DICOM file, just a note\n"), ReasonNotDICOM},
-		{"empty file", nil, ReasonNotDICOM},
-		{"truncated", goodBytes[:len(goodBytes)-1000], ReasonTruncated},
-		{"no pixel data", mustBytes(t, testdicom.Spec{Seed: 3, NoPixelData: true}), ReasonNoPixelData},
-		{"unsupported transfer syntax", mustBytes(t, testdicom.Spec{Seed: 4, TransferSyntax: "1.2.840.10008.1.2.4.201"}), ReasonUnsupportedTS},
-		{"private transfer syntax", mustBytes(t, testdicom.Spec{Seed: 5, TransferSyntax: "1.3.46.670589.33.1.4.1"}), ReasonUnsupportedTS},
-		{"huge dimensions", mustBytes(t, testdicom.Spec{Seed: 6, DeclaredRows: 65535, DeclaredCols: 65535}), ReasonTooLarge},
+		{"text file", []byte("this is not a DICOM file, just a note\n"), dicomio.ReasonNotDICOM},
+		{"empty file", nil, dicomio.ReasonNotDICOM},
+		{"truncated", goodBytes[:len(goodBytes)-1000], dicomio.ReasonTruncated},
+		{"no pixel data", mustBytes(t, testdicom.Spec{Seed: 3, NoPixelData: true}), dicomio.ReasonNoPixelData},
+		{"unsupported transfer syntax", mustBytes(t, testdicom.Spec{Seed: 4, TransferSyntax: "1.2.840.10008.1.2.4.201"}), dicomio.ReasonUnsupportedTS},
+		{"private transfer syntax", mustBytes(t, testdicom.Spec{Seed: 5, TransferSyntax: "1.3.46.670589.33.1.4.1"}), dicomio.ReasonUnsupportedTS},
+		{"huge dimensions", mustBytes(t, testdicom.Spec{Seed: 6, DeclaredRows: 65535, DeclaredCols: 65535}), dicomio.ReasonTooLarge},
 		{"burned-in annotation", mustBytes(t, testdicom.Spec{Seed: 7, BurnedIn: "YES"}), ReasonBurnedIn},
 	}
 	for _, tc := range cases {
@@ -253,6 +253,12 @@ func TestProcessRejectsBadInput(t *testing.T) {
 			out := e.claimAndProcess(t, e.drop(t, "Fakename_Testpatient.dcm", tc.data))
 			if out.State != store.StateRejected || !strings.HasPrefix(out.Reason, tc.reason+":") {
 				t.Fatalf("outcome %s %q; want rejected %s", out.State, out.Reason, tc.reason)
+			}
+			// `fracd inspect` promises the reason the daemon records.
+			if tc.reason != ReasonBurnedIn {
+				if got := dicomio.Inspect(ctx, tc.data, e.p.cfg.DICOMOptions()...).Reason; got != tc.reason {
+					t.Errorf("inspect says %q, the daemon recorded %q", got, tc.reason)
+				}
 			}
 			kept := filepath.Join(e.p.RejectedDir(), out.SHA256+".dcm")
 			st, err := os.Stat(kept)

@@ -60,16 +60,9 @@ type Outcome struct {
 	PreprocessVersion string                   `json:"preprocess_version,omitempty"`
 }
 
-// Rejection reasons, stable for metrics and queries.
+// The pipeline's own rejection reasons; what dicomio cannot read has its
+// reason from dicomio.Reason (dicomio.ReasonNotDICOM, ...).
 const (
-	ReasonNotDICOM       = "not_dicom"
-	ReasonTruncated      = "truncated"
-	ReasonMalformed      = "malformed"
-	ReasonNoPixelData    = "no_pixel_data"
-	ReasonUnsupportedTS  = "unsupported_transfer_syntax"
-	ReasonTooLarge       = "too_large"
-	ReasonDecoderPanic   = "decoder_panic"
-	ReasonDecodeFailed   = "decode_failed"
 	ReasonBurnedIn       = "burned_in_annotation"
 	ReasonDeidentify     = "deidentification_failed"
 	ReasonPreprocessFail = "preprocess_failed"
@@ -87,26 +80,6 @@ func (r *rejection) Error() string { return r.reason + ": " + r.err.Error() }
 func (r *rejection) Unwrap() error { return r.err }
 
 func reject(reason string, err error) error { return &rejection{reason: reason, err: err} }
-
-func dicomReason(err error) string {
-	switch {
-	case errors.Is(err, dicomio.ErrNotDICOM):
-		return ReasonNotDICOM
-	case errors.Is(err, dicomio.ErrTruncated):
-		return ReasonTruncated
-	case errors.Is(err, dicomio.ErrNoPixelData):
-		return ReasonNoPixelData
-	case errors.Is(err, dicomio.ErrUnsupportedTransferSyntax):
-		return ReasonUnsupportedTS
-	case errors.Is(err, dicomio.ErrTooLarge):
-		return ReasonTooLarge
-	case errors.Is(err, dicomio.ErrPanic):
-		return ReasonDecoderPanic
-	case errors.Is(err, dicomio.ErrMalformed):
-		return ReasonMalformed
-	}
-	return ReasonDecodeFailed
-}
 
 var uidPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*$`)
 
@@ -203,18 +176,18 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	}
 
 	t0 = time.Now()
-	f, err := dicomio.ParseContext(ctx, data, dicomio.WithMaxPixelBytes(p.cfg.MaxPixelBytes), dicomio.WithMaxFileBytes(p.maxFileBytes()))
+	f, err := dicomio.ParseContext(ctx, data, p.cfg.DICOMOptions()...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
 		}
-		return out, reject(dicomReason(err), err)
+		return out, reject(dicomio.Reason(err), err)
 	}
 	if !f.HasPixelData() {
-		return out, reject(ReasonNoPixelData, fmt.Errorf("file %s has no Pixel Data element", job.SHA256))
+		return out, reject(dicomio.ReasonNoPixelData, fmt.Errorf("file %s has no Pixel Data element", job.SHA256))
 	}
 	if _, err := f.ImageInfo(); err != nil {
-		return out, reject(dicomReason(err), err)
+		return out, reject(dicomio.Reason(err), err)
 	}
 	stage("parse", t0)
 
@@ -224,7 +197,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	t0 = time.Now()
 	gray, err := f.Render8(0)
 	if err != nil {
-		return out, reject(dicomReason(err), err)
+		return out, reject(dicomio.Reason(err), err)
 	}
 	stage("decode", t0)
 
@@ -359,12 +332,7 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	return out, nil
 }
 
-func (p *Pipeline) maxFileBytes() int64 {
-	if p.cfg.MaxFileBytes > 0 {
-		return p.cfg.MaxFileBytes
-	}
-	return dicomio.DefaultMaxFileBytes
-}
+func (p *Pipeline) maxFileBytes() int64 { return p.cfg.maxFileBytes() }
 
 // readWork reads the claimed file and checks that its name is its hash: if
 // the file changed between hashing and claiming, the content wins.
@@ -382,7 +350,7 @@ func (p *Pipeline) readWork(job *Job) ([]byte, error) {
 		return nil, fmt.Errorf("pipeline: read work file %s: %w", job.SHA256, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, reject(ReasonTooLarge, fmt.Errorf("file %s is larger than %d bytes", job.SHA256, limit))
+		return nil, reject(dicomio.ReasonTooLarge, fmt.Errorf("file %s is larger than %d bytes", job.SHA256, limit))
 	}
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != job.SHA256 {

@@ -78,7 +78,7 @@ is 1 if any file failed.`,
 				if err := cmd.Context().Err(); err != nil {
 					return err
 				}
-				out, err := anonymizeOne(a, in, outDir, m.Config.DICOM.MaxPixelBytes)
+				out, err := anonymizeOne(a, in, outDir, m.dicomOptions())
 				if err != nil {
 					failed++
 					fmt.Fprintf(m.Stderr, "rejected: %v\n", err)
@@ -158,7 +158,7 @@ func listInputs(args []string) (inputs []string, unreadable int) {
 
 // anonymizeOne de-identifies one file and returns the output path. Errors
 // name the input by content sha256 only.
-func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int64) (string, error) {
+func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, opts []dicomio.Option) (string, error) {
 	data, err := os.ReadFile(in)
 	if err != nil {
 		// The path may carry a patient's name: keep only the reason.
@@ -170,10 +170,6 @@ func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int6
 	}
 	sum := sha256.Sum256(data)
 	id := hex.EncodeToString(sum[:])
-	var opts []dicomio.Option
-	if maxPixelBytes > 0 {
-		opts = append(opts, dicomio.WithMaxPixelBytes(maxPixelBytes))
-	}
 	f, err := dicomio.Parse(data, opts...)
 	if err != nil {
 		return "", err // a dicomio.FileError, named by sha256

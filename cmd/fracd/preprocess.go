@@ -37,7 +37,7 @@ func newPreprocessCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("preprocess: read input: %w", err)
 			}
-			img, kind, err := decodeInput(data, frame, m.Config.DICOM.MaxPixelBytes)
+			img, kind, err := decodeInput(data, frame, m.dicomOptions())
 			if err != nil {
 				return err
 			}
@@ -66,12 +66,8 @@ func newPreprocessCmd(m *Main) *cobra.Command {
 
 // decodeInput renders a DICOM file (preamble + "DICM") to 8-bit gray, or
 // decodes a PNG/JPEG image.
-func decodeInput(data []byte, frame int, maxPixelBytes int64) (image.Image, string, error) {
+func decodeInput(data []byte, frame int, opts []dicomio.Option) (image.Image, string, error) {
 	if len(data) >= 132 && string(data[128:132]) == "DICM" {
-		var opts []dicomio.Option
-		if maxPixelBytes > 0 {
-			opts = append(opts, dicomio.WithMaxPixelBytes(maxPixelBytes))
-		}
 		f, err := dicomio.Parse(data, opts...)
 		if err != nil {
 			return nil, "", fmt.Errorf("preprocess: %w", err)

@@ -29,10 +29,7 @@ func newRenderCmd(m *Main) *cobra.Command {
 			if frame < 1 {
 				return fmt.Errorf("render: --frame counts from 1")
 			}
-			var opts []dicomio.Option
-			if m.Config.DICOM.MaxPixelBytes > 0 {
-				opts = append(opts, dicomio.WithMaxPixelBytes(m.Config.DICOM.MaxPixelBytes))
-			}
+			opts := m.dicomOptions()
 			f, err := dicomio.ParseFile(args[0], opts...)
 			if err != nil {
 				return fmt.Errorf("render: %w", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/pipeline"
 	"github.com/fracd/fracd/store"
@@ -174,11 +175,21 @@ func (m *Main) newPipeline(db *store.DB, metrics *pipeline.Metrics) (*pipeline.P
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.New(pipeline.Config{
+	return pipeline.New(m.pipelineConfig(), db, anon, m.Logger, metrics)
+}
+
+// pipelineConfig is the pipeline's part of the config.
+func (m *Main) pipelineConfig() pipeline.Config {
+	c := m.Config
+	return pipeline.Config{
 		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
 		ThresholdOverride: c.Model.Threshold,
-	}, db, anon, m.Logger, metrics)
+	}
 }
+
+// dicomOptions are the daemon's DICOM limits, for the commands that read
+// DICOM files outside it.
+func (m *Main) dicomOptions() []dicomio.Option { return m.pipelineConfig().DICOMOptions() }
 
 // diskOK applies the free-space watermark to the spool's and the archive's
 // filesystems: a full archive would fail every file after its claim.
