@@ -173,14 +173,8 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 		case err == nil:
 			info.ID = reg.ID
 		case errors.Is(err, store.ErrNotFound):
-			if err := tx.RegisterModel(ctx, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256,
-				Path: info.Path, PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold}); err != nil {
-				return err
-			}
-			if _, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionModelAdded, info.ID, map[string]any{
-				"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
-				"preprocess_version": info.PreprocessVersion,
-			}); err != nil {
+			if err := tx.AddModel(ctx, p.cfg.Actor, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256,
+				Path: info.Path, PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold}, nil); err != nil {
 				return err
 			}
 		default:

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/dicomio"
@@ -54,7 +55,33 @@ func testModel(t *testing.T) Model {
 	if tinyErr != nil {
 		t.Fatal(tinyErr)
 	}
-	return FromClassifier(tinyModel, "", "tiny.safetensors")
+	return tinyAdapter{tinyModel}
+}
+
+// tinyAdapter is the test's Model and Localiser over a classifier model
+// (cmd/fracd has the production adapter; the pipeline knows no classifier).
+type tinyAdapter struct{ m *classifier.Model }
+
+func (a tinyAdapter) Info() ModelInfo {
+	ci := a.m.Info()
+	return ModelInfo{ID: ci.ID, Arch: ci.Arch, WeightsSHA256: ci.WeightsSHA256, PreprocessVersion: ci.PreprocessVersion,
+		InputSize: ci.InputSize, Mean: ci.Mean, Std: ci.Std, Threshold: ci.Threshold, Path: "tiny.safetensors"}
+}
+
+func (a tinyAdapter) Predict(ctx context.Context, in []float32, n int) ([]float32, error) {
+	return a.m.Predict(ctx, in, n)
+}
+
+func (a tinyAdapter) Localise(ctx context.Context, in []float32) (float32, []fracd.Box, error) {
+	probs, maps, err := a.m.HeatMaps(ctx, in, 1)
+	if err != nil {
+		return 0, nil, err
+	}
+	var out []fracd.Box
+	for _, b := range maps[0].Boxes(3, float64(probs[0])) {
+		out = append(out, fracd.Box{X0: b.X0, Y0: b.Y0, X1: b.X1, Y1: b.Y1, Score: b.Score})
+	}
+	return probs[0], out, nil
 }
 
 type env struct {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/fracd/fracd/classifier"
-	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
@@ -42,50 +40,22 @@ a running daemon switches to it between files.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cm, err := classifier.Load(args[0])
+			info, dst, err := m.storeModelFile(args[0])
 			if err != nil {
-				return err
+				return fmt.Errorf("model add: %w", err)
 			}
-			info := cm.Info()
 			if id == "" {
 				id = info.ID
 			}
 			if id == "" {
 				id = info.Arch + "-" + info.WeightsSHA256[:12]
 			}
-			if err := os.MkdirAll(m.Config.Paths.Models, 0o750); err != nil {
-				return fmt.Errorf("model add: %w", err)
-			}
-			dst := filepath.Join(m.Config.Paths.Models, info.WeightsSHA256+".safetensors")
-			if err := copyFileSync(args[0], dst); err != nil {
-				return fmt.Errorf("model add: %w", err)
-			}
-			meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std, "training_run": info.TrainingRun})
 			db, err := m.openDB(ctx)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			err = db.Update(ctx, func(tx *store.Tx) error {
-				if err := tx.RegisterModel(ctx, store.Model{ID: id, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256, Path: dst,
-					PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold, Metadata: meta}); err != nil {
-					return err
-				}
-				if _, err := tx.AppendAudit(ctx, actor(), store.ActionModelAdded, id, map[string]any{
-					"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold, "preprocess_version": info.PreprocessVersion,
-				}); err != nil {
-					return err
-				}
-				if !activate {
-					return nil
-				}
-				return activateModel(ctx, tx, id)
-			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(m.Stdout, "registered %s (%s, weights %s)%s\n", id, info.Arch, info.WeightsSHA256, map[bool]string{true: ", active"}[activate])
-			return nil
+			return m.registerModel(ctx, db, registryEntry(id, info, dst, nil), nil, activate)
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "registry id (default: the file's metadata id, else ARCH-SHA)")
@@ -153,27 +123,6 @@ func osUser(uid int, sudoUID string) string {
 		n += "(sudo:" + name(sudoUID) + ")"
 	}
 	return n
-}
-
-// copyFileSync copies src to dst durably. dst is named by content
-// (paths.models/<sha256>.safetensors), so an existing dst is never
-// overwritten: the same content is kept as it is, other content is an error.
-func copyFileSync(src, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		a, err := fsutil.HashFile(src)
-		if err != nil {
-			return err
-		}
-		b, err := fsutil.HashFile(dst)
-		if err != nil {
-			return err
-		}
-		if a != b {
-			return fmt.Errorf("%s exists with other content (sha256 %s); stored weights are never overwritten", dst, b)
-		}
-		return nil
-	}
-	return fsutil.CopyFileAtomic(dst, src, 0o640)
 }
 
 func newModelInitCmd(m *Main) *cobra.Command {

@@ -42,7 +42,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 				return err
 			}
 			d := &daemon{m: m, db: db, p: p}
-			path, id, err := d.resolveModel(ctx)
+			path, id, _, err := d.resolveModel(ctx)
 			if err != nil {
 				return err
 			}
@@ -50,7 +50,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 			if err != nil {
 				return err
 			}
-			if err := p.SetModel(ctx, pipeline.FromClassifier(cm, id, path), "process"); err != nil {
+			if err := p.SetModel(ctx, fromClassifier(cm, id, path), "process"); err != nil {
 				return err
 			}
 			var outs []pipeline.Outcome

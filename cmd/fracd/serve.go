@@ -15,7 +15,6 @@ import (
 
 	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/dicomio"
-	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/pipeline"
 	"github.com/fracd/fracd/store"
 	"github.com/fracd/fracd/watcher"
@@ -54,7 +53,7 @@ type daemon struct {
 
 	mu          sync.Mutex
 	modelErr    error
-	loadedSHA   string
+	loadedKey   string // what resolveModel named when the model in use was loaded
 	diskErr     error
 	watcherDone bool
 }
@@ -216,44 +215,46 @@ func diskCheck(c Config, freeBytes func(string) (uint64, error)) error {
 }
 
 // resolveModel finds the model to use: model.path if set, else the
-// registry's active model.
-func (d *daemon) resolveModel(ctx context.Context) (path, id string, err error) {
+// registry's active model. key names that choice cheaply, so the 5 s poll
+// notices a change without reading the weights: the registry's id and
+// weights sha256, or model.path's size and mtime.
+func (d *daemon) resolveModel(ctx context.Context) (path, id, key string, err error) {
 	if p := d.m.Config.Model.Path; p != "" {
-		return p, "", nil
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", "", "", fmt.Errorf("model.path: %w", err)
+		}
+		return p, "", fmt.Sprintf("file %d %d", st.Size(), st.ModTime().UnixNano()), nil
 	}
 	am, err := d.db.ActiveModel(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		if am, err = installShippedModel(ctx, d.m, d.db); err != nil {
-			return "", "", fmt.Errorf("no active model, and the shipped one could not be installed: %w (set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`)", err)
+			return "", "", "", fmt.Errorf("no active model, and the shipped one could not be installed: %w (set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`)", err)
 		}
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	return am.Path, am.ID, nil
+	return am.Path, am.ID, "registry " + am.ID + " " + am.WeightsSHA256, nil
 }
 
 // reloadModel loads the configured model if it differs from the one in use.
 func (d *daemon) reloadModel(ctx context.Context, why string) {
 	log := d.m.Logger
-	path, id, err := d.resolveModel(ctx)
+	path, id, key, err := d.resolveModel(ctx)
+	if err == nil && key == d.currentKey() {
+		return
+	}
 	if err == nil {
-		var sum string
-		sum, err = fsutil.HashFile(path)
-		if err == nil && sum == d.currentSHA() {
-			return
+		var cm *classifier.Model
+		cm, err = classifier.Load(path)
+		if err == nil {
+			err = d.p.SetModel(ctx, fromClassifier(cm, id, path), why)
 		}
 		if err == nil {
-			var cm *classifier.Model
-			cm, err = classifier.Load(path)
-			if err == nil {
-				err = d.p.SetModel(ctx, pipeline.FromClassifier(cm, id, path), why)
-			}
-			if err == nil {
-				d.mu.Lock()
-				d.loadedSHA = sum
-				d.mu.Unlock()
-			}
+			d.mu.Lock()
+			d.loadedKey = key
+			d.mu.Unlock()
 		}
 	}
 	d.mu.Lock()
@@ -269,10 +270,10 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 	}
 }
 
-func (d *daemon) currentSHA() string {
+func (d *daemon) currentKey() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.loadedSHA
+	return d.loadedKey
 }
 
 // watchModel switches models on SIGHUP and when the registry changes.
