@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newAnonymizeCmd) }
-
 // anonymizerFromConfig builds the site's Anonymizer: the options of the
 // anonymize config section and the secret file (created on first use).
 func anonymizerFromConfig(c AnonymizeConfig) (*anonymize.Anonymizer, error) {

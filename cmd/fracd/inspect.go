@@ -13,8 +13,6 @@ import (
 	"github.com/fracd/fracd/dicomio"
 )
 
-func init() { registerCommand(newInspectCmd) }
-
 func newInspectCmd(m *Main) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{

@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newLabelCmd) }
-
 func newLabelCmd(m *Main) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "label",
@@ -253,16 +251,16 @@ func newLabelListCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ls == nil {
-				ls = []store.Label{}
-			}
-			t := table{header: []string{"id", "sop_instance_uid", "fractured", "source", "actor", "created_at"}, records: ls}
-			for _, l := range ls {
-				t.rows = append(t.rows, []string{strconv.FormatInt(l.ID, 10), l.SOPInstanceUID, strconv.FormatBool(l.Fractured), l.Source, l.Actor, fmtTS(l.CreatedAt)})
-			}
-			return t.write(m.Stdout, format)
+			return writeList(m.Stdout, format, ls, []column[store.Label]{
+				{"id", func(l store.Label) string { return strconv.FormatInt(l.ID, 10) }},
+				{"sop_instance_uid", func(l store.Label) string { return l.SOPInstanceUID }},
+				{"fractured", func(l store.Label) string { return strconv.FormatBool(l.Fractured) }},
+				{"source", func(l store.Label) string { return l.Source }},
+				{"actor", func(l store.Label) string { return l.Actor }},
+				{"created_at", func(l store.Label) string { return fmtTS(l.CreatedAt) }},
+			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	addFormatFlag(cmd, &format)
 	return cmd
 }

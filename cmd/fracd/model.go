@@ -6,15 +6,12 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"strconv"
 
 	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
 )
-
-func init() { registerCommand(newModelCmd) }
 
 func newModelCmd(m *Main) *cobra.Command {
 	cmd := &cobra.Command{
@@ -86,18 +83,18 @@ func newModelListCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ms == nil {
-				ms = []store.Model{}
-			}
-			t := table{header: []string{"id", "arch", "state", "threshold", "weights_sha256", "preprocess_version", "registered_at"}, records: ms}
-			for _, x := range ms {
-				t.rows = append(t.rows, []string{x.ID, x.Arch, x.State, strconv.FormatFloat(x.Threshold, 'f', 4, 64),
-					x.WeightsSHA256, x.PreprocessVersion, fmtTS(x.RegisteredAt)})
-			}
-			return t.write(m.Stdout, format)
+			return writeList(m.Stdout, format, ms, []column[store.Model]{
+				{"id", func(x store.Model) string { return x.ID }},
+				{"arch", func(x store.Model) string { return x.Arch }},
+				{"state", func(x store.Model) string { return x.State }},
+				{"threshold", func(x store.Model) string { return fmt4(x.Threshold) }},
+				{"weights_sha256", func(x store.Model) string { return x.WeightsSHA256 }},
+				{"preprocess_version", func(x store.Model) string { return x.PreprocessVersion }},
+				{"registered_at", func(x store.Model) string { return fmtTS(x.RegisteredAt) }},
+			})
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	addFormatFlag(cmd, &format)
 	return cmd
 }
 

@@ -17,8 +17,6 @@ import (
 	"github.com/fracd/fracd/preprocess"
 )
 
-func init() { registerCommand(newPreprocessCmd) }
-
 func newPreprocessCmd(m *Main) *cobra.Command {
 	var out, steps string
 	var frame int

@@ -18,8 +18,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newReceiveCmd) }
-
 func newReceiveCmd(m *Main) *cobra.Command {
 	var aet string
 	var port int

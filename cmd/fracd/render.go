@@ -11,8 +11,6 @@ import (
 	"github.com/fracd/fracd/dicomio"
 )
 
-func init() { registerCommand(newRenderCmd) }
-
 func newRenderCmd(m *Main) *cobra.Command {
 	var out string
 	var frame int

@@ -24,8 +24,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newServeCmd) }
-
 func newServeCmd(m *Main) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",

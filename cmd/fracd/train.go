@@ -12,8 +12,6 @@ import (
 	"github.com/fracd/fracd/training"
 )
 
-func init() { registerCommand(newTrainCmd) }
-
 func newTrainCmd(m *Main) *cobra.Command {
 	var (
 		cfg                training.Config
