@@ -66,6 +66,9 @@ type Config struct {
 	MaxPixelBytes int64
 	// MaxFileBytes bounds the size of one input file.
 	MaxFileBytes int64
+	// MaxInflateRatio bounds decompression per input byte (dicomio's
+	// WithMaxInflateRatio); 0 takes dicomio's default.
+	MaxInflateRatio float64
 	// Actor is written to audit rows ("fracd").
 	Actor string
 	// ThresholdOverride replaces the model's threshold when > 0.
@@ -76,7 +79,8 @@ type Config struct {
 // and the commands' (inspect, render, preprocess, anonymize), so that each
 // says what the daemon would do with a file.
 func (c Config) DICOMOptions() []dicomio.Option {
-	return []dicomio.Option{dicomio.WithMaxPixelBytes(c.MaxPixelBytes), dicomio.WithMaxFileBytes(c.maxFileBytes())}
+	return []dicomio.Option{dicomio.WithMaxPixelBytes(c.MaxPixelBytes), dicomio.WithMaxFileBytes(c.maxFileBytes()),
+		dicomio.WithMaxInflateRatio(c.MaxInflateRatio)}
 }
 
 func (c Config) maxFileBytes() int64 {

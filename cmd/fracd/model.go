@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 
 	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/preprocess"

@@ -180,6 +180,7 @@ func (m *Main) pipelineConfig() pipeline.Config {
 	c := m.Config
 	return pipeline.Config{
 		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
+		MaxFileBytes: c.DICOM.MaxFileBytes, MaxInflateRatio: c.DICOM.MaxInflateRatio,
 		ThresholdOverride: c.Model.Threshold,
 	}
 }
