@@ -133,7 +133,8 @@ func (p *Pipeline) CopyIn(ctx context.Context, path string) (Job, error) {
 }
 
 // Pending lists the files in spool/work, oldest first: on start-up, what a
-// crash or a retryable error left behind.
+// crash or a retryable error left behind. Files that were being decoded
+// when an earlier run stopped come after all others (see markInProgress).
 func (p *Pipeline) Pending() ([]Job, error) {
 	entries, err := os.ReadDir(p.workDir)
 	if err != nil {
@@ -144,8 +145,14 @@ func (p *Pipeline) Pending() ([]Job, error) {
 		mod time.Time
 	}
 	var items []item
+	have := map[string]bool{}
+	var marks []string
 	for _, e := range entries {
 		name := e.Name()
+		if strings.HasSuffix(name, markSuffix) {
+			marks = append(marks, strings.TrimSuffix(name, markSuffix))
+			continue
+		}
 		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".dcm") {
 			if strings.HasSuffix(name, ".tmp") {
 				os.Remove(filepath.Join(p.workDir, name)) // an interrupted CopyIn; the original is untouched
@@ -157,9 +164,25 @@ func (p *Pipeline) Pending() ([]Job, error) {
 		if err != nil {
 			continue
 		}
-		items = append(items, item{Job{SHA256: sha, Path: filepath.Join(p.workDir, name), Recovered: true, ReceivedAt: info.ModTime()}, info.ModTime()})
+		have[sha] = true
+		job := Job{SHA256: sha, Path: filepath.Join(p.workDir, name), Recovered: true, ReceivedAt: info.ModTime()}
+		if n, ok := p.crashesOf(sha); ok && n > 0 {
+			job.Crashes = n
+			p.log.Warn("file was being decoded when the daemon stopped; it goes after the other files", "sha256", sha, "stops", n)
+		}
+		items = append(items, item{job, info.ModTime()})
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].mod.Before(items[j].mod) })
+	for _, sha := range marks {
+		if n, ok := p.crashesOf(sha); !have[sha] && ok && n > 0 {
+			p.clearInProgress(sha) // its file reached a terminal state before the stop
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].job.Crashes != items[j].job.Crashes {
+			return items[i].job.Crashes < items[j].job.Crashes
+		}
+		return items[i].mod.Before(items[j].mod)
+	})
 	jobs := make([]Job, len(items))
 	for i, it := range items {
 		jobs[i] = it.job

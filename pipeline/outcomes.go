@@ -22,6 +22,9 @@ const (
 	ReasonBurnedIn       = "burned_in_annotation"
 	ReasonDeidentify     = "deidentification_failed"
 	ReasonPreprocessFail = "preprocess_failed"
+	// ReasonCrashedDaemon: the daemon stopped while decoding the file, more
+	// than once; it is quarantined rather than tried again (spool.go).
+	ReasonCrashedDaemon = "crashed_daemon"
 )
 
 // rejection is an error caused by the input itself: the file goes to

@@ -12,6 +12,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +110,8 @@ type Pipeline struct {
 	workDir, rejectedDir string
 	running              runningJobs // run.go: for readiness (a hung worker)
 	claimFailures        pathSet     // run.go: inbox paths already warned about
+	// runID tells this run's in-progress marks from an earlier run's.
+	runID string
 
 	// hookBeforeRename, in tests, runs between a claim's open and its
 	// rename, to swap entries at that moment.
@@ -138,6 +142,7 @@ func New(cfg Config, db *store.DB, anon *anonymize.Anonymizer, log *slog.Logger,
 		sops:        map[string]chan struct{}{},
 		workDir:     filepath.Join(cfg.Spool, "work"),
 		rejectedDir: filepath.Join(cfg.Spool, "rejected"),
+		runID:       newRunID(),
 	}
 	for _, d := range []struct {
 		path string
@@ -148,6 +153,12 @@ func New(cfg Config, db *store.DB, anon *anonymize.Anonymizer, log *slog.Logger,
 		}
 	}
 	return p, nil
+}
+
+func newRunID() string {
+	b := make([]byte, 8)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // WorkDir is spool/work.

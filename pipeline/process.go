@@ -23,6 +23,9 @@ type Job struct {
 	// may have left them after their result was committed.
 	Recovered  bool
 	ReceivedAt time.Time
+	// Crashes counts the earlier runs that stopped while decoding this
+	// file (see markInProgress); at quarantineAfter it is rejected.
+	Crashes int
 }
 
 // Outcome is a file's terminal state.
@@ -64,8 +67,10 @@ func (p *Pipeline) Process(ctx context.Context, job Job) (Outcome, error) {
 	if !p.begin(job.SHA256) {
 		return Outcome{}, fmt.Errorf("pipeline: %s: %w", job.SHA256, errInFlight)
 	}
-	// readWork may move the job to a new hash: end whichever it holds last.
+	// readWork may move the job to a new hash: end whichever it holds last,
+	// after removing its in-progress mark (deferred calls run last first).
 	defer func() { p.end(job.SHA256) }()
+	defer func() { p.clearInProgress(job.SHA256) }()
 	p.metrics.InFlight.Inc()
 	defer p.metrics.InFlight.Dec()
 	started := time.Now()
@@ -137,6 +142,12 @@ func (p *Pipeline) process(ctx context.Context, job *Job) (Outcome, error) {
 	}
 	if f.model = p.model.Load(); f.model == nil {
 		return f.out, ErrNoModel
+	}
+	if job.Crashes >= quarantineAfter {
+		return f.out, reject(ReasonCrashedDaemon, fmt.Errorf("file %s was being decoded each of the last %d times the daemon stopped", job.SHA256, job.Crashes))
+	}
+	if err := p.markInProgress(job); err != nil {
+		return f.out, err
 	}
 	f.buf = planePool.Get().(*planeBuf)
 	defer planePool.Put(f.buf)

@@ -3,8 +3,10 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,7 +14,60 @@ import (
 	"github.com/fracd/fracd/internal/fsutil"
 )
 
-// spool/work: reading a claimed file and removing it once it is done.
+// spool/work: reading a claimed file, marking it while it is decoded, and
+// removing it once it is done.
+
+// A file that crashes the daemon (a decompression bomb under a memory limit,
+// a fatal runtime error in a decoder) would be found in spool/work at every
+// start and retried first, forever, never letting the files behind it
+// through. So each file is marked in progress, durably, before it is
+// decoded, and the mark is removed when its processing ends, however it
+// ends. A mark left by an earlier run means that run stopped while decoding
+// the file. An outside kill -9 looks the same, so one such stop only sends
+// the file behind every other pending file; at quarantineAfter it is
+// rejected (ReasonCrashedDaemon) without being decoded again.
+const (
+	markSuffix      = ".inprogress"
+	quarantineAfter = 2
+)
+
+func (p *Pipeline) markPath(sha string) string { return filepath.Join(p.workDir, sha+markSuffix) }
+
+// markInProgress records, before decoding, that this run is working on job
+// and how many earlier runs stopped while doing so.
+func (p *Pipeline) markInProgress(job *Job) error {
+	mark := fmt.Sprintf("%s %d\n", p.runID, job.Crashes)
+	if err := fsutil.WriteFileAtomic(p.markPath(job.SHA256), []byte(mark), 0o600); err != nil {
+		return fmt.Errorf("pipeline: mark %s in progress: %w", job.SHA256, err)
+	}
+	return nil
+}
+
+// clearInProgress removes the mark: processing ended without a crash.
+func (p *Pipeline) clearInProgress(sha string) {
+	if err := os.Remove(p.markPath(sha)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.log.Warn("remove in-progress mark", "sha256", sha, "error", fsutil.ScrubPath(err))
+	}
+}
+
+// crashesOf reads sha's mark: how many runs stopped while decoding it
+// (a mark of this run is a file in progress now, not a crash). ok is false
+// when there is no mark.
+func (p *Pipeline) crashesOf(sha string) (n int, ok bool) {
+	b, err := os.ReadFile(p.markPath(sha))
+	if err != nil {
+		return 0, false
+	}
+	var run string
+	if _, err := fmt.Sscanf(string(b), "%s %d", &run, &n); err != nil {
+		// A mark cut short by the crash itself still says one.
+		return 1, true
+	}
+	if run != p.runID {
+		n++
+	}
+	return n, true
+}
 
 func (p *Pipeline) maxFileBytes() int64 { return p.cfg.maxFileBytes() }
 
