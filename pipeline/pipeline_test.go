@@ -172,7 +172,10 @@ func (e *env) allOutputs(t *testing.T) map[string][]byte {
 	for _, dir := range []string{filepath.Join(e.root, "archive")} {
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.Type().IsRegular() {
-				b, _ := os.ReadFile(p)
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Errorf("read archive file for the identifier scan: %v", err)
+				}
 				out[p] = b
 			}
 			return nil

@@ -244,13 +244,19 @@ func TestAuditVerifyAnchors(t *testing.T) {
 
 func TestQueryCommandsDoNotWrite(t *testing.T) {
 	db := seedDB(t)
-	before, _ := os.ReadFile(db)
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{{"results"}, {"audit", "list"}, {"audit", "verify"}, {"report"}, {"model", "list"}, {"model", "show", "resnet18-test"}} {
 		if _, _, err := runFracd(t, append([]string{"--db", db}, args...)...); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
-	after, _ := os.ReadFile(db)
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(before, after) {
 		t.Fatal("a query command changed the database file")
 	}
