@@ -57,63 +57,124 @@ type daemon struct {
 }
 
 func (m *Main) serve(ctx context.Context) error {
+	dm, err := m.OpenDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done() // SIGTERM or SIGINT (main.go)
+	return dm.Close()
+}
+
+// Daemon is `fracd serve` as a value: OpenDaemon starts it (workers,
+// watcher, HTTP listener, model reloader, delivery) and returns once it
+// serves; Close stops it as SIGTERM does, letting in-flight files finish.
+// End-to-end tests run it in-process on port 0 this way, besides the kill
+// -9 tests that run the binary.
+type Daemon struct {
+	d       *daemon
+	addr    string
+	cancel  context.CancelFunc
+	runDone chan error
+	undo    []func() // in reverse: what Close stops after the workers
+	once    sync.Once
+	err     error
+}
+
+// Addr is the HTTP listener's address (host:port), the port resolved.
+func (dm *Daemon) Addr() string { return dm.addr }
+
+// Close stops claiming, waits for in-flight files (up to
+// shutdown_timeout), then stops the listener, delivery and the database.
+// It may be called more than once.
+func (dm *Daemon) Close() error {
+	dm.once.Do(func() {
+		dm.cancel()
+		dm.err = <-dm.runDone
+		dm.close()
+		dm.d.m.Logger.Info("fracd stopped")
+	})
+	return dm.err
+}
+
+func (dm *Daemon) close() {
+	for i := len(dm.undo) - 1; i >= 0; i-- {
+		dm.undo[i]()
+	}
+	dm.undo = nil
+}
+
+// OpenDaemon starts the daemon on m's config; ctx bounds its life as
+// Close does.
+func (m *Main) OpenDaemon(ctx context.Context) (_ *Daemon, err error) {
 	c := m.Config
 	log := m.Logger
 	for _, d := range []string{c.Paths.Inbox, c.Paths.Spool, c.Paths.Archive, filepath.Dir(c.Paths.DB)} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
-			return fmt.Errorf("serve: create %s: %w", d, err)
+			return nil, fmt.Errorf("serve: create %s: %w", d, err)
 		}
 	}
 	// The claim is a rename: it is atomic only within one filesystem.
 	same, err := watcher.SameFilesystem(c.Paths.Inbox, c.Paths.Spool)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if !same {
-		return fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
+		return nil, fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
 	}
+	dm := &Daemon{runDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			dm.close()
+		}
+	}()
 	unlock, err := lockSpool(c.Paths.Spool) // spoollock.go
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	defer unlock()
+	dm.undo = append(dm.undo, unlock)
 	db, err := m.openDB(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
+	dm.undo = append(dm.undo, func() { db.Close() })
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := pipeline.NewMetrics(reg)
 	p, err := m.newPipeline(db, metrics)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stopDelivery, err := m.startDelivery(ctx, db, p) // delivery.go
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer stopDelivery()
+	dm.undo = append(dm.undo, stopDelivery)
 	w, err := watcher.New(watcher.Config{Dir: c.Paths.Inbox, Settle: c.Settle, Rescan: c.Rescan}, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d := &daemon{m: m, db: db, p: p, w: w, metrics: metrics}
+	dm.d = d
 
 	ln, err := net.Listen("tcp", c.HTTP.Listen)
 	if err != nil {
-		return fmt.Errorf("serve: http.listen %s: %w", c.HTTP.Listen, err)
+		return nil, fmt.Errorf("serve: http.listen %s: %w", c.HTTP.Listen, err)
 	}
 	srv := newHTTPServer(d.routes(reg), defaultHTTPLimits) // httpserver.go
 	go srv.Serve(limitListener(ln, defaultHTTPLimits.MaxConns))
-	defer srv.Close()
+	dm.addr = ln.Addr().String()
+	dm.undo = append(dm.undo, func() {
+		shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
+		defer done()
+		srv.Shutdown(shutdownCtx)
+		srv.Close()
+	})
 
 	d.reloadModel(ctx, "start")
-	log.Info("fracd serving", "version", version, "http", ln.Addr().String(), "workers", c.EffectiveWorkers(),
+	log.Info("fracd serving", "version", version, "http", dm.addr, "workers", c.EffectiveWorkers(),
 		"settle", c.Settle.String(), "db", c.Paths.DB)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, dm.cancel = context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	ready := make(chan string)
 	wg.Add(1)
@@ -146,22 +207,20 @@ func (m *Main) serve(ctx context.Context) error {
 			}
 		}
 	}()
-
-	err = p.Run(ctx, pipeline.RunConfig{
-		Workers:         c.EffectiveWorkers(),
-		ShutdownTimeout: c.Shutdown,
-		RetryInterval:   c.Rescan,
-		DiskOK:          d.diskOK,
-		Release:         w.Done,
-		SettledID:       w.SettledID,
-	}, ready)
-	cancel()
-	wg.Wait()
-	shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
-	defer done()
-	srv.Shutdown(shutdownCtx)
-	log.Info("fracd stopped")
-	return err
+	go func() {
+		err := p.Run(ctx, pipeline.RunConfig{
+			Workers:         c.EffectiveWorkers(),
+			ShutdownTimeout: c.Shutdown,
+			RetryInterval:   c.Rescan,
+			DiskOK:          d.diskOK,
+			Release:         w.Done,
+			SettledID:       w.SettledID,
+		}, ready)
+		dm.cancel()
+		wg.Wait()
+		dm.runDone <- err
+	}()
+	return dm, nil
 }
 
 // newPipeline builds the pipeline from the config: the site's anonymizer
