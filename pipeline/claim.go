@@ -133,8 +133,8 @@ func (p *Pipeline) CopyIn(ctx context.Context, path string) (Job, error) {
 }
 
 // Pending lists the files in spool/work, oldest first: on start-up, what a
-// crash or a retryable error left behind. Files that were being decoded
-// when an earlier run stopped come after all others (see markInProgress).
+// crash or a retryable error left behind (files being decoded when a run
+// stopped are quarantined first: see Recover).
 func (p *Pipeline) Pending() ([]Job, error) {
 	entries, err := os.ReadDir(p.workDir)
 	if err != nil {
@@ -167,8 +167,7 @@ func (p *Pipeline) Pending() ([]Job, error) {
 		have[sha] = true
 		job := Job{SHA256: sha, Path: filepath.Join(p.workDir, name), Recovered: true, ReceivedAt: info.ModTime()}
 		if n, ok := p.crashesOf(sha); ok && n > 0 {
-			job.Crashes = n
-			p.log.Warn("file was being decoded when the daemon stopped; it goes after the other files", "sha256", sha, "stops", n)
+			job.Crashes = n // Recover quarantined those with 1
 		}
 		items = append(items, item{job, info.ModTime()})
 	}

@@ -25,84 +25,130 @@ func (e *env) restart(t *testing.T) {
 	e.p = p
 }
 
+func (e *env) claim(t *testing.T, name string, seed int) Job {
+	t.Helper()
+	job, err := e.p.Claim(context.Background(), e.drop(t, name, mustBytes(t, testdicom.Spec{Seed: seed})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // TestFileThatCrashedTheDaemonIsQuarantined simulates a file that kills
 // the daemon while it is decoded (a bomb under a memory limit): its mark is
-// left in spool/work. After one such stop the file goes behind the other
-// pending files instead of first; after a second it is rejected as
-// crashed_daemon, with an audit row, without being decoded again.
+// left in spool/work. At the next start it is quarantined with an audit
+// row, so the file behind it is processed first; its one more try, alone,
+// stops the daemon again, and it is rejected as crashed_daemon without
+// being decoded a third time.
 func TestFileThatCrashedTheDaemonIsQuarantined(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	claim := func(name string, seed int) Job {
-		t.Helper()
-		job, err := e.p.Claim(ctx, e.drop(t, name, mustBytes(t, testdicom.Spec{Seed: seed})))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return job
-	}
-	bomb := claim("bomb.dcm", 41)
-	good := claim("good.dcm", 42) // claimed later: without the mark it would come second
+	bomb := e.claim(t, "bomb.dcm", 41)
+	good := e.claim(t, "good.dcm", 42)
 	// The run stops while decoding bomb: marked, never finished.
 	if err := e.p.markInProgress(&bomb); err != nil {
 		t.Fatal(err)
 	}
 	e.restart(t)
-	pending, err := e.p.Pending()
-	if err != nil {
+	if err := e.p.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 2 || pending[0].SHA256 != good.SHA256 || pending[1].SHA256 != bomb.SHA256 || pending[1].Crashes != 1 {
-		t.Fatalf("pending after one stop = %+v; want the good file first and the suspect (1 stop) last", pending)
+	if got := dirNames(t, e.p.QuarantineDir()); len(got) != 1 || got[0] != bomb.SHA256+".dcm" {
+		t.Fatalf("spool/quarantine holds %v; want the file that was being decoded", got)
+	}
+	rows, err := e.db.ListAudit(ctx, store.AuditFilter{Action: ActionQuarantined, Subject: bomb.SHA256})
+	if err != nil || len(rows) != 1 || !strings.Contains(string(rows[0].Detail), ReasonCrashedDaemon) {
+		t.Fatalf("quarantine audit rows %+v, %v", rows, err)
+	}
+	pending, err := e.p.Pending()
+	if err != nil || len(pending) != 1 || pending[0].SHA256 != good.SHA256 {
+		t.Fatalf("pending after the stop = %+v, %v; want only the good file", pending, err)
 	}
 	if out, err := e.p.Process(ctx, pending[0]); err != nil || out.State != store.StateDone {
 		t.Fatalf("good file: %+v, %v", out, err)
 	}
 
-	// Retried, and the run stops while decoding it again.
-	if err := e.p.markInProgress(&pending[1]); err != nil {
-		t.Fatal(err)
+	// Its one more try; the run stops during it too.
+	retry, ok := e.p.retryQuarantined()
+	if !ok || retry.SHA256 != bomb.SHA256 {
+		t.Fatalf("retryQuarantined = %+v, %v", retry, ok)
 	}
 	e.restart(t)
-	pending, err = e.p.Pending()
-	if err != nil {
+	if err := e.p.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(pending) != 1 || pending[0].Crashes != 2 {
-		t.Fatalf("pending after two stops = %+v", pending)
+	pending, err = e.p.Pending()
+	if err != nil || len(pending) != 1 || pending[0].Crashes != quarantineAfter {
+		t.Fatalf("pending after the second stop = %+v, %v", pending, err)
 	}
 	out, err := e.p.Process(ctx, pending[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The file decodes fine: only quarantine, not a decode, rejects it.
+	// The file decodes fine: only the quarantine rule, not a decode, rejects it.
 	if out.State != store.StateRejected || !strings.HasPrefix(out.Reason, ReasonCrashedDaemon+":") {
 		t.Fatalf("outcome %s %q; want rejected %s", out.State, out.Reason, ReasonCrashedDaemon)
 	}
 	if _, err := os.Stat(filepath.Join(e.p.RejectedDir(), bomb.SHA256+".dcm")); err != nil {
-		t.Fatalf("quarantined file not in spool/rejected: %v", err)
+		t.Fatalf("file not in spool/rejected: %v", err)
 	}
-	rows, err := e.db.ListAudit(ctx, store.AuditFilter{Action: store.ActionRejected, Subject: bomb.SHA256})
+	rows, err = e.db.ListAudit(ctx, store.AuditFilter{Action: store.ActionRejected, Subject: bomb.SHA256})
 	if err != nil || len(rows) != 1 || !strings.Contains(string(rows[0].Detail), ReasonCrashedDaemon) {
 		t.Fatalf("rejection audit rows %+v, %v", rows, err)
 	}
-	ents, err := os.ReadDir(e.p.WorkDir())
-	if err != nil || len(ents) != 0 {
-		t.Fatalf("spool/work holds %v (%v); want nothing, marks included", ents, err)
+	if got := append(dirNames(t, e.p.WorkDir()), dirNames(t, e.p.QuarantineDir())...); len(got) != 0 {
+		t.Fatalf("spool/work and spool/quarantine hold %v; want nothing, marks included", got)
 	}
 }
 
-// TestInProgressMarkOfThisRunIsNoCrash: a file being processed now, or one
-// whose processing ended, leaves no mark that a later Pending of the same
-// run counts as a stop.
+// TestQuarantinedFileThatDecodesIsDone: a file quarantined after an outside
+// kill -9 (which looks like a crash) ends done at its one more try.
+func TestQuarantinedFileThatDecodesIsDone(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	job := e.claim(t, "a.dcm", 44)
+	if err := e.p.markInProgress(&job); err != nil {
+		t.Fatal(err)
+	}
+	e.restart(t)
+	if err := e.p.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	retry, ok := e.p.retryQuarantined()
+	if !ok {
+		t.Fatal("nothing in quarantine")
+	}
+	if out, err := e.p.Process(ctx, retry); err != nil || out.State != store.StateDone {
+		t.Fatalf("%+v, %v", out, err)
+	}
+	if got := append(dirNames(t, e.p.WorkDir()), dirNames(t, e.p.QuarantineDir())...); len(got) != 0 {
+		t.Fatalf("left %v", got)
+	}
+}
+
+// TestInProgressMarkOfThisRunIsNoCrash: a file being processed by this run
+// is neither quarantined nor counted as a stop.
 func TestInProgressMarkOfThisRunIsNoCrash(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	job, err := e.p.Claim(ctx, e.drop(t, "a.dcm", mustBytes(t, testdicom.Spec{Seed: 43})))
-	if err != nil {
+	job := e.claim(t, "a.dcm", 43)
+	if err := e.p.markInProgress(&job); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.p.markInProgress(&job); err != nil {
+	if err := e.p.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
 	pending, err := e.p.Pending()

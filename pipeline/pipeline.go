@@ -107,9 +107,9 @@ type Pipeline struct {
 	inflight map[string]bool          // content hashes being processed
 	sops     map[string]chan struct{} // de-identified SOP Instance UIDs being archived and recorded
 
-	workDir, rejectedDir string
-	running              runningJobs // run.go: for readiness (a hung worker)
-	claimFailures        pathSet     // run.go: inbox paths already warned about
+	workDir, rejectedDir, quarantineDir string
+	running                             runningJobs // run.go: for readiness (a hung worker)
+	claimFailures                       pathSet     // run.go: inbox paths already warned about
 	// runID tells this run's in-progress marks from an earlier run's.
 	runID string
 
@@ -138,16 +138,17 @@ func New(cfg Config, db *store.DB, anon *anonymize.Anonymizer, log *slog.Logger,
 	}
 	p := &Pipeline{
 		cfg: cfg, db: db, anon: anon, log: log, metrics: metrics,
-		inflight:    map[string]bool{},
-		sops:        map[string]chan struct{}{},
-		workDir:     filepath.Join(cfg.Spool, "work"),
-		rejectedDir: filepath.Join(cfg.Spool, "rejected"),
-		runID:       newRunID(),
+		inflight:      map[string]bool{},
+		sops:          map[string]chan struct{}{},
+		workDir:       filepath.Join(cfg.Spool, "work"),
+		rejectedDir:   filepath.Join(cfg.Spool, "rejected"),
+		quarantineDir: filepath.Join(cfg.Spool, "quarantine"),
+		runID:         newRunID(),
 	}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{{p.workDir, 0o700}, {p.rejectedDir, 0o700}, {cfg.Archive, 0o750}} {
+	}{{p.workDir, 0o700}, {p.rejectedDir, 0o700}, {p.quarantineDir, 0o700}, {cfg.Archive, 0o750}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return nil, fmt.Errorf("pipeline: create %s: %w", d.path, err)
 		}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/internal/fsutil"
@@ -23,13 +26,100 @@ import (
 // through. So each file is marked in progress, durably, before it is
 // decoded, and the mark is removed when its processing ends, however it
 // ends. A mark left by an earlier run means that run stopped while decoding
-// the file. An outside kill -9 looks the same, so one such stop only sends
-// the file behind every other pending file; at quarantineAfter it is
-// rejected (ReasonCrashedDaemon) without being decoded again.
+// the file: at start (Recover) the file is moved to spool/quarantine with
+// an audit row, and nothing else waits for it. An outside kill -9 looks the
+// same as a crash, so a quarantined file gets one more try, alone, once
+// spool/work has been empty for a retry period (retryQuarantined); if the
+// daemon stops during that try too, the file is rejected as crashed_daemon
+// without being decoded again.
 const (
-	markSuffix      = ".inprogress"
+	markSuffix = ".inprogress"
+	// quarantineAfter stops (the quarantine's try included) reject a file.
 	quarantineAfter = 2
+	// ActionQuarantined is the audit action of a file moved to quarantine.
+	ActionQuarantined = "instance.quarantined"
 )
+
+// QuarantineDir is spool/quarantine.
+func (p *Pipeline) QuarantineDir() string { return p.quarantineDir }
+
+// Recover moves each file that an earlier run stopped while decoding (for
+// the first time) from spool/work to spool/quarantine, with an audit row.
+// Run calls it at start, before anything in spool/work is processed.
+func (p *Pipeline) Recover(ctx context.Context) error {
+	entries, err := os.ReadDir(p.workDir)
+	if err != nil {
+		return fmt.Errorf("pipeline: list %s: %w", p.workDir, err)
+	}
+	for _, e := range entries {
+		sha, ok := strings.CutSuffix(e.Name(), ".dcm")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if n, marked := p.crashesOf(sha); !marked || n != 1 {
+			continue
+		}
+		if _, err := p.db.Instance(ctx, sha); err == nil {
+			// Its result was recorded before the stop: only the removal is
+			// left, which finishExisting does without decoding.
+			p.clearInProgress(sha)
+			continue
+		}
+		if err := os.Rename(filepath.Join(p.workDir, e.Name()), filepath.Join(p.quarantineDir, e.Name())); err != nil {
+			return fmt.Errorf("pipeline: quarantine %s: %w", sha, err)
+		}
+		if err := fsutil.SyncDir(p.quarantineDir); err != nil {
+			return err
+		}
+		p.clearInProgress(sha)
+		if err := fsutil.SyncDir(p.workDir); err != nil {
+			return err
+		}
+		if _, err := p.db.AppendAudit(ctx, p.cfg.Actor, ActionQuarantined, sha, map[string]any{"reason": ReasonCrashedDaemon}); err != nil {
+			return fmt.Errorf("pipeline: record quarantine of %s: %w", sha, err)
+		}
+		p.log.Warn("file was being decoded when the daemon stopped: quarantined, to be tried once more alone", "sha256", sha)
+	}
+	return nil
+}
+
+// retryQuarantined moves the oldest quarantined file back into spool/work
+// for its one more try, or returns false if there is none.
+func (p *Pipeline) retryQuarantined() (Job, bool) {
+	entries, err := os.ReadDir(p.quarantineDir)
+	if err != nil {
+		return Job{}, false
+	}
+	var oldest os.DirEntry
+	var when time.Time
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".dcm") {
+			continue
+		}
+		if oldest == nil || info.ModTime().Before(when) {
+			oldest, when = e, info.ModTime()
+		}
+	}
+	if oldest == nil {
+		return Job{}, false
+	}
+	sha := strings.TrimSuffix(oldest.Name(), ".dcm")
+	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, oldest.Name()), Recovered: true, ReceivedAt: when, Crashes: 1}
+	if err := os.Rename(filepath.Join(p.quarantineDir, oldest.Name()), job.Path); err != nil {
+		p.log.Error("take a file out of quarantine", "sha256", sha, "error", fsutil.ScrubPath(err))
+		return Job{}, false
+	}
+	if err := fsutil.SyncDir(p.workDir); err != nil {
+		p.log.Error("take a file out of quarantine", "sha256", sha, "error", err)
+	}
+	// Marked before it is handed out: a stop from here on is its second.
+	if err := p.markInProgress(&job); err != nil {
+		p.log.Error("take a file out of quarantine", "sha256", sha, "error", err)
+	}
+	p.log.Info("trying a quarantined file once more", "sha256", sha)
+	return job, true
+}
 
 func (p *Pipeline) markPath(sha string) string { return filepath.Join(p.workDir, sha+markSuffix) }
 
