@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/fracd/fracd/internal/fsutil"
@@ -130,61 +128,4 @@ func (p *Pipeline) CopyIn(ctx context.Context, path string) (Job, error) {
 		return job, err
 	}
 	return job, nil
-}
-
-// Pending lists the files in spool/work, oldest first: on start-up, what a
-// crash or a retryable error left behind (files being decoded when a run
-// stopped are quarantined first: see Recover).
-func (p *Pipeline) Pending() ([]Job, error) {
-	entries, err := os.ReadDir(p.workDir)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: list %s: %w", p.workDir, err)
-	}
-	type item struct {
-		job Job
-		mod time.Time
-	}
-	var items []item
-	have := map[string]bool{}
-	var marks []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasSuffix(name, markSuffix) {
-			marks = append(marks, strings.TrimSuffix(name, markSuffix))
-			continue
-		}
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".dcm") {
-			if strings.HasSuffix(name, ".tmp") {
-				os.Remove(filepath.Join(p.workDir, name)) // an interrupted CopyIn; the original is untouched
-			}
-			continue
-		}
-		sha := strings.TrimSuffix(name, ".dcm")
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		have[sha] = true
-		job := Job{SHA256: sha, Path: filepath.Join(p.workDir, name), Recovered: true, ReceivedAt: info.ModTime()}
-		if n, ok := p.crashesOf(sha); ok && n > 0 {
-			job.Crashes = n // Recover quarantined those with 1
-		}
-		items = append(items, item{job, info.ModTime()})
-	}
-	for _, sha := range marks {
-		if n, ok := p.crashesOf(sha); !have[sha] && ok && n > 0 {
-			p.clearInProgress(sha) // its file reached a terminal state before the stop
-		}
-	}
-	sort.SliceStable(items, func(i, j int) bool {
-		if items[i].job.Crashes != items[j].job.Crashes {
-			return items[i].job.Crashes < items[j].job.Crashes
-		}
-		return items[i].mod.Before(items[j].mod)
-	})
-	jobs := make([]Job, len(items))
-	for i, it := range items {
-		jobs[i] = it.job
-	}
-	return jobs, nil
 }

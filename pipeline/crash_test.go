@@ -34,17 +34,32 @@ func (e *env) claim(t *testing.T, name string, seed int) Job {
 	return job
 }
 
-func dirNames(t *testing.T, dir string) []string {
+// stopWhileDecoding leaves job as a run that stopped while decoding it
+// does (its mark), and starts the next run, which recovers.
+func (e *env) stopWhileDecoding(t *testing.T, job Job) {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
+	if err := e.p.markInProgress(&job); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
+	e.restart(t)
+	if err := e.p.Recover(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	return names
+}
+
+// names lists what the folders hold.
+func names(t *testing.T, dirs ...string) (all []string) {
+	t.Helper()
+	for _, d := range dirs {
+		m, err := filepath.Glob(filepath.Join(d, "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m {
+			all = append(all, filepath.Base(p))
+		}
+	}
+	return all
 }
 
 // TestFileThatCrashedTheDaemonIsQuarantined simulates a file that kills
@@ -58,15 +73,8 @@ func TestFileThatCrashedTheDaemonIsQuarantined(t *testing.T) {
 	ctx := context.Background()
 	bomb := e.claim(t, "bomb.dcm", 41)
 	good := e.claim(t, "good.dcm", 42)
-	// The run stops while decoding bomb: marked, never finished.
-	if err := e.p.markInProgress(&bomb); err != nil {
-		t.Fatal(err)
-	}
-	e.restart(t)
-	if err := e.p.Recover(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := dirNames(t, e.p.QuarantineDir()); len(got) != 1 || got[0] != bomb.SHA256+".dcm" {
+	e.stopWhileDecoding(t, bomb)
+	if got := names(t, e.p.QuarantineDir()); len(got) != 1 || got[0] != bomb.SHA256+".dcm" {
 		t.Fatalf("spool/quarantine holds %v; want the file that was being decoded", got)
 	}
 	rows, err := e.db.ListAudit(ctx, store.AuditFilter{Action: ActionQuarantined, Subject: bomb.SHA256})
@@ -109,7 +117,7 @@ func TestFileThatCrashedTheDaemonIsQuarantined(t *testing.T) {
 	if err != nil || len(rows) != 1 || !strings.Contains(string(rows[0].Detail), ReasonCrashedDaemon) {
 		t.Fatalf("rejection audit rows %+v, %v", rows, err)
 	}
-	if got := append(dirNames(t, e.p.WorkDir()), dirNames(t, e.p.QuarantineDir())...); len(got) != 0 {
+	if got := names(t, e.p.WorkDir(), e.p.QuarantineDir()); len(got) != 0 {
 		t.Fatalf("spool/work and spool/quarantine hold %v; want nothing, marks included", got)
 	}
 }
@@ -119,14 +127,7 @@ func TestFileThatCrashedTheDaemonIsQuarantined(t *testing.T) {
 func TestQuarantinedFileThatDecodesIsDone(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	job := e.claim(t, "a.dcm", 44)
-	if err := e.p.markInProgress(&job); err != nil {
-		t.Fatal(err)
-	}
-	e.restart(t)
-	if err := e.p.Recover(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.stopWhileDecoding(t, e.claim(t, "a.dcm", 44))
 	retry, ok := e.p.retryQuarantined()
 	if !ok {
 		t.Fatal("nothing in quarantine")
@@ -134,7 +135,7 @@ func TestQuarantinedFileThatDecodesIsDone(t *testing.T) {
 	if out, err := e.p.Process(ctx, retry); err != nil || out.State != store.StateDone {
 		t.Fatalf("%+v, %v", out, err)
 	}
-	if got := append(dirNames(t, e.p.WorkDir()), dirNames(t, e.p.QuarantineDir())...); len(got) != 0 {
+	if got := names(t, e.p.WorkDir(), e.p.QuarantineDir()); len(got) != 0 {
 		t.Fatalf("left %v", got)
 	}
 }

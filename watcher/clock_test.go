@@ -81,11 +81,18 @@ func (c *manualClock) Step(d time.Duration) {
 		due = append(due, k)
 	}
 	c.mu.Unlock()
-	for _, k := range due {
+	c.deliver(due, now)
+}
+
+// deliver sends now on each tick's channel, waiting for the watcher to
+// take it.
+func (c *manualClock) deliver(ks []*manualTick, now time.Time) {
+	c.t.Helper()
+	for _, k := range ks {
 		select {
 		case k.c <- now:
 		case <-time.After(waitLong):
-			c.t.Fatalf("watcher did not take the tick at +%v", d)
+			c.t.Fatalf("watcher did not take the tick at %v", now)
 		}
 	}
 }
@@ -103,13 +110,7 @@ func (c *manualClock) Sync() {
 		}
 	}
 	c.mu.Unlock()
-	for _, k := range ticks {
-		select {
-		case k.c <- now:
-		case <-time.After(waitLong):
-			c.t.Fatal("watcher did not take the sync tick")
-		}
-	}
+	c.deliver(ticks, now)
 }
 
 // TestSettleOnTheWatchersClock: a file found by a scan is held back until

@@ -69,34 +69,15 @@ func activateModel(ctx context.Context, tx *store.Tx, id string) error {
 }
 
 func newModelListCmd(m *Main) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List registered models (read-only)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			ms, err := db.Models(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return writeList(m.Stdout, format, ms, []column[store.Model]{
-				{"id", func(x store.Model) string { return x.ID }},
-				{"arch", func(x store.Model) string { return x.Arch }},
-				{"state", func(x store.Model) string { return x.State }},
-				{"threshold", func(x store.Model) string { return fmt4(x.Threshold) }},
-				{"weights_sha256", func(x store.Model) string { return x.WeightsSHA256 }},
-				{"preprocess_version", func(x store.Model) string { return x.PreprocessVersion }},
-				{"registered_at", func(x store.Model) string { return fmtTS(x.RegisteredAt) }},
-			})
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+	return newListCmd(m, "List registered models (read-only)", (*store.DB).Models, []column[store.Model]{
+		{"id", func(x store.Model) string { return x.ID }},
+		{"arch", func(x store.Model) string { return x.Arch }},
+		{"state", func(x store.Model) string { return x.State }},
+		{"threshold", func(x store.Model) string { return fmt4(x.Threshold) }},
+		{"weights_sha256", func(x store.Model) string { return x.WeightsSHA256 }},
+		{"preprocess_version", func(x store.Model) string { return x.PreprocessVersion }},
+		{"registered_at", func(x store.Model) string { return fmtTS(x.RegisteredAt) }},
+	})
 }
 
 // actor names who ran an admin command, for the audit trail: the OS

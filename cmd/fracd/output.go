@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
 )
 
@@ -80,6 +82,31 @@ func writeList[T any](w io.Writer, format string, records []T, cols []column[T])
 		t.rows = append(t.rows, row)
 	}
 	return t.write(w, format)
+}
+
+// newListCmd is a read-only list command with no filters (label list,
+// model list): query the database, print with writeList.
+func newListCmd[T any](m *Main, short string, query func(*store.DB, context.Context) ([]T, error), cols []column[T]) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			records, err := query(db, cmd.Context()) // a method expression such as (*store.DB).Labels
+			if err != nil {
+				return err
+			}
+			return writeList(m.Stdout, format, records, cols)
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
 }
 
 // addFormatFlag is the --format flag of the list commands.

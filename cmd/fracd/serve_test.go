@@ -127,23 +127,12 @@ http:
 }
 
 type proc struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	done   chan error
+	cmd *exec.Cmd
+	syncBuffer
+	done chan error
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+func (p *proc) logs() string { return p.String() }
 
 func startServe(t *testing.T, s site) *proc {
 	t.Helper()
