@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -237,8 +235,7 @@ func (p *Pipeline) readWork(job *Job) ([]byte, error) {
 	if int64(len(data)) > limit {
 		return nil, reject(dicomio.ReasonTooLarge, fmt.Errorf("file %s is larger than %d bytes", job.SHA256, limit))
 	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != job.SHA256 {
+	if got := fsutil.HashBytes(data); got != job.SHA256 {
 		newPath := filepath.Join(p.workDir, got+".dcm")
 		// As in Claim: the rename and the hand-over of the in-flight mark
 		// happen under one lock, and never onto a work file of the same

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/dicomio"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 )
 
@@ -166,8 +165,7 @@ func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, opts []dicomio.Opt
 		}
 		return "", fmt.Errorf("read input: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	id := hex.EncodeToString(sum[:])
+	id := fsutil.HashBytes(data)
 	f, err := dicomio.Parse(data, opts...)
 	if err != nil {
 		return "", err // a dicomio.FileError, named by sha256

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
 	_ "image/jpeg" // JPEG input
@@ -11,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 
 	"github.com/fracd/fracd/dicomio"
@@ -41,7 +40,7 @@ func newPreprocessCmd(m *Main) *cobra.Command {
 			}
 			plane, err := preprocess.Plane(img)
 			if err != nil {
-				return fmt.Errorf("preprocess: input sha256 %s: %w", sha256Hex(data), err)
+				return fmt.Errorf("preprocess: input sha256 %s: %w", fsutil.HashBytes(data), err)
 			}
 			if err := writePNG(out, plane); err != nil {
 				return err
@@ -78,7 +77,7 @@ func decodeInput(data []byte, frame int, opts []dicomio.Option) (image.Image, st
 	}
 	img, format, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, "", fmt.Errorf("preprocess: input sha256 %s is neither DICOM nor a PNG/JPEG image: %w", sha256Hex(data), err)
+		return nil, "", fmt.Errorf("preprocess: input sha256 %s is neither DICOM nor a PNG/JPEG image: %w", fsutil.HashBytes(data), err)
 	}
 	return img, format, nil
 }
@@ -113,9 +112,4 @@ func writePNG(path string, img image.Image) error {
 		return fmt.Errorf("preprocess: write output: %w", err)
 	}
 	return nil
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
