@@ -55,14 +55,26 @@ func TestDaemonInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dm.Close()
-	resp, err := http.Get("http://" + dm.Addr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	// Ready once the watcher has read the inbox (its first scan runs in
+	// the background): poll for it.
+	var status int
+	var body []byte
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + dm.Addr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status = resp.StatusCode; status == http.StatusOK {
+			break
+		}
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "ready: model tiny-e2e") {
-		t.Fatalf("/readyz %d %q (%v); want ready with the tiny model", resp.StatusCode, body, err)
+	if status != http.StatusOK || !strings.Contains(string(body), "ready: model tiny-e2e") {
+		t.Fatalf("/readyz %d %q; want ready with the tiny model", status, body)
 	}
 
 	spec := testdicom.Spec{Seed: 501}
