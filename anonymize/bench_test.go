@@ -63,7 +63,7 @@ func BenchmarkFileXRay(b *testing.B) {
 	}
 	out := filepath.Join(b.TempDir(), "out.dcm")
 	for i := 0; i < b.N; i++ {
-		if _, err := a.AnonymizeFile(in, out); err != nil {
+		if _, err := anonymizeFile(a, in, out); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -21,7 +21,7 @@ func latin1File(t *testing.T) []byte {
 	// The writer emits a string's bytes as they are: these are Latin-1.
 	setStrings(flatten(ds.Elements)["(0008,0080)"].elem, []string{"H\xf4pital G\xe9n\xe9ral"})
 	var buf bytes.Buffer
-	if err := Encode(&buf, ds); err != nil {
+	if err := encode(&buf, ds); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(buf.Bytes(), []byte("H\xf4pital")) {
@@ -42,7 +42,7 @@ func TestCharsetOfKeptText(t *testing.T) {
 	}
 	paths := map[string]func() []byte{
 		"anonymize": func() []byte {
-			ds, err := ParseBytes(in)
+			ds, err := parseBytes(in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,7 +50,7 @@ func TestCharsetOfKeptText(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			if err := Encode(&buf, ds); err != nil {
+			if err := encode(&buf, ds); err != nil {
 				t.Fatal(err)
 			}
 			return buf.Bytes()
@@ -74,7 +74,7 @@ func TestCharsetOfKeptText(t *testing.T) {
 	for name, run := range paths {
 		t.Run(name, func(t *testing.T) {
 			out := run()
-			ds, err := ParseBytes(out)
+			ds, err := parseBytes(out)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -62,8 +62,8 @@ func TestCompareGDCMAnon(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			orig, err1 := ParseBytes(data)
-			ours, err2 := ParseBytes(data)
+			orig, err1 := parseBytes(data)
+			ours, err2 := parseBytes(data)
 			if err1 != nil || err2 != nil {
 				continue
 			}
@@ -80,7 +80,7 @@ func TestCompareGDCMAnon(t *testing.T) {
 				gdcmFail++
 				continue
 			}
-			gd, err := ParseBytes(gb)
+			gd, err := parseBytes(gb)
 			if err != nil {
 				gdcmFail++
 				continue
@@ -143,7 +143,7 @@ func phiStrings(m map[string]string) []string {
 
 func encodeTo(sb *strings.Builder, ds *dicom.Dataset) error {
 	var buf = new(bytesBuffer)
-	if err := Encode(&buf.Buffer, ds); err != nil {
+	if err := encode(&buf.Buffer, ds); err != nil {
 		return err
 	}
 	sb.Write(buf.Bytes())

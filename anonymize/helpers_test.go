@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fracd/fracd/dicomio"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -111,4 +112,32 @@ func searchable(file []byte) []byte {
 		panic(fmt.Sprintf("inflate: %v", err))
 	}
 	return append(append([]byte{}, file[:metaEnd]...), inflated...)
+}
+
+// parseBytes reads a DICOM file as the daemon does: with dicomio (Basic
+// Offset Table kept, panics recovered, text relabelled UTF-8), so the
+// goldens below test the path users run.
+func parseBytes(data []byte) (*dicom.Dataset, error) {
+	f, err := dicomio.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return &f.Dataset, nil
+}
+
+// encode writes ds as the daemon writes the archive (dicomio.Write).
+func encode(buf *bytes.Buffer, ds *dicom.Dataset) error { return dicomio.Write(buf, *ds) }
+
+// anonymizeFile is what `fracd anonymize` does with one file: read with
+// dicomio, apply the profile, write durably with dicomio.
+func anonymizeFile(a *Anonymizer, in, out string) (*Result, error) {
+	f, err := dicomio.ParseFile(in)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.Apply(&f.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	return res, dicomio.WriteFile(out, f.Dataset)
 }

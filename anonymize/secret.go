@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/fracd/fracd/internal/fsutil"
 )
 
 // MinSecretLen is the shortest site secret New accepts (128 bits).
@@ -58,23 +60,13 @@ func createSecret(path string) ([]byte, error) {
 	}
 	// O_EXCL: if another process created it meanwhile, use theirs instead of
 	// overwriting a secret that may already have been used.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Never partial either: a crash cannot leave a short secret behind.
+	err := fsutil.WriteFileNew(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return LoadOrCreateSecret(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("anonymize: create secret: %w", err)
-	}
-	if _, err := f.WriteString(hex.EncodeToString(secret) + "\n"); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("anonymize: write secret: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("anonymize: sync secret: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("anonymize: close secret: %w", err)
 	}
 	return secret, nil
 }

@@ -110,10 +110,10 @@ func syntheticDataset(sopClass string, burnedIn string) *dicom.Dataset {
 func encodeParse(t *testing.T, ds *dicom.Dataset) (*dicom.Dataset, []byte) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Encode(&buf, ds); err != nil {
+	if err := encode(&buf, ds); err != nil {
 		t.Fatal(err)
 	}
-	out, err := ParseBytes(buf.Bytes())
+	out, err := parseBytes(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}

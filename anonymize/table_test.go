@@ -151,8 +151,8 @@ func TestTableDrivenCorpus(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				in, err1 := ParseBytes(data)
-				out, err2 := ParseBytes(data)
+				in, err1 := parseBytes(data)
+				out, err2 := parseBytes(data)
 				if err1 != nil || err2 != nil {
 					unparseable++
 					continue
@@ -395,8 +395,8 @@ func TestCorpusConsistency(t *testing.T) {
 		encodeFailures := 0
 		for _, path := range files {
 			data, _ := os.ReadFile(path)
-			in, err1 := ParseBytes(data)
-			ds, err2 := ParseBytes(data)
+			in, err1 := parseBytes(data)
+			ds, err2 := parseBytes(data)
 			if err1 != nil || err2 != nil {
 				continue
 			}
@@ -420,10 +420,10 @@ func TestCorpusConsistency(t *testing.T) {
 			}
 			dumps[path] = b.String()
 			var buf bytes.Buffer
-			if err := Encode(&buf, ds); err != nil {
+			if err := encode(&buf, ds); err != nil {
 				encodeFailures++
 				t.Logf("%s: not encodable by suyashkumar/dicom: %v", filepath.Base(path), err)
-			} else if _, err := ParseBytes(buf.Bytes()); err != nil {
+			} else if _, err := parseBytes(buf.Bytes()); err != nil {
 				t.Errorf("%s: output does not parse back: %v", filepath.Base(path), err)
 			}
 		}

@@ -37,7 +37,7 @@ func loadPHI(t *testing.T) map[string]map[string]string {
 // to the end of the sequence.
 func rawPixelData(t *testing.T, file []byte) []byte {
 	t.Helper()
-	ds, err := ParseBytes(file)
+	ds, err := parseBytes(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestXRayCorpus(t *testing.T) {
 					if err := dicomio.WriteFile(out, f.Dataset); err != nil {
 						t.Fatal(err)
 					}
-				} else if res, err = a.AnonymizeFile(in, out); err != nil {
+				} else if res, err = anonymizeFile(a, in, out); err != nil {
 					t.Fatal(err)
 				}
 				outBytes, err := os.ReadFile(out)

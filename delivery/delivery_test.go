@@ -229,12 +229,16 @@ func auditActions(t *testing.T, db *store.DB) map[string]int {
 	out := map[string]int{}
 	for rows.Next() {
 		var a, d string
-		rows.Scan(&a, &d)
+		if err := rows.Scan(&a, &d); err != nil {
+			t.Fatal(err)
+		}
 		out[a]++
 		var detail struct {
 			Reason string `json:"reason"`
 		}
-		json.Unmarshal([]byte(d), &detail)
+		if err := json.Unmarshal([]byte(d), &detail); err != nil {
+			t.Fatalf("audit detail %q: %v", d, err)
+		}
 		if detail.Reason != "" {
 			out[a+":"+detail.Reason]++
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/dicomio"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/store"
 	"github.com/suyashkumar/dicom"
 )
@@ -193,7 +194,7 @@ func (o *Outbox) remove(d store.Delivery) error {
 	if err := os.Remove(o.path(d.SOPInstanceUID, d.Kind)); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("delivery: remove sent %s of %s: %w", d.Kind, d.SOPInstanceUID, err)
 	}
-	return syncDir(o.cfg.Dir)
+	return fsutil.SyncDir(o.cfg.Dir)
 }
 
 // Run recovers, then sends due deliveries until ctx ends. It never blocks
@@ -322,17 +323,5 @@ func (o *Outbox) fail(ctx context.Context, d store.Delivery, reason string) erro
 	}
 	o.log.Error("delivery failed for good", "sop_instance_uid", d.SOPInstanceUID, "kind", d.Kind,
 		"destination", d.Destination, "reason", reason, "attempts", d.Attempts)
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("delivery: sync %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("delivery: sync %s: %w", dir, err)
-	}
 	return nil
 }

@@ -71,29 +71,48 @@ type Report struct {
 	PrivateElements int      `json:"private_elements"`
 }
 
-// Reason maps an error from dicomio to a short, stable rejection reason.
+// Rejection reasons: the fixed vocabulary for input dicomio cannot read.
+// They are what the daemon records (instances.reason, metrics, audit rows)
+// and what `fracd inspect` prints, so they never change once released.
+const (
+	ReasonNotDICOM      = "not_dicom"
+	ReasonTruncated     = "truncated"
+	ReasonMalformed     = "malformed"
+	ReasonNoPixelData   = "no_pixel_data"
+	ReasonUnsupportedTS = "unsupported_transfer_syntax"
+	ReasonTooLarge      = "too_large"
+	// ReasonDecoderPanic: a panic recovered in the parser or a decoder.
+	ReasonDecoderPanic = "decoder_panic"
+	// ReasonDecodeFailed: any other error from dicomio.
+	ReasonDecodeFailed = "decode_failed"
+	// ReasonCanceled is no rejection: the work was interrupted (the daemon
+	// keeps the file and tries again). Only `fracd inspect` shows it.
+	ReasonCanceled = "canceled"
+)
+
+// Reason maps an error from dicomio to its rejection reason ("" for nil).
 func Reason(err error) string {
 	switch {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrNotDICOM):
-		return "not_dicom"
+		return ReasonNotDICOM
 	case errors.Is(err, ErrTruncated):
-		return "truncated"
+		return ReasonTruncated
 	case errors.Is(err, ErrTooLarge):
-		return "too_large"
+		return ReasonTooLarge
 	case errors.Is(err, ErrNoPixelData):
-		return "no_pixel_data"
+		return ReasonNoPixelData
 	case errors.Is(err, ErrUnsupportedTransferSyntax):
-		return "unsupported_transfer_syntax"
+		return ReasonUnsupportedTS
 	case errors.Is(err, ErrMalformed):
-		return "malformed"
+		return ReasonMalformed
 	case errors.Is(err, ErrPanic):
-		return "internal_error"
+		return ReasonDecoderPanic
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "canceled"
+		return ReasonCanceled
 	}
-	return "error"
+	return ReasonDecodeFailed
 }
 
 // Inspect parses data, decodes every frame and renders frame 0, reporting

@@ -322,7 +322,7 @@ func TestReasonClasses(t *testing.T) {
 	}{
 		{ErrNotDICOM, "not_dicom"}, {ErrTruncated, "truncated"}, {ErrTooLarge, "too_large"},
 		{ErrNoPixelData, "no_pixel_data"}, {ErrUnsupportedTransferSyntax, "unsupported_transfer_syntax"},
-		{ErrMalformed, "malformed"}, {ErrPanic, "internal_error"}, {nil, ""},
+		{ErrMalformed, "malformed"}, {ErrPanic, "decoder_panic"}, {errors.New("other"), "decode_failed"}, {nil, ""},
 	} {
 		if got := Reason(c.err); got != c.want {
 			t.Errorf("Reason(%v) = %q, want %q", c.err, got, c.want)

@@ -3,15 +3,14 @@ package dicomio
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -144,8 +143,7 @@ func ParseReader(r io.Reader, opts ...Option) (*File, error) {
 		return nil, fmt.Errorf("dicomio: read: %w", err)
 	}
 	if int64(len(data)) > o.maxFileBytes {
-		sum := sha256.Sum256(data)
-		return nil, &FileError{SHA256: hex.EncodeToString(sum[:]), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
+		return nil, &FileError{SHA256: hashHex(data), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
 	}
 	return Parse(data, opts...)
 }
@@ -314,7 +312,4 @@ func parseElements(b []byte, bo binary.ByteOrder, implicit bool) ([]*dicom.Eleme
 	}
 }
 
-func hashHex(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
+func hashHex(data []byte) string { return fsutil.HashBytes(data) }

@@ -7,10 +7,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -115,43 +114,14 @@ func tagLess(a, b tag.Tag) bool {
 	return a.Element < b.Element
 }
 
-// WriteFile writes ds to path durably: a temporary file in the same
-// directory, fsync, rename over path, fsync of the directory.
+// WriteFile writes ds to path durably (mode 0600): see fsutil.WriteAtomic.
 func WriteFile(path string, ds dicom.Dataset) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".dicomio-*.tmp")
-	if err != nil {
+	var werr error
+	err := fsutil.WriteAtomic(path, 0o600, func(w io.Writer) error { werr = Write(w, ds); return werr })
+	if err != nil && err != werr {
 		return fmt.Errorf("dicomio: write file: %w", err)
 	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	if err := Write(tmp, ds); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("dicomio: write file: fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("dicomio: write file: close: %w", err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("dicomio: write file: rename: %w", err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("dicomio: write file: fsync dir: %w", err)
-		}
-	}
-	return nil
+	return err
 }
 
 // Write writes the file's (possibly edited) dataset; see Write.

@@ -99,8 +99,13 @@ func checkWithDcmtk(t *testing.T, orig, written string) {
 	}
 	// Same base name so dcmdump's +W file names line up.
 	tmp := filepath.Join(t.TempDir(), filepath.Base(written))
-	data, _ := os.ReadFile(orig)
-	os.WriteFile(tmp, data, 0o600)
+	data, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	want := dcmtkPixels(t, dcmdump, tmp)
 	got := dcmtkPixels(t, dcmdump, written)
 	if len(want) == 0 {

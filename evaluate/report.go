@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/fracd/fracd/internal/fsutil"
 )
 
 // Files written by WriteDir.
@@ -160,13 +162,7 @@ func WriteFiles(dir string, files map[string][]byte) error {
 	}
 	for name, data := range files {
 		path := filepath.Join(dir, name)
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, data, 0o640); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("evaluate: write %s: %w", name, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
+		if err := fsutil.WriteFileAtomic(path, data, 0o640); err != nil {
 			return fmt.Errorf("evaluate: write %s: %w", name, err)
 		}
 	}

@@ -2,18 +2,15 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/store"
 )
 
@@ -37,12 +34,7 @@ type fileID struct{ dev, ino uint64 }
 // limit, which is rejected as too large, without reading all of it. Such a
 // file is named by the hash of those bytes, as readWork computes it too.
 func hashCapped(r io.Reader, limit int64) (string, int64, error) {
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(r, limit+1))
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return fsutil.HashReader(io.LimitReader(r, limit+1))
 }
 
 // Claim moves an inbox file into spool/work/<sha256>.dcm with one atomic
@@ -60,7 +52,7 @@ func (p *Pipeline) Claim(ctx context.Context, inboxPath string) (Job, error) {
 func (p *Pipeline) claim(ctx context.Context, inboxPath string, want *fileID) (Job, error) {
 	in, err := openInbox(inboxPath)
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: open inbox file: %w", scrubPath(err))
+		return Job{}, fmt.Errorf("pipeline: open inbox file: %w", fsutil.ScrubPath(err))
 	}
 	defer in.close()
 	if want != nil && *want != in.id {
@@ -68,7 +60,7 @@ func (p *Pipeline) claim(ctx context.Context, inboxPath string, want *fileID) (J
 	}
 	sha, size, err := hashCapped(in.f, p.maxFileBytes())
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: hash inbox file: %w", scrubPath(err))
+		return Job{}, fmt.Errorf("pipeline: hash inbox file: %w", fsutil.ScrubPath(err))
 	}
 	if p.hookBeforeRename != nil {
 		p.hookBeforeRename()
@@ -88,15 +80,15 @@ func (p *Pipeline) claim(ctx context.Context, inboxPath string, want *fileID) (J
 			return Job{}, err
 		}
 		if err := in.remove(); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return Job{}, fmt.Errorf("pipeline: remove duplicate inbox file %s: %w", sha, scrubPath(err))
+			return Job{}, fmt.Errorf("pipeline: remove duplicate inbox file %s: %w", sha, fsutil.ScrubPath(err))
 		}
 		p.metrics.Files.WithLabelValues(store.StateDuplicate, "").Inc()
 		return Job{SHA256: sha}, ErrClaimed
 	}
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: claim %s: %w", sha, scrubPath(err))
+		return Job{}, fmt.Errorf("pipeline: claim %s: %w", sha, fsutil.ScrubPath(err))
 	}
-	if err := syncDir(p.workDir); err != nil {
+	if err := fsutil.SyncDir(p.workDir); err != nil {
 		return job, err
 	}
 	if _, err := p.db.AppendAudit(ctx, p.cfg.Actor, store.ActionClaimed, sha, map[string]any{"bytes": size}); err != nil {
@@ -114,81 +106,26 @@ func (p *Pipeline) claim(ctx context.Context, inboxPath string, want *fileID) (J
 func (p *Pipeline) CopyIn(ctx context.Context, path string) (Job, error) {
 	src, err := openRegular(path, true)
 	if err != nil {
-		return Job{}, fmt.Errorf("pipeline: open input: %w", scrubPath(err))
+		return Job{}, fmt.Errorf("pipeline: open input: %w", fsutil.ScrubPath(err))
 	}
 	defer src.Close()
-	dst, err := os.CreateTemp(p.workDir, ".copy-*.tmp")
+	// The name is the content's hash, known only once copied: a temporary
+	// file (removed by Pending if a crash leaves it) until then.
+	dst, err := fsutil.CreateTemp(p.workDir, ".copy-*.tmp")
 	if err != nil {
 		return Job{}, fmt.Errorf("pipeline: copy input: %w", err)
 	}
-	tmp := dst.Name()
+	defer dst.Abort()
 	sha, size, err := hashCapped(io.TeeReader(src, dst), p.maxFileBytes())
-	if err == nil {
-		err = dst.Sync()
-	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		os.Remove(tmp)
-		return Job{}, fmt.Errorf("pipeline: copy input: %w", scrubPath(err))
+		return Job{}, fmt.Errorf("pipeline: copy input: %w", fsutil.ScrubPath(err))
 	}
 	job := Job{SHA256: sha, Path: filepath.Join(p.workDir, sha+".dcm"), ReceivedAt: time.Now()}
-	if err := os.Rename(tmp, job.Path); err != nil {
-		os.Remove(tmp)
+	if err := dst.Commit(job.Path, 0o600); err != nil {
 		return Job{}, fmt.Errorf("pipeline: copy %s: %w", sha, err)
 	}
 	if _, err := p.db.AppendAudit(ctx, p.cfg.Actor, store.ActionClaimed, sha, map[string]any{"bytes": size, "copied": true}); err != nil {
 		return job, err
 	}
 	return job, nil
-}
-
-// Pending lists the files in spool/work, oldest first: on start-up, what a
-// crash or a retryable error left behind.
-func (p *Pipeline) Pending() ([]Job, error) {
-	entries, err := os.ReadDir(p.workDir)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: list %s: %w", p.workDir, err)
-	}
-	type item struct {
-		job Job
-		mod time.Time
-	}
-	var items []item
-	for _, e := range entries {
-		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".dcm") {
-			if strings.HasSuffix(name, ".tmp") {
-				os.Remove(filepath.Join(p.workDir, name)) // an interrupted CopyIn; the original is untouched
-			}
-			continue
-		}
-		sha := strings.TrimSuffix(name, ".dcm")
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		items = append(items, item{Job{SHA256: sha, Path: filepath.Join(p.workDir, name), Recovered: true, ReceivedAt: info.ModTime()}, info.ModTime()})
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].mod.Before(items[j].mod) })
-	jobs := make([]Job, len(items))
-	for i, it := range items {
-		jobs[i] = it.job
-	}
-	return jobs, nil
-}
-
-// scrubPath drops the file names from filesystem errors: inbox names may
-// carry a patient's name, and errors end up in logs.
-func scrubPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return fmt.Errorf("%s: %w", le.Op, le.Err)
-	}
-	return err
 }

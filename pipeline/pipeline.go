@@ -12,6 +12,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 )
@@ -65,10 +68,28 @@ type Config struct {
 	MaxPixelBytes int64
 	// MaxFileBytes bounds the size of one input file.
 	MaxFileBytes int64
+	// MaxInflateRatio bounds decompression per input byte (dicomio's
+	// WithMaxInflateRatio); 0 takes dicomio's default.
+	MaxInflateRatio float64
 	// Actor is written to audit rows ("fracd").
 	Actor string
 	// ThresholdOverride replaces the model's threshold when > 0.
 	ThresholdOverride float64
+}
+
+// DICOMOptions are the limits every DICOM read of fracd uses: the daemon's
+// and the commands' (inspect, render, preprocess, anonymize), so that each
+// says what the daemon would do with a file.
+func (c Config) DICOMOptions() []dicomio.Option {
+	return []dicomio.Option{dicomio.WithMaxPixelBytes(c.MaxPixelBytes), dicomio.WithMaxFileBytes(c.maxFileBytes()),
+		dicomio.WithMaxInflateRatio(c.MaxInflateRatio)}
+}
+
+func (c Config) maxFileBytes() int64 {
+	if c.MaxFileBytes > 0 {
+		return c.MaxFileBytes
+	}
+	return dicomio.DefaultMaxFileBytes
 }
 
 // Pipeline processes files. It is safe for concurrent use by many workers.
@@ -86,9 +107,11 @@ type Pipeline struct {
 	inflight map[string]bool          // content hashes being processed
 	sops     map[string]chan struct{} // de-identified SOP Instance UIDs being archived and recorded
 
-	workDir, rejectedDir string
-	running              runningJobs // run.go: for readiness (a hung worker)
-	claimFailures        pathSet     // run.go: inbox paths already warned about
+	workDir, rejectedDir, quarantineDir string
+	running                             runningJobs // run.go: for readiness (a hung worker)
+	claimFailures                       pathSet     // run.go: inbox paths already warned about
+	// runID tells this run's in-progress marks from an earlier run's.
+	runID string
 
 	// hookBeforeRename, in tests, runs between a claim's open and its
 	// rename, to swap entries at that moment.
@@ -115,20 +138,28 @@ func New(cfg Config, db *store.DB, anon *anonymize.Anonymizer, log *slog.Logger,
 	}
 	p := &Pipeline{
 		cfg: cfg, db: db, anon: anon, log: log, metrics: metrics,
-		inflight:    map[string]bool{},
-		sops:        map[string]chan struct{}{},
-		workDir:     filepath.Join(cfg.Spool, "work"),
-		rejectedDir: filepath.Join(cfg.Spool, "rejected"),
+		inflight:      map[string]bool{},
+		sops:          map[string]chan struct{}{},
+		workDir:       filepath.Join(cfg.Spool, "work"),
+		rejectedDir:   filepath.Join(cfg.Spool, "rejected"),
+		quarantineDir: filepath.Join(cfg.Spool, "quarantine"),
+		runID:         newRunID(),
 	}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{{p.workDir, 0o700}, {p.rejectedDir, 0o700}, {cfg.Archive, 0o750}} {
+	}{{p.workDir, 0o700}, {p.rejectedDir, 0o700}, {p.quarantineDir, 0o700}, {cfg.Archive, 0o750}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return nil, fmt.Errorf("pipeline: create %s: %w", d.path, err)
 		}
 	}
 	return p, nil
+}
+
+func newRunID() string {
+	b := make([]byte, 8)
+	rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // WorkDir is spool/work.
@@ -158,14 +189,8 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 		case err == nil:
 			info.ID = reg.ID
 		case errors.Is(err, store.ErrNotFound):
-			if err := tx.RegisterModel(ctx, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256,
-				Path: info.Path, PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold}); err != nil {
-				return err
-			}
-			if _, err := tx.AppendAudit(ctx, p.cfg.Actor, store.ActionModelAdded, info.ID, map[string]any{
-				"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
-				"preprocess_version": info.PreprocessVersion,
-			}); err != nil {
+			if err := tx.AddModel(ctx, p.cfg.Actor, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256,
+				Path: info.Path, PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold}, nil); err != nil {
 				return err
 			}
 		default:

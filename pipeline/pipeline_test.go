@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/dicomio"
@@ -54,7 +55,33 @@ func testModel(t *testing.T) Model {
 	if tinyErr != nil {
 		t.Fatal(tinyErr)
 	}
-	return FromClassifier(tinyModel, "", "tiny.safetensors")
+	return tinyAdapter{tinyModel}
+}
+
+// tinyAdapter is the test's Model and Localiser over a classifier model
+// (cmd/fracd has the production adapter; the pipeline knows no classifier).
+type tinyAdapter struct{ m *classifier.Model }
+
+func (a tinyAdapter) Info() ModelInfo {
+	ci := a.m.Info()
+	return ModelInfo{ID: ci.ID, Arch: ci.Arch, WeightsSHA256: ci.WeightsSHA256, PreprocessVersion: ci.PreprocessVersion,
+		InputSize: ci.InputSize, Mean: ci.Mean, Std: ci.Std, Threshold: ci.Threshold, Path: "tiny.safetensors"}
+}
+
+func (a tinyAdapter) Predict(ctx context.Context, in []float32, n int) ([]float32, error) {
+	return a.m.Predict(ctx, in, n)
+}
+
+func (a tinyAdapter) Localise(ctx context.Context, in []float32) (float32, []fracd.Box, error) {
+	probs, maps, err := a.m.HeatMaps(ctx, in, 1)
+	if err != nil {
+		return 0, nil, err
+	}
+	var out []fracd.Box
+	for _, b := range maps[0].Boxes(3, float64(probs[0])) {
+		out = append(out, fracd.Box{X0: b.X0, Y0: b.Y0, X1: b.X1, Y1: b.Y1, Score: b.Score})
+	}
+	return probs[0], out, nil
 }
 
 type env struct {
@@ -145,7 +172,10 @@ func (e *env) allOutputs(t *testing.T) map[string][]byte {
 	for _, dir := range []string{filepath.Join(e.root, "archive")} {
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.Type().IsRegular() {
-				b, _ := os.ReadFile(p)
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Errorf("read archive file for the identifier scan: %v", err)
+				}
 				out[p] = b
 			}
 			return nil
@@ -237,13 +267,13 @@ func TestProcessRejectsBadInput(t *testing.T) {
 		data   []byte
 		reason string
 	}{
-		{"text file", []byte("this is not a DICOM file, just a note\n"), ReasonNotDICOM},
-		{"empty file", nil, ReasonNotDICOM},
-		{"truncated", goodBytes[:len(goodBytes)-1000], ReasonTruncated},
-		{"no pixel data", mustBytes(t, testdicom.Spec{Seed: 3, NoPixelData: true}), ReasonNoPixelData},
-		{"unsupported transfer syntax", mustBytes(t, testdicom.Spec{Seed: 4, TransferSyntax: "1.2.840.10008.1.2.4.201"}), ReasonUnsupportedTS},
-		{"private transfer syntax", mustBytes(t, testdicom.Spec{Seed: 5, TransferSyntax: "1.3.46.670589.33.1.4.1"}), ReasonUnsupportedTS},
-		{"huge dimensions", mustBytes(t, testdicom.Spec{Seed: 6, DeclaredRows: 65535, DeclaredCols: 65535}), ReasonTooLarge},
+		{"text file", []byte("this is not a DICOM file, just a note\n"), dicomio.ReasonNotDICOM},
+		{"empty file", nil, dicomio.ReasonNotDICOM},
+		{"truncated", goodBytes[:len(goodBytes)-1000], dicomio.ReasonTruncated},
+		{"no pixel data", mustBytes(t, testdicom.Spec{Seed: 3, NoPixelData: true}), dicomio.ReasonNoPixelData},
+		{"unsupported transfer syntax", mustBytes(t, testdicom.Spec{Seed: 4, TransferSyntax: "1.2.840.10008.1.2.4.201"}), dicomio.ReasonUnsupportedTS},
+		{"private transfer syntax", mustBytes(t, testdicom.Spec{Seed: 5, TransferSyntax: "1.3.46.670589.33.1.4.1"}), dicomio.ReasonUnsupportedTS},
+		{"huge dimensions", mustBytes(t, testdicom.Spec{Seed: 6, DeclaredRows: 65535, DeclaredCols: 65535}), dicomio.ReasonTooLarge},
 		{"burned-in annotation", mustBytes(t, testdicom.Spec{Seed: 7, BurnedIn: "YES"}), ReasonBurnedIn},
 	}
 	for _, tc := range cases {
@@ -253,6 +283,12 @@ func TestProcessRejectsBadInput(t *testing.T) {
 			out := e.claimAndProcess(t, e.drop(t, "Fakename_Testpatient.dcm", tc.data))
 			if out.State != store.StateRejected || !strings.HasPrefix(out.Reason, tc.reason+":") {
 				t.Fatalf("outcome %s %q; want rejected %s", out.State, out.Reason, tc.reason)
+			}
+			// `fracd inspect` promises the reason the daemon records.
+			if tc.reason != ReasonBurnedIn {
+				if got := dicomio.Inspect(ctx, tc.data, e.p.cfg.DICOMOptions()...).Reason; got != tc.reason {
+					t.Errorf("inspect says %q, the daemon recorded %q", got, tc.reason)
+				}
 			}
 			kept := filepath.Join(e.p.RejectedDir(), out.SHA256+".dcm")
 			st, err := os.Stat(kept)

@@ -72,13 +72,26 @@ func (p *Pipeline) Run(ctx context.Context, cfg RunConfig, inbox <-chan string) 
 		}()
 	}
 
-	// Recovered and retryable files go first, then periodically.
+	// What an earlier run stopped while decoding waits in quarantine.
+	if err := p.Recover(ctx); err != nil {
+		return err
+	}
+	// Recovered and retryable files go first, then periodically; a
+	// quarantined file is tried once more only when spool/work has stayed
+	// empty for a retry interval since start.
+	started := true
 	feed := func() {
 		pending, err := p.Pending()
 		if err != nil {
 			p.log.Error("list spool/work", "error", err)
 			return
 		}
+		if len(pending) == 0 && !started {
+			if j, ok := p.retryQuarantined(); ok {
+				pending = []Job{j}
+			}
+		}
+		started = false
 		p.metrics.QueueDepth.Set(float64(len(pending)))
 		for _, j := range pending {
 			if p.isInFlight(j.SHA256) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 )
@@ -580,14 +581,14 @@ func runEpochs(ctx context.Context, cfg Config, arch classifier.Arch, st *state,
 		// gives the same files again.
 		ck := ckptName(e)
 		ckInfo := classifier.ModelInfo{ID: st.ModelID, InputSize: info.InputSize, TrainingRun: st.RunID}
-		if err := writeAtomic(filepath.Join(cfg.RunDir, ck), func(tmp string) error { return tr.SaveCheckpoint(tmp, ckInfo) }); err != nil {
+		if err := fsutil.WriteAtomicPath(filepath.Join(cfg.RunDir, ck), 0o640, func(tmp string) error { return tr.SaveCheckpoint(tmp, ckInfo) }); err != nil {
 			return fmt.Errorf("training: epoch %d: checkpoint: %w", e, err)
 		}
 		if met.AUC > best {
 			best, em.Best = met.AUC, true
 			bi := classifier.ModelInfo{ID: st.ModelID, InputSize: info.InputSize, Mean: info.Mean, Std: info.Std,
 				PreprocessVersion: preprocess.VersionFor(info.InputSize), Threshold: thr, TrainingRun: st.RunID, TTA: tta}
-			if err := writeAtomic(filepath.Join(cfg.RunDir, BestFile), func(tmp string) error { return evalModel.Save(tmp, bi) }); err != nil {
+			if err := fsutil.WriteAtomicPath(filepath.Join(cfg.RunDir, BestFile), 0o640, func(tmp string) error { return evalModel.Save(tmp, bi) }); err != nil {
 				return fmt.Errorf("training: epoch %d: best model: %w", e, err)
 			}
 			st.BestEpoch = e
@@ -726,39 +727,12 @@ func ChooseThreshold(probs, labels []float32) float64 {
 	return v[bestK].p
 }
 
-// writeAtomic has write produce a temporary file, makes it durable and
-// renames it over path, so path is always either the old or the new file.
-func writeAtomic(path string, write func(tmp string) error) error {
-	tmp := path + ".tmp"
-	if err := write(tmp); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	f, err := os.Open(tmp)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	f.Close()
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 func writeState(dir string, st *state) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("training: state: %w", err)
 	}
-	err = writeAtomic(filepath.Join(dir, StateFile), func(tmp string) error { return os.WriteFile(tmp, b, 0o640) })
+	err = fsutil.WriteFileAtomic(filepath.Join(dir, StateFile), b, 0o640)
 	if err != nil {
 		return fmt.Errorf("training: state: %w", err)
 	}

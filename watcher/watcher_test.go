@@ -595,11 +595,19 @@ func TestReplacedWhileInFlightIsNewFile(t *testing.T) {
 }
 
 func TestRetryReoffersUnclaimedFile(t *testing.T) {
+	// On a manual clock: Retry passes when the test says, not after a wait.
+	clk := newManualClock(t)
 	h := newHarness(t, withConfig(func(c *Config) { c.Retry = 300 * time.Millisecond }))
-	h.start(nil)
+	h.start(func(w *Watcher) { w.clock = clk })
 	p := h.path("forgotten.dcm")
 	writeFile(t, p, 100)
-	h.waitFor("re-offers", func() bool { return h.count(p) >= 3 })
+	h.waitFor("file seen", func() bool { return h.w.Stats().Settling == 1 })
+	clk.Step(testSettle)
+	h.waitFor("first offer", func() bool { return h.count(p) == 1 })
+	for n := 2; n <= 3; n++ {
+		clk.Step(300 * time.Millisecond)
+		h.waitFor("re-offer", func() bool { return h.count(p) == n })
+	}
 }
 
 func TestManyFilesEmittedExactlyOnce(t *testing.T) {

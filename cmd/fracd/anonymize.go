@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,10 +9,9 @@ import (
 
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/dicomio"
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 )
-
-func init() { registerCommand(newAnonymizeCmd) }
 
 // anonymizerFromConfig builds the site's Anonymizer: the options of the
 // anonymize config section and the secret file (created on first use).
@@ -78,7 +75,7 @@ is 1 if any file failed.`,
 				if err := cmd.Context().Err(); err != nil {
 					return err
 				}
-				out, err := anonymizeOne(a, in, outDir, m.Config.DICOM.MaxPixelBytes)
+				out, err := anonymizeOne(a, in, outDir, m.dicomOptions())
 				if err != nil {
 					failed++
 					fmt.Fprintf(m.Stderr, "rejected: %v\n", err)
@@ -158,7 +155,7 @@ func listInputs(args []string) (inputs []string, unreadable int) {
 
 // anonymizeOne de-identifies one file and returns the output path. Errors
 // name the input by content sha256 only.
-func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int64) (string, error) {
+func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, opts []dicomio.Option) (string, error) {
 	data, err := os.ReadFile(in)
 	if err != nil {
 		// The path may carry a patient's name: keep only the reason.
@@ -168,12 +165,7 @@ func anonymizeOne(a *anonymize.Anonymizer, in, outDir string, maxPixelBytes int6
 		}
 		return "", fmt.Errorf("read input: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	id := hex.EncodeToString(sum[:])
-	var opts []dicomio.Option
-	if maxPixelBytes > 0 {
-		opts = append(opts, dicomio.WithMaxPixelBytes(maxPixelBytes))
-	}
+	id := fsutil.HashBytes(data)
 	f, err := dicomio.Parse(data, opts...)
 	if err != nil {
 		return "", err // a dicomio.FileError, named by sha256

@@ -14,8 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newAuditCmd) }
-
 func newAuditCmd(m *Main) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
@@ -51,15 +49,15 @@ func newAuditListCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if es == nil {
-				es = []store.AuditEntry{}
-			}
-			t := table{header: []string{"id", "ts", "actor", "action", "subject", "detail", "hash"}, records: es}
-			for _, e := range es {
-				t.rows = append(t.rows, []string{strconv.FormatInt(e.ID, 10), e.TS.UTC().Format(time.RFC3339Nano), e.Actor,
-					e.Action, e.Subject, string(e.Detail), e.Hash})
-			}
-			return t.write(m.Stdout, q.format)
+			return writeList(m.Stdout, q.format, es, []column[store.AuditEntry]{
+				{"id", func(e store.AuditEntry) string { return strconv.FormatInt(e.ID, 10) }},
+				{"ts", func(e store.AuditEntry) string { return e.TS.UTC().Format(time.RFC3339Nano) }},
+				{"actor", func(e store.AuditEntry) string { return e.Actor }},
+				{"action", func(e store.AuditEntry) string { return e.Action }},
+				{"subject", func(e store.AuditEntry) string { return e.Subject }},
+				{"detail", func(e store.AuditEntry) string { return string(e.Detail) }},
+				{"hash", func(e store.AuditEntry) string { return e.Hash }},
+			})
 		},
 	}
 	cmd.Flags().StringVar(&action, "action", "", "only this action, or a prefix ending in '.' (instance.)")

@@ -10,8 +10,6 @@ import (
 	"github.com/fracd/fracd/classifier"
 )
 
-func init() { registerCommand(newBenchCmd) }
-
 func newBenchCmd(m *Main) *cobra.Command {
 	var o classifier.BenchOptions
 	var cpuProfile string

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/anonymize"
+	"github.com/fracd/fracd/dicomio"
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 )
@@ -72,6 +73,13 @@ type DICOMConfig struct {
 	// MaxPixelBytes bounds rows x columns x frames x bytes per sample before
 	// anything is allocated.
 	MaxPixelBytes int64 `mapstructure:"max_pixel_bytes" json:"max_pixel_bytes"`
+	// MaxFileBytes bounds one input file, and the data set a deflated file
+	// inflates to.
+	MaxFileBytes int64 `mapstructure:"max_file_bytes" json:"max_file_bytes"`
+	// MaxInflateRatio bounds what a deflated data set or a compressed frame
+	// may expand to per input byte (outputs up to 16 MiB exempt): the
+	// decompression-bomb guard, with MaxFileBytes as its absolute bound.
+	MaxInflateRatio float64 `mapstructure:"max_inflate_ratio" json:"max_inflate_ratio"`
 }
 
 type AnonymizeConfig struct {
@@ -137,7 +145,7 @@ func defaultConfig() Config {
 		MinFreeMB:    512,
 		Shutdown:     30 * time.Second,
 		StallTimeout: 10 * time.Minute,
-		DICOM:        DICOMConfig{MaxPixelBytes: 1 << 30},
+		DICOM:        DICOMConfig{MaxPixelBytes: 1 << 30, MaxFileBytes: dicomio.DefaultMaxFileBytes, MaxInflateRatio: dicomio.DefaultMaxInflateRatio},
 		Anonymize: AnonymizeConfig{
 			SecretFile:            "data/secret.key",
 			RejectRiskySOPClasses: true,
@@ -192,6 +200,12 @@ func (c Config) Validate() error {
 	}
 	if c.DICOM.MaxPixelBytes <= 0 {
 		bad("dicom.max_pixel_bytes", "must be > 0")
+	}
+	if c.DICOM.MaxFileBytes <= 0 {
+		bad("dicom.max_file_bytes", "must be > 0")
+	}
+	if !(c.DICOM.MaxInflateRatio >= 1) {
+		bad("dicom.max_inflate_ratio", "must be >= 1")
 	}
 	if c.Model.Threshold < 0 || c.Model.Threshold > 1 {
 		bad("model.threshold", "must be between 0 and 1 (0 means the model's own)")

@@ -10,8 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-func init() { registerCommand(newConfigCmd) }
-
 func newConfigCmd(m *Main) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{

@@ -230,8 +230,13 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	// Hospital-like files from the reference corpus, when present.
 	if dir := filepath.Join("..", "..", "..", "shared", "xray-dicom"); dirExists(dir) {
 		var phiByFile map[string]map[string]string
-		b, _ := os.ReadFile(filepath.Join(dir, "phi.json"))
-		json.Unmarshal(b, &phiByFile)
+		b, err := os.ReadFile(filepath.Join(dir, "phi.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &phiByFile); err != nil {
+			t.Fatalf("phi.json: %v", err)
+		}
 		for _, name := range []string{"xr00000.dcm", "xr00001.dcm", "xr00002.dcm", "xr00003.dcm"} {
 			data, err := os.ReadFile(filepath.Join(dir, "files", name))
 			if err != nil {
@@ -293,7 +298,10 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	ents, _ := os.ReadDir(pc.dir)
 	for _, e := range ents {
 		path := filepath.Join(pc.dir, e.Name())
-		data, _ := os.ReadFile(path)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		f, err := dicomio.Parse(data)
 		if err != nil {
 			t.Fatalf("PACS object does not parse: %v", err)

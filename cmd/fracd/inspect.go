@@ -13,8 +13,6 @@ import (
 	"github.com/fracd/fracd/dicomio"
 )
 
-func init() { registerCommand(newInspectCmd) }
-
 func newInspectCmd(m *Main) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -28,10 +26,7 @@ func newInspectCmd(m *Main) *cobra.Command {
 			if format != "text" && format != "json" {
 				return fmt.Errorf("inspect: --format: %q is not one of text, json", format)
 			}
-			var opts []dicomio.Option
-			if m.Config.DICOM.MaxPixelBytes > 0 {
-				opts = append(opts, dicomio.WithMaxPixelBytes(m.Config.DICOM.MaxPixelBytes))
-			}
+			opts := m.dicomOptions()
 			failed := 0
 			var reports []dicomio.Report
 			for _, path := range args {

@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newLabelCmd) }
-
 func newLabelCmd(m *Main) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "label",
@@ -238,31 +236,12 @@ fracd's database. All rows are added in one transaction, or none.`,
 }
 
 func newLabelListCmd(m *Main) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List labels (read-only)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			ls, err := db.Labels(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if ls == nil {
-				ls = []store.Label{}
-			}
-			t := table{header: []string{"id", "sop_instance_uid", "fractured", "source", "actor", "created_at"}, records: ls}
-			for _, l := range ls {
-				t.rows = append(t.rows, []string{strconv.FormatInt(l.ID, 10), l.SOPInstanceUID, strconv.FormatBool(l.Fractured), l.Source, l.Actor, fmtTS(l.CreatedAt)})
-			}
-			return t.write(m.Stdout, format)
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
-	return cmd
+	return newListCmd(m, "List labels (read-only)", (*store.DB).Labels, []column[store.Label]{
+		{"id", func(l store.Label) string { return strconv.FormatInt(l.ID, 10) }},
+		{"sop_instance_uid", func(l store.Label) string { return l.SOPInstanceUID }},
+		{"fractured", func(l store.Label) string { return strconv.FormatBool(l.Fractured) }},
+		{"source", func(l store.Label) string { return l.Source }},
+		{"actor", func(l store.Label) string { return l.Actor }},
+		{"created_at", func(l store.Label) string { return fmtTS(l.CreatedAt) }},
+	})
 }

@@ -1,6 +1,5 @@
 // Command fracd is the fracture-detection daemon and its admin and auditor
-// tools. Each subcommand lives in its own file and registers itself with
-// registerCommand.
+// tools. Each subcommand lives in its own file; commands lists them all.
 package main
 
 import (
@@ -35,10 +34,14 @@ func NewMain() *Main {
 	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, viper: viper.New()}
 }
 
-var commandFactories []func(*Main) *cobra.Command
-
-// registerCommand adds a subcommand; each command file calls it from init.
-func registerCommand(f func(*Main) *cobra.Command) { commandFactories = append(commandFactories, f) }
+// commands are fracd's subcommands, one file each (named after it).
+var commands = []func(*Main) *cobra.Command{
+	newServeCmd, newProcessCmd, newReceiveCmd, // the daemon and its feeders
+	newResultsCmd, newAuditCmd, newReportCmd, // auditors
+	newLabelCmd, newModelCmd, newTrainCmd, newBenchCmd, // admins
+	newInspectCmd, newRenderCmd, newPreprocessCmd, newAnonymizeCmd, // one file at a time
+	newConfigCmd, newVersionCmd,
+}
 
 // commandsNeedingNoConfig skip config loading (they must work anywhere).
 var commandsNeedingNoConfig = map[string]bool{"version": true, "help": true, "completion": true}
@@ -64,7 +67,7 @@ func (m *Main) rootCmd() *cobra.Command {
 	root.PersistentFlags().String("db", "", "database file (overrides paths.db)")
 	root.PersistentFlags().String("log-level", "", "debug, info, warn or error (overrides log.level)")
 	root.PersistentFlags().String("log-format", "", "text or json (overrides log.format)")
-	for _, f := range commandFactories {
+	for _, f := range commands {
 		root.AddCommand(f(m))
 	}
 	return root

@@ -244,13 +244,19 @@ func TestAuditVerifyAnchors(t *testing.T) {
 
 func TestQueryCommandsDoNotWrite(t *testing.T) {
 	db := seedDB(t)
-	before, _ := os.ReadFile(db)
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{{"results"}, {"audit", "list"}, {"audit", "verify"}, {"report"}, {"model", "list"}, {"model", "show", "resnet18-test"}} {
 		if _, _, err := runFracd(t, append([]string{"--db", db}, args...)...); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
-	after, _ := os.ReadFile(db)
+	after, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(before, after) {
 		t.Fatal("a query command changed the database file")
 	}
@@ -300,6 +306,14 @@ func TestConfig(t *testing.T) {
 			}
 			return nil
 		}},
+		{name: "inflation bounds reach the pipeline", args: []string{"-c", write("i.yaml", "dicom:\n  max_inflate_ratio: 4\n  max_file_bytes: 1000000\n")}, check: func(c Config) error {
+			pc := (&Main{Config: c}).pipelineConfig()
+			if c.DICOM.MaxInflateRatio != 4 || pc.MaxInflateRatio != 4 || pc.MaxFileBytes != 1000000 {
+				return fmt.Errorf("got %+v, pipeline %+v", c.DICOM, pc)
+			}
+			return nil
+		}},
+		{name: "inflate ratio below 1 names key", args: []string{"-c", write("j.yaml", "dicom:\n  max_inflate_ratio: 0.5\n")}, wantErr: "dicom.max_inflate_ratio"},
 		{name: "unknown key names key and file", args: []string{"-c", write("c.yaml", "paths:\n  inbx: x\n")}, wantErr: "c.yaml: unknown key paths.inbx"},
 		{name: "invalid duration names key", args: []string{"-c", write("d.yaml", "settle: soon\n")}, wantErr: "settle"},
 		{name: "invalid value names key", args: []string{"-c", write("e.yaml", "workers: -2\nlog:\n  format: xml\n")}, wantErr: "workers: must be >= 0"},

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -15,8 +13,6 @@ import (
 	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
 )
-
-func init() { registerCommand(newModelCmd) }
 
 func newModelCmd(m *Main) *cobra.Command {
 	cmd := &cobra.Command{
@@ -42,50 +38,22 @@ a running daemon switches to it between files.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cm, err := classifier.Load(args[0])
+			info, dst, err := m.storeModelFile(args[0])
 			if err != nil {
-				return err
+				return fmt.Errorf("model add: %w", err)
 			}
-			info := cm.Info()
 			if id == "" {
 				id = info.ID
 			}
 			if id == "" {
 				id = info.Arch + "-" + info.WeightsSHA256[:12]
 			}
-			if err := os.MkdirAll(m.Config.Paths.Models, 0o750); err != nil {
-				return fmt.Errorf("model add: %w", err)
-			}
-			dst := filepath.Join(m.Config.Paths.Models, info.WeightsSHA256+".safetensors")
-			if err := copyFileSync(args[0], dst); err != nil {
-				return fmt.Errorf("model add: %w", err)
-			}
-			meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std, "training_run": info.TrainingRun})
 			db, err := m.openDB(ctx)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			err = db.Update(ctx, func(tx *store.Tx) error {
-				if err := tx.RegisterModel(ctx, store.Model{ID: id, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256, Path: dst,
-					PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold, Metadata: meta}); err != nil {
-					return err
-				}
-				if _, err := tx.AppendAudit(ctx, actor(), store.ActionModelAdded, id, map[string]any{
-					"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold, "preprocess_version": info.PreprocessVersion,
-				}); err != nil {
-					return err
-				}
-				if !activate {
-					return nil
-				}
-				return activateModel(ctx, tx, id)
-			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(m.Stdout, "registered %s (%s, weights %s)%s\n", id, info.Arch, info.WeightsSHA256, map[bool]string{true: ", active"}[activate])
-			return nil
+			return m.registerModel(ctx, db, registryEntry(id, info, dst, nil), nil, activate)
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "registry id (default: the file's metadata id, else ARCH-SHA)")
@@ -101,34 +69,15 @@ func activateModel(ctx context.Context, tx *store.Tx, id string) error {
 }
 
 func newModelListCmd(m *Main) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List registered models (read-only)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			ms, err := db.Models(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if ms == nil {
-				ms = []store.Model{}
-			}
-			t := table{header: []string{"id", "arch", "state", "threshold", "weights_sha256", "preprocess_version", "registered_at"}, records: ms}
-			for _, x := range ms {
-				t.rows = append(t.rows, []string{x.ID, x.Arch, x.State, strconv.FormatFloat(x.Threshold, 'f', 4, 64),
-					x.WeightsSHA256, x.PreprocessVersion, fmtTS(x.RegisteredAt)})
-			}
-			return t.write(m.Stdout, format)
-		},
-	}
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
-	return cmd
+	return newListCmd(m, "List registered models (read-only)", (*store.DB).Models, []column[store.Model]{
+		{"id", func(x store.Model) string { return x.ID }},
+		{"arch", func(x store.Model) string { return x.Arch }},
+		{"state", func(x store.Model) string { return x.State }},
+		{"threshold", func(x store.Model) string { return fmt4(x.Threshold) }},
+		{"weights_sha256", func(x store.Model) string { return x.WeightsSHA256 }},
+		{"preprocess_version", func(x store.Model) string { return x.PreprocessVersion }},
+		{"registered_at", func(x store.Model) string { return fmtTS(x.RegisteredAt) }},
+	})
 }
 
 // actor names who ran an admin command, for the audit trail: the OS
@@ -153,50 +102,6 @@ func osUser(uid int, sudoUID string) string {
 		n += "(sudo:" + name(sudoUID) + ")"
 	}
 	return n
-}
-
-// copyFileSync copies src to dst through a synced temporary file. dst is
-// named by content (paths.models/<sha256>.safetensors), so an existing dst is
-// never overwritten: the same content is kept as it is, other content is an
-// error.
-func copyFileSync(src, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		a, err := fileSHA256(src)
-		if err != nil {
-			return err
-		}
-		b, err := fileSHA256(dst)
-		if err != nil {
-			return err
-		}
-		if a != b {
-			return fmt.Errorf("%s exists with other content (sha256 %s); stored weights are never overwritten", dst, b)
-		}
-		return nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
 }
 
 func newModelInitCmd(m *Main) *cobra.Command {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 
 	"github.com/fracd/fracd/classifier"
@@ -518,13 +519,7 @@ func writePredictionsCSV(path string, preds []evaluate.Prediction) error {
 			return fmt.Errorf("predictions CSV: %w", err)
 		}
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o640); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("predictions CSV: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := fsutil.WriteFileAtomic(path, b.Bytes(), 0o640); err != nil {
 		return fmt.Errorf("predictions CSV: %w", err)
 	}
 	return nil

@@ -239,7 +239,9 @@ func TestModelLifecyclePromoteRollbackRetire(t *testing.T) {
 			Forced   bool   `json:"forced"`
 			Reason   string `json:"reason"`
 		}
-		json.Unmarshal(r.Detail, &d)
+		if err := json.Unmarshal(r.Detail, &d); err != nil {
+			t.Fatalf("audit row %d detail: %v", r.ID, err)
+		}
 		got = append(got, fmt.Sprintf("%s %s prev=%s forced=%v reason=%q", r.Action, r.Subject, d.Previous, d.Forced, d.Reason))
 	}
 	want := []string{

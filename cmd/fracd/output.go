@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
 )
 
@@ -51,6 +54,68 @@ func (t table) write(w io.Writer, format string) error {
 		return fmt.Errorf("--format: %q is not one of table, csv, json", format)
 	}
 }
+
+// column is one column of a list command: its header and how a record
+// fills it.
+type column[T any] struct {
+	name string
+	cell func(T) string
+}
+
+// writeList is what every list command prints (results, audit list, label
+// list, model list, process): records as a table (control characters
+// escaped), CSV (formula cells neutralised) or JSON (the typed records, []
+// rather than null when there are none).
+func writeList[T any](w io.Writer, format string, records []T, cols []column[T]) error {
+	if records == nil {
+		records = []T{}
+	}
+	t := table{records: records}
+	for _, c := range cols {
+		t.header = append(t.header, c.name)
+	}
+	for _, r := range records {
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = c.cell(r)
+		}
+		t.rows = append(t.rows, row)
+	}
+	return t.write(w, format)
+}
+
+// newListCmd is a read-only list command with no filters (label list,
+// model list): query the database, print with writeList.
+func newListCmd[T any](m *Main, short string, query func(*store.DB, context.Context) ([]T, error), cols []column[T]) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			records, err := query(db, cmd.Context()) // a method expression such as (*store.DB).Labels
+			if err != nil {
+				return err
+			}
+			return writeList(m.Stdout, format, records, cols)
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+// addFormatFlag is the --format flag of the list commands.
+func addFormatFlag(cmd *cobra.Command, format *string) {
+	cmd.Flags().StringVar(format, "format", "table", "table, csv or json")
+}
+
+// fmt4 prints a probability or threshold as the list commands do.
+func fmt4(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 
 func writeTabRow(w io.Writer, cells []string) {
 	for i, c := range cells {
@@ -144,7 +209,7 @@ func (q *queryFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&q.since, "since", "", "from this time (RFC 3339, YYYY-MM-DD, or a duration ago such as 24h)")
 	cmd.Flags().StringVar(&q.until, "until", "", "before this time (same forms as --since)")
 	cmd.Flags().IntVar(&q.limit, "limit", 0, "at most this many rows (0: all)")
-	cmd.Flags().StringVar(&q.format, "format", "table", "table, csv or json")
+	addFormatFlag(cmd, &q.format)
 }
 
 // window validates the flags and resolves --since/--until.

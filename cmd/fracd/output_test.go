@@ -204,3 +204,36 @@ func TestLabelImportTwice(t *testing.T) {
 		t.Fatalf("label add over a stored label: %v; want a clear error", err)
 	}
 }
+
+// TestWriteList: the list commands' writer keeps the table's protections
+// (formula cells neutralised in CSV, control characters escaped in table
+// output) and prints [] for no records in JSON.
+func TestWriteList(t *testing.T) {
+	type rec struct{ A, B string }
+	cols := []column[rec]{{"a", func(r rec) string { return r.A }}, {"b", func(r rec) string { return r.B }}}
+	recs := []rec{{"=1+2", "x\ny"}}
+	var b bytes.Buffer
+	if err := writeList(&b, "csv", recs, cols); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != "a,b\n'=1+2,\"x\ny\"\n" {
+		t.Errorf("csv = %q", got)
+	}
+	b.Reset()
+	if err := writeList(&b, "table", recs, cols); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); strings.Count(got, "\n") != 2 || !strings.Contains(got, `x\ny`) {
+		t.Errorf("table = %q: want 2 lines, the newline escaped", got)
+	}
+	b.Reset()
+	if err := writeList[rec](&b, "json", nil, cols); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(b.String()); got != "[]" {
+		t.Errorf("json of no records = %q, want []", got)
+	}
+	if err := writeList(&b, "xml", recs, cols); err == nil {
+		t.Error("unknown --format accepted")
+	}
+}

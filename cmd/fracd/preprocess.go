@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"image"
 	_ "image/jpeg" // JPEG input
@@ -11,13 +9,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 
 	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/preprocess"
 )
-
-func init() { registerCommand(newPreprocessCmd) }
 
 func newPreprocessCmd(m *Main) *cobra.Command {
 	var out, steps string
@@ -37,13 +34,13 @@ func newPreprocessCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("preprocess: read input: %w", err)
 			}
-			img, kind, err := decodeInput(data, frame, m.Config.DICOM.MaxPixelBytes)
+			img, kind, err := decodeInput(data, frame, m.dicomOptions())
 			if err != nil {
 				return err
 			}
 			plane, err := preprocess.Plane(img)
 			if err != nil {
-				return fmt.Errorf("preprocess: input sha256 %s: %w", sha256Hex(data), err)
+				return fmt.Errorf("preprocess: input sha256 %s: %w", fsutil.HashBytes(data), err)
 			}
 			if err := writePNG(out, plane); err != nil {
 				return err
@@ -66,12 +63,8 @@ func newPreprocessCmd(m *Main) *cobra.Command {
 
 // decodeInput renders a DICOM file (preamble + "DICM") to 8-bit gray, or
 // decodes a PNG/JPEG image.
-func decodeInput(data []byte, frame int, maxPixelBytes int64) (image.Image, string, error) {
+func decodeInput(data []byte, frame int, opts []dicomio.Option) (image.Image, string, error) {
 	if len(data) >= 132 && string(data[128:132]) == "DICM" {
-		var opts []dicomio.Option
-		if maxPixelBytes > 0 {
-			opts = append(opts, dicomio.WithMaxPixelBytes(maxPixelBytes))
-		}
 		f, err := dicomio.Parse(data, opts...)
 		if err != nil {
 			return nil, "", fmt.Errorf("preprocess: %w", err)
@@ -84,7 +77,7 @@ func decodeInput(data []byte, frame int, maxPixelBytes int64) (image.Image, stri
 	}
 	img, format, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, "", fmt.Errorf("preprocess: input sha256 %s is neither DICOM nor a PNG/JPEG image: %w", sha256Hex(data), err)
+		return nil, "", fmt.Errorf("preprocess: input sha256 %s is neither DICOM nor a PNG/JPEG image: %w", fsutil.HashBytes(data), err)
 	}
 	return img, format, nil
 }
@@ -119,9 +112,4 @@ func writePNG(path string, img image.Image) error {
 		return fmt.Errorf("preprocess: write output: %w", err)
 	}
 	return nil
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newProcessCmd) }
-
 func newProcessCmd(m *Main) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -42,7 +40,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 				return err
 			}
 			d := &daemon{m: m, db: db, p: p}
-			path, id, err := d.resolveModel(ctx)
+			path, id, _, err := d.resolveModel(ctx)
 			if err != nil {
 				return err
 			}
@@ -50,7 +48,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 			if err != nil {
 				return err
 			}
-			if err := p.SetModel(ctx, pipeline.FromClassifier(cm, id, path), "process"); err != nil {
+			if err := p.SetModel(ctx, fromClassifier(cm, id, path), "process"); err != nil {
 				return err
 			}
 			var outs []pipeline.Outcome
@@ -69,15 +67,21 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 				}
 				outs = append(outs, out)
 			}
-			t := table{header: []string{"sha256", "state", "sop_instance_uid", "probability", "flagged", "model_id", "reason"}, records: outs}
-			for _, o := range outs {
-				prob := ""
-				if o.State == store.StateDone {
-					prob = strconv.FormatFloat(o.Probability, 'f', 4, 64)
-				}
-				t.rows = append(t.rows, []string{o.SHA256, o.State, o.SOPInstanceUID, prob, strconv.FormatBool(o.Flagged), o.ModelID, o.Reason})
-			}
-			if err := t.write(m.Stdout, format); err != nil {
+			err = writeList(m.Stdout, format, outs, []column[pipeline.Outcome]{
+				{"sha256", func(o pipeline.Outcome) string { return o.SHA256 }},
+				{"state", func(o pipeline.Outcome) string { return o.State }},
+				{"sop_instance_uid", func(o pipeline.Outcome) string { return o.SOPInstanceUID }},
+				{"probability", func(o pipeline.Outcome) string {
+					if o.State != store.StateDone {
+						return ""
+					}
+					return fmt4(o.Probability)
+				}},
+				{"flagged", func(o pipeline.Outcome) string { return strconv.FormatBool(o.Flagged) }},
+				{"model_id", func(o pipeline.Outcome) string { return o.ModelID }},
+				{"reason", func(o pipeline.Outcome) string { return o.Reason }},
+			})
+			if err != nil {
 				return err
 			}
 			if rejected > 0 {
@@ -86,6 +90,6 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	addFormatFlag(cmd, &format)
 	return cmd
 }

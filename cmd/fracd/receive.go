@@ -13,11 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/watcher"
 	"github.com/spf13/cobra"
 )
-
-func init() { registerCommand(newReceiveCmd) }
 
 func newReceiveCmd(m *Main) *cobra.Command {
 	var aet string
@@ -139,18 +138,9 @@ func moveAll(dir, inbox string) (int, error) {
 			continue // never overwrite
 		}
 		if err := os.Rename(filepath.Join(dir, e.Name()), dst); err != nil {
-			return n, fmt.Errorf("receive: move a file into the inbox: %w", scrubErr(err))
+			return n, fmt.Errorf("receive: move a file into the inbox: %w", fsutil.ScrubPath(err))
 		}
 		n++
 	}
 	return n, nil
-}
-
-// scrubErr drops file names from an error: inbox names are never logged.
-func scrubErr(err error) error {
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return fmt.Errorf("%s: %w", le.Op, le.Err)
-	}
-	return err
 }

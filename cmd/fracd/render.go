@@ -3,15 +3,13 @@ package main
 import (
 	"fmt"
 	"image/png"
-	"os"
-	"path/filepath"
+	"io"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/spf13/cobra"
 
 	"github.com/fracd/fracd/dicomio"
 )
-
-func init() { registerCommand(newRenderCmd) }
 
 func newRenderCmd(m *Main) *cobra.Command {
 	var out string
@@ -29,10 +27,7 @@ func newRenderCmd(m *Main) *cobra.Command {
 			if frame < 1 {
 				return fmt.Errorf("render: --frame counts from 1")
 			}
-			var opts []dicomio.Option
-			if m.Config.DICOM.MaxPixelBytes > 0 {
-				opts = append(opts, dicomio.WithMaxPixelBytes(m.Config.DICOM.MaxPixelBytes))
-			}
+			opts := m.dicomOptions()
 			f, err := dicomio.ParseFile(args[0], opts...)
 			if err != nil {
 				return fmt.Errorf("render: %w", err)
@@ -41,20 +36,9 @@ func newRenderCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("render: %w", err)
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(out), ".render-*.png")
-			if err != nil {
-				return fmt.Errorf("render: %w", err)
-			}
-			defer os.Remove(tmp.Name())
-			if err := png.Encode(tmp, img); err != nil {
-				tmp.Close()
-				return fmt.Errorf("render: encode png: %w", err)
-			}
-			if err := tmp.Close(); err != nil {
-				return fmt.Errorf("render: %w", err)
-			}
-			if err := os.Rename(tmp.Name(), out); err != nil {
-				return fmt.Errorf("render: %w", err)
+			// 0600: the pixels are the patient's.
+			if err := fsutil.WriteAtomic(out, 0o600, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+				return fmt.Errorf("render: write png: %w", err)
 			}
 			fmt.Fprintf(m.Stdout, "wrote %s: %dx%d 8-bit gray, frame %d of %d (sha256 %s)\n",
 				out, img.Bounds().Dx(), img.Bounds().Dy(), frame, f.NumFrames(), f.SHA256[:16])

@@ -15,8 +15,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newReportCmd) }
-
 // Metadata keys (models.metadata) holding the model's own validation
 // figures, the baseline that drift is measured against.
 const (

@@ -8,8 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newResultsCmd) }
-
 func newResultsCmd(m *Main) *cobra.Command {
 	var (
 		flagged bool
@@ -44,19 +42,19 @@ func newResultsCmd(m *Main) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if rs == nil {
-				rs = []store.Result{}
-			}
-			t := table{
-				header:  []string{"predicted_at", "sop_instance_uid", "modality", "body_part", "probability", "threshold", "flagged", "model_id", "model_sha256", "preprocess_version", "instance_sha256"},
-				records: rs,
-			}
-			for _, r := range rs {
-				t.rows = append(t.rows, []string{fmtTS(r.PredictedAt), r.SOPInstanceUID, r.Modality, r.BodyPart,
-					strconv.FormatFloat(r.Probability, 'f', 4, 64), strconv.FormatFloat(r.Threshold, 'f', 4, 64),
-					strconv.FormatBool(r.Flagged), r.ModelID, r.ModelSHA256, r.PreprocessVersion, r.InstanceSHA256})
-			}
-			return t.write(m.Stdout, q.format)
+			return writeList(m.Stdout, q.format, rs, []column[store.Result]{
+				{"predicted_at", func(r store.Result) string { return fmtTS(r.PredictedAt) }},
+				{"sop_instance_uid", func(r store.Result) string { return r.SOPInstanceUID }},
+				{"modality", func(r store.Result) string { return r.Modality }},
+				{"body_part", func(r store.Result) string { return r.BodyPart }},
+				{"probability", func(r store.Result) string { return fmt4(r.Probability) }},
+				{"threshold", func(r store.Result) string { return fmt4(r.Threshold) }},
+				{"flagged", func(r store.Result) string { return strconv.FormatBool(r.Flagged) }},
+				{"model_id", func(r store.Result) string { return r.ModelID }},
+				{"model_sha256", func(r store.Result) string { return r.ModelSHA256 }},
+				{"preprocess_version", func(r store.Result) string { return r.PreprocessVersion }},
+				{"instance_sha256", func(r store.Result) string { return r.InstanceSHA256 }},
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&flagged, "flagged", false, "only results at or above the threshold")

@@ -79,7 +79,9 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 	}
 	candidate := mm[1]
 	var ms []store.Model
-	json.Unmarshal([]byte(fracd("model", "list", "--format", "json")), &ms)
+	if err := json.Unmarshal([]byte(fracd("model", "list", "--format", "json")), &ms); err != nil {
+		t.Fatalf("model list: %v", err)
+	}
 	states := map[string]string{}
 	for _, m := range ms {
 		states[m.ID] = stateOf(t, fracd, m.ID)
@@ -114,7 +116,9 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 	dropAtomic(t, s.inbox, "next.dcm", next)
 	waitTerminal(t, s, 25, time.Minute, p)
 	var rs []store.Result
-	json.Unmarshal([]byte(fracd("results", "--format", "json", "--model", candidate)), &rs)
+	if err := json.Unmarshal([]byte(fracd("results", "--format", "json", "--model", candidate)), &rs); err != nil {
+		t.Fatalf("results: %v", err)
+	}
 	if len(rs) != 1 {
 		t.Fatalf("%d results by the promoted candidate, want the next file's", len(rs))
 	}
@@ -133,7 +137,11 @@ func TestRetrainLoopEndToEnd(t *testing.T) {
 		if err != nil || !d.Type().IsRegular() || strings.HasSuffix(path, ".safetensors") {
 			return nil
 		}
-		b, _ := os.ReadFile(path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("read output for the identifier scan: %v", err)
+			return nil
+		}
 		for _, f := range forms {
 			if bytes.Contains(bytes.ToLower(b), []byte(f)) {
 				t.Errorf("identifier %q in %s", f, path)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/classifier"
+	"github.com/fracd/fracd/dicomio"
 	"github.com/fracd/fracd/pipeline"
 	"github.com/fracd/fracd/store"
 	"github.com/fracd/fracd/watcher"
@@ -22,8 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 )
-
-func init() { registerCommand(newServeCmd) }
 
 func newServeCmd(m *Main) *cobra.Command {
 	return &cobra.Command{
@@ -52,69 +51,130 @@ type daemon struct {
 
 	mu          sync.Mutex
 	modelErr    error
-	loadedSHA   string
+	loadedKey   string // what resolveModel named when the model in use was loaded
 	diskErr     error
 	watcherDone bool
 }
 
 func (m *Main) serve(ctx context.Context) error {
+	dm, err := m.OpenDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done() // SIGTERM or SIGINT (main.go)
+	return dm.Close()
+}
+
+// Daemon is `fracd serve` as a value: OpenDaemon starts it (workers,
+// watcher, HTTP listener, model reloader, delivery) and returns once it
+// serves; Close stops it as SIGTERM does, letting in-flight files finish.
+// End-to-end tests run it in-process on port 0 this way, besides the kill
+// -9 tests that run the binary.
+type Daemon struct {
+	d       *daemon
+	addr    string
+	cancel  context.CancelFunc
+	runDone chan error
+	undo    []func() // in reverse: what Close stops after the workers
+	once    sync.Once
+	err     error
+}
+
+// Addr is the HTTP listener's address (host:port), the port resolved.
+func (dm *Daemon) Addr() string { return dm.addr }
+
+// Close stops claiming, waits for in-flight files (up to
+// shutdown_timeout), then stops the listener, delivery and the database.
+// It may be called more than once.
+func (dm *Daemon) Close() error {
+	dm.once.Do(func() {
+		dm.cancel()
+		dm.err = <-dm.runDone
+		dm.close()
+		dm.d.m.Logger.Info("fracd stopped")
+	})
+	return dm.err
+}
+
+func (dm *Daemon) close() {
+	for i := len(dm.undo) - 1; i >= 0; i-- {
+		dm.undo[i]()
+	}
+	dm.undo = nil
+}
+
+// OpenDaemon starts the daemon on m's config; ctx bounds its life as
+// Close does.
+func (m *Main) OpenDaemon(ctx context.Context) (_ *Daemon, err error) {
 	c := m.Config
 	log := m.Logger
 	for _, d := range []string{c.Paths.Inbox, c.Paths.Spool, c.Paths.Archive, filepath.Dir(c.Paths.DB)} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
-			return fmt.Errorf("serve: create %s: %w", d, err)
+			return nil, fmt.Errorf("serve: create %s: %w", d, err)
 		}
 	}
 	// The claim is a rename: it is atomic only within one filesystem.
 	same, err := watcher.SameFilesystem(c.Paths.Inbox, c.Paths.Spool)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if !same {
-		return fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
+		return nil, fmt.Errorf("serve: paths.inbox and paths.spool must be on the same filesystem (the claim is an atomic rename); %s and %s are not", c.Paths.Inbox, c.Paths.Spool)
 	}
+	dm := &Daemon{runDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			dm.close()
+		}
+	}()
 	unlock, err := lockSpool(c.Paths.Spool) // spoollock.go
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	defer unlock()
+	dm.undo = append(dm.undo, unlock)
 	db, err := m.openDB(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
+	dm.undo = append(dm.undo, func() { db.Close() })
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := pipeline.NewMetrics(reg)
 	p, err := m.newPipeline(db, metrics)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	stopDelivery, err := m.startDelivery(ctx, db, p) // delivery.go
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer stopDelivery()
+	dm.undo = append(dm.undo, stopDelivery)
 	w, err := watcher.New(watcher.Config{Dir: c.Paths.Inbox, Settle: c.Settle, Rescan: c.Rescan}, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d := &daemon{m: m, db: db, p: p, w: w, metrics: metrics}
+	dm.d = d
 
 	ln, err := net.Listen("tcp", c.HTTP.Listen)
 	if err != nil {
-		return fmt.Errorf("serve: http.listen %s: %w", c.HTTP.Listen, err)
+		return nil, fmt.Errorf("serve: http.listen %s: %w", c.HTTP.Listen, err)
 	}
 	srv := newHTTPServer(d.routes(reg), defaultHTTPLimits) // httpserver.go
 	go srv.Serve(limitListener(ln, defaultHTTPLimits.MaxConns))
-	defer srv.Close()
+	dm.addr = ln.Addr().String()
+	dm.undo = append(dm.undo, func() {
+		shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
+		defer done()
+		srv.Shutdown(shutdownCtx)
+		srv.Close()
+	})
 
 	d.reloadModel(ctx, "start")
-	log.Info("fracd serving", "version", version, "http", ln.Addr().String(), "workers", c.EffectiveWorkers(),
+	log.Info("fracd serving", "version", version, "http", dm.addr, "workers", c.EffectiveWorkers(),
 		"settle", c.Settle.String(), "db", c.Paths.DB)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, dm.cancel = context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	ready := make(chan string)
 	wg.Add(1)
@@ -147,22 +207,20 @@ func (m *Main) serve(ctx context.Context) error {
 			}
 		}
 	}()
-
-	err = p.Run(ctx, pipeline.RunConfig{
-		Workers:         c.EffectiveWorkers(),
-		ShutdownTimeout: c.Shutdown,
-		RetryInterval:   c.Rescan,
-		DiskOK:          d.diskOK,
-		Release:         w.Done,
-		SettledID:       w.SettledID,
-	}, ready)
-	cancel()
-	wg.Wait()
-	shutdownCtx, done := context.WithTimeout(context.Background(), 2*time.Second)
-	defer done()
-	srv.Shutdown(shutdownCtx)
-	log.Info("fracd stopped")
-	return err
+	go func() {
+		err := p.Run(ctx, pipeline.RunConfig{
+			Workers:         c.EffectiveWorkers(),
+			ShutdownTimeout: c.Shutdown,
+			RetryInterval:   c.Rescan,
+			DiskOK:          d.diskOK,
+			Release:         w.Done,
+			SettledID:       w.SettledID,
+		}, ready)
+		dm.cancel()
+		wg.Wait()
+		dm.runDone <- err
+	}()
+	return dm, nil
 }
 
 // newPipeline builds the pipeline from the config: the site's anonymizer
@@ -173,11 +231,22 @@ func (m *Main) newPipeline(db *store.DB, metrics *pipeline.Metrics) (*pipeline.P
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.New(pipeline.Config{
-		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
-		ThresholdOverride: c.Model.Threshold,
-	}, db, anon, m.Logger, metrics)
+	return pipeline.New(m.pipelineConfig(), db, anon, m.Logger, metrics)
 }
+
+// pipelineConfig is the pipeline's part of the config.
+func (m *Main) pipelineConfig() pipeline.Config {
+	c := m.Config
+	return pipeline.Config{
+		Spool: c.Paths.Spool, Archive: c.Paths.Archive, MaxPixelBytes: c.DICOM.MaxPixelBytes,
+		MaxFileBytes: c.DICOM.MaxFileBytes, MaxInflateRatio: c.DICOM.MaxInflateRatio,
+		ThresholdOverride: c.Model.Threshold,
+	}
+}
+
+// dicomOptions are the daemon's DICOM limits, for the commands that read
+// DICOM files outside it.
+func (m *Main) dicomOptions() []dicomio.Option { return m.pipelineConfig().DICOMOptions() }
 
 // diskOK applies the free-space watermark to the spool's and the archive's
 // filesystems: a full archive would fail every file after its claim.
@@ -204,44 +273,46 @@ func diskCheck(c Config, freeBytes func(string) (uint64, error)) error {
 }
 
 // resolveModel finds the model to use: model.path if set, else the
-// registry's active model.
-func (d *daemon) resolveModel(ctx context.Context) (path, id string, err error) {
+// registry's active model. key names that choice cheaply, so the 5 s poll
+// notices a change without reading the weights: the registry's id and
+// weights sha256, or model.path's size and mtime.
+func (d *daemon) resolveModel(ctx context.Context) (path, id, key string, err error) {
 	if p := d.m.Config.Model.Path; p != "" {
-		return p, "", nil
+		st, err := os.Stat(p)
+		if err != nil {
+			return "", "", "", fmt.Errorf("model.path: %w", err)
+		}
+		return p, "", fmt.Sprintf("file %d %d", st.Size(), st.ModTime().UnixNano()), nil
 	}
 	am, err := d.db.ActiveModel(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		if am, err = installShippedModel(ctx, d.m, d.db); err != nil {
-			return "", "", fmt.Errorf("no active model, and the shipped one could not be installed: %w (set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`)", err)
+			return "", "", "", fmt.Errorf("no active model, and the shipped one could not be installed: %w (set model.path, or register one with `fracd model add WEIGHTS.safetensors --activate`)", err)
 		}
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	return am.Path, am.ID, nil
+	return am.Path, am.ID, "registry " + am.ID + " " + am.WeightsSHA256, nil
 }
 
 // reloadModel loads the configured model if it differs from the one in use.
 func (d *daemon) reloadModel(ctx context.Context, why string) {
 	log := d.m.Logger
-	path, id, err := d.resolveModel(ctx)
+	path, id, key, err := d.resolveModel(ctx)
+	if err == nil && key == d.currentKey() {
+		return
+	}
 	if err == nil {
-		var sum string
-		sum, err = fileSHA256(path)
-		if err == nil && sum == d.currentSHA() {
-			return
+		var cm *classifier.Model
+		cm, err = classifier.Load(path)
+		if err == nil {
+			err = d.p.SetModel(ctx, fromClassifier(cm, id, path), why)
 		}
 		if err == nil {
-			var cm *classifier.Model
-			cm, err = classifier.Load(path)
-			if err == nil {
-				err = d.p.SetModel(ctx, pipeline.FromClassifier(cm, id, path), why)
-			}
-			if err == nil {
-				d.mu.Lock()
-				d.loadedSHA = sum
-				d.mu.Unlock()
-			}
+			d.mu.Lock()
+			d.loadedKey = key
+			d.mu.Unlock()
 		}
 	}
 	d.mu.Lock()
@@ -257,10 +328,10 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 	}
 }
 
-func (d *daemon) currentSHA() string {
+func (d *daemon) currentKey() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.loadedSHA
+	return d.loadedKey
 }
 
 // watchModel switches models on SIGHUP and when the registry changes.

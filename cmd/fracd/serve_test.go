@@ -127,23 +127,12 @@ http:
 }
 
 type proc struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	done   chan error
+	cmd *exec.Cmd
+	syncBuffer
+	done chan error
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+func (p *proc) logs() string { return p.String() }
 
 func startServe(t *testing.T, s site) *proc {
 	t.Helper()
@@ -305,7 +294,10 @@ func assertNoPHIInOutputs(t *testing.T, s site, logs string, phi []string) {
 	outputs := map[string][]byte{"logs": []byte(logs)}
 	filepath.WalkDir(s.archive, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
-			b, _ := os.ReadFile(p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Errorf("read archive file for the identifier scan: %v", err)
+			}
 			outputs[p] = b
 		}
 		return nil
@@ -658,13 +650,17 @@ func TestServeSwitchesModelFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rs []store.Result
-	json.Unmarshal([]byte(out), &rs)
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("results: %v", err)
+	}
 	if len(rs) != 2 || rs[0].ModelID != "first" || rs[1].ModelID != "second" {
 		t.Fatalf("results %+v; want one by each model", rs)
 	}
 	out, _, _ = runFracd(t, "--db", s.db, "audit", "list", "--action", "model.activated", "--format", "json")
 	var es []store.AuditEntry
-	json.Unmarshal([]byte(out), &es)
+	if err := json.Unmarshal([]byte(out), &es); err != nil {
+		t.Fatalf("audit list: %v", err)
+	}
 	if len(es) != 2 || es[1].Subject != "second" {
 		t.Fatalf("model.activated audit rows %+v", es)
 	}
@@ -716,7 +712,7 @@ func TestServeLoad(t *testing.T) {
 	}
 	counts := waitTerminal(t, s, n, 15*time.Minute, p)
 	elapsed := time.Since(start)
-	hwm := peakRSS(p.cmd.Process.Pid)
+	hwm := peakRSS(t, p.cmd.Process.Pid)
 	p.stop(t)
 	if counts[store.StateDone] != n {
 		t.Fatalf("states %v; want %d done", counts, n)
@@ -750,18 +746,24 @@ func TestServeLoad(t *testing.T) {
 }
 
 // peakRSS reads VmHWM (peak resident set) of a running process, in bytes.
-func peakRSS(pid int) int64 {
+// It fails the test when /proc cannot tell: a bound nobody measured must
+// not pass.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		t.Fatalf("peak RSS: %v", err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "VmHWM:") {
 			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmHWM:"), "kB")), &kb)
+			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmHWM:"), "kB")), &kb); err != nil || kb <= 0 {
+				t.Fatalf("peak RSS: cannot read %q: %v", line, err)
+			}
 			return kb << 10
 		}
 	}
+	t.Fatalf("peak RSS: no VmHWM line in /proc/%d/status", pid)
 	return 0
 }
 
@@ -790,7 +792,9 @@ func TestProcessCommand(t *testing.T) {
 	if exitCode(err) != 1 {
 		t.Fatalf("exit %d (%v); want 1 for a rejected file", exitCode(err), err)
 	}
-	json.Unmarshal([]byte(out), &outs)
+	if err := json.Unmarshal([]byte(out), &outs); err != nil {
+		t.Fatalf("process output: %v\n%s", err, out)
+	}
 	if len(outs) != 2 || outs[0]["state"] != "duplicate" || outs[1]["state"] != "rejected" || !strings.HasPrefix(outs[1]["reason"].(string), "not_dicom") {
 		t.Fatalf("outcomes %v", outs)
 	}

@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/models"
 	"github.com/fracd/fracd/store"
 )
@@ -26,35 +22,18 @@ func installShippedModel(ctx context.Context, m *Main, db *store.DB) (store.Mode
 	if err != nil {
 		return store.Model{}, err
 	}
-	if err := os.MkdirAll(m.Config.Paths.Models, 0o750); err != nil {
-		return store.Model{}, fmt.Errorf("shipped model: paths.models: %w", err)
-	}
-	dst := filepath.Join(m.Config.Paths.Models, sh.SHA256+".safetensors")
-	if err := writeFileSync(dst, sh.Data); err != nil {
-		return store.Model{}, fmt.Errorf("shipped model: %w", err)
-	}
-	cm, err := classifier.Load(dst)
+	info, dst, err := m.storeModelBytes(sh.Data, sh.SHA256)
 	if err != nil {
 		return store.Model{}, fmt.Errorf("shipped model: %w", err)
 	}
-	info := cm.Info()
-	meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std,
-		"training_run": info.TrainingRun, "tta": info.TTA, "shipped": sh.Name, "val_auc": sh.Card.ValAUC,
+	reg := registryEntry(info.ID, info, dst, map[string]any{"tta": info.TTA, "shipped": sh.Name, "val_auc": sh.Card.ValAUC,
 		"val_flagged_rate": sh.Card.ValFlaggedRate, "val_mean_probability": sh.Card.ValMeanProb,
 		"threshold_suspected": info.Suspected, "threshold_definite": info.Definite})
-	reg := store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256, Path: dst,
-		PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold, Metadata: meta}
 	known, kerr := db.Model(ctx, info.ID)
 	err = db.Update(ctx, func(tx *store.Tx) error {
 		switch {
 		case errors.Is(kerr, store.ErrNotFound):
-			if err := tx.RegisterModel(ctx, reg); err != nil {
-				return err
-			}
-			if _, err := tx.AppendAudit(ctx, shippedActor, store.ActionModelAdded, info.ID, map[string]any{
-				"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
-				"preprocess_version": info.PreprocessVersion, "shipped": sh.Name,
-			}); err != nil {
+			if err := tx.AddModel(ctx, shippedActor, reg, map[string]any{"shipped": sh.Name}); err != nil {
 				return err
 			}
 		case kerr != nil:
@@ -75,37 +54,4 @@ func installShippedModel(ctx context.Context, m *Main, db *store.DB) (store.Mode
 		"val_roc_auc", sh.Card.ValAUC)
 	reg.Active = true
 	return reg, nil
-}
-
-// writeFileSync writes data to path through a synced temporary file and a
-// rename, unless path already holds a file of that size (content-addressed
-// names: same name, same bytes).
-func writeFileSync(path string, data []byte) error {
-	if st, err := os.Stat(path); err == nil && st.Size() == int64(len(data)) {
-		return nil
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -2,21 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/store"
 	"github.com/fracd/fracd/training"
 )
-
-func init() { registerCommand(newTrainCmd) }
 
 func newTrainCmd(m *Main) *cobra.Command {
 	var (
@@ -150,41 +144,17 @@ to the model registry, --activate also makes it the active model.`,
 // registerTrained copies the run's best model into paths.models and
 // registers it (as model add does), tied to its training run.
 func registerTrained(ctx context.Context, m *Main, db *store.DB, res *training.Result, activate bool) error {
-	cm, err := classifier.Load(res.BestPath)
+	info, dst, err := m.storeModelFile(res.BestPath)
 	if err != nil {
-		return fmt.Errorf("train: register: %w", err)
-	}
-	info := cm.Info()
-	if err := os.MkdirAll(m.Config.Paths.Models, 0o750); err != nil {
-		return fmt.Errorf("train: register: %w", err)
-	}
-	dst := filepath.Join(m.Config.Paths.Models, info.WeightsSHA256+".safetensors")
-	if err := copyFileSync(res.BestPath, dst); err != nil {
 		return fmt.Errorf("train: register: %w", err)
 	}
 	best := res.Epochs[res.BestEpoch-1]
-	meta, _ := json.Marshal(map[string]any{"input_size": info.InputSize, "mean": info.Mean, "std": info.Std,
-		"training_run": res.RunID, "best_epoch": best.Epoch, "val_auc": best.ValAUC, "threshold_rule": "youden-j-on-validation"})
-	err = db.Update(ctx, func(tx *store.Tx) error {
-		if err := tx.RegisterModel(ctx, store.Model{ID: info.ID, Arch: info.Arch, WeightsSHA256: info.WeightsSHA256, Path: dst,
-			PreprocessVersion: info.PreprocessVersion, Threshold: info.Threshold, Metadata: meta, TrainingRunID: res.RunID}); err != nil {
-			return err
-		}
-		if _, err := tx.AppendAudit(ctx, actor(), store.ActionModelAdded, info.ID, map[string]any{
-			"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
-			"preprocess_version": info.PreprocessVersion, "training_run": res.RunID,
-		}); err != nil {
-			return err
-		}
-		if !activate {
-			return nil
-		}
-		return activateModel(ctx, tx, info.ID)
-	})
-	if err != nil {
+	reg := registryEntry(info.ID, info, dst, map[string]any{"training_run": res.RunID, "best_epoch": best.Epoch,
+		"val_auc": best.ValAUC, "threshold_rule": "youden-j-on-validation"})
+	reg.TrainingRunID = res.RunID
+	if err := m.registerModel(ctx, db, reg, map[string]any{"training_run": res.RunID}, activate); err != nil {
 		return fmt.Errorf("train: register: %w", err)
 	}
-	fmt.Fprintf(m.Stdout, "registered %s (%s, weights %s)%s\n", info.ID, info.Arch, info.WeightsSHA256, map[bool]string{true: ", active"}[activate])
 	return nil
 }
 

@@ -8,8 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { registerCommand(newVersionCmd) }
-
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
