@@ -14,6 +14,9 @@ type builder struct {
 	ws *workspace
 	// inference marks eval-only graphs (no gradients, ReLU-fed pooling).
 	inference bool
+	// dnnl: activations are nChw16c and convolutions, pooling and (in
+	// training) BatchNorm run in oneDNN (see ops_dnnl.go).
+	dnnl bool
 	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
@@ -67,6 +70,9 @@ func foldBN(c *convSpec, bn *bnSpec) (w, bias []float32) {
 func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, relu bool) (*G.Node, error) {
 	w, bias := foldBN(c, bn)
 	g := geomFor(x, c)
+	if b.dnnl {
+		return b.dnnlInferConv(x, c.w.name, w, bias, g, res, relu)
+	}
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
 	if winograd4Applies(&g, x.Shape()[0]) {
 		u := winograd4Weights(w, c.cout, c.cin)
@@ -118,6 +124,10 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 	for i := 1; i < n; i++ {
 		copy(corr[i*c.cout*g1.ohw:(i+1)*c.cout*g1.ohw], corr[:c.cout*g1.ohw])
 	}
+	if b.dnnl {
+		cn := b.constNode(c.w.name+".gray_border", toBlocked(corr, n, c.cout, g1.ohw), n, c.cout, g1.oh, g1.ow)
+		return b.dnnlInferConv(x, c.w.name+".gray", w1, bias, g1, cn, true)
+	}
 	wn := b.constNode(c.w.name+".gray", w1, c.cout, 1, c.k, c.k)
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
 	cn := b.constNode(c.w.name+".gray_border", corr, n, c.cout, g1.oh, g1.ow)
@@ -134,6 +144,7 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, error) {
 	b := newBuilder()
 	b.inference = true
+	b.dnnl = dnnlFor(net)
 	inC := 3
 	if gray != nil {
 		inC = 1
@@ -149,7 +160,12 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 	if err != nil {
 		return nil, err
 	}
-	if h, err = b.maxPool(h, 3, 2, 1); err != nil {
+	if b.dnnl {
+		h, err = b.dnnlMaxPoolInfer(h, 3, 2, 1)
+	} else {
+		h, err = b.maxPool(h, 3, 2, 1)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for bi := range net.blocks {
@@ -171,7 +187,12 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 			return nil, err
 		}
 	}
-	pooled, err := b.globalAvgPool(h)
+	var pooled *G.Node
+	if b.dnnl {
+		pooled, err = b.dnnlAvgPool(h)
+	} else {
+		pooled, err = b.globalAvgPool(h)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +200,7 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 	if err != nil {
 		return nil, err
 	}
-	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size}
+	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size, blocked: b.dnnl}
 	gr.xT = tensor.New(tensor.WithShape(n, inC, size, size), tensor.Of(tensor.Float32))
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
@@ -195,6 +216,7 @@ type graph struct {
 	labelsT  *tensor.Dense
 	logits   *G.Node
 	features *G.Node // inference: the last stage's output, for heat maps
+	blocked  bool    // activations (features) are nChw16c
 	cost     *G.Node
 	params   []*param
 	grads    G.Nodes

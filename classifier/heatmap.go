@@ -109,8 +109,14 @@ func (m *Model) heatMaps(ctx context.Context, inputs []float32, n, size int) ([]
 			f := feats[j*c*fh*fw : (j+1)*c*fh*fw]
 			for p := range hm.Values {
 				s := bias
-				for k := 0; k < c; k++ {
-					s += w[k] * f[k*fh*fw+p]
+				if gr.blocked {
+					for k := 0; k < c; k++ {
+						s += w[k] * feats[blockedIndex(j, k, p, c, fh*fw)]
+					}
+				} else {
+					for k := 0; k < c; k++ {
+						s += w[k] * f[k*fh*fw+p]
+					}
 				}
 				hm.Values[p] = s
 			}
