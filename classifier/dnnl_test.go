@@ -43,7 +43,7 @@ func TestDNNLInferenceMatchesOwnKernels(t *testing.T) {
 			var wantMaps, gotMaps []HeatMap
 			var err error
 			withDNNL(false, func() {
-				m.infer = map[[3]int]*graph{}
+				m.infer = map[[3]int]*graphPool{}
 				if want, err = m.Logits(context.Background(), x, n, size); err == nil {
 					_, wantMaps, err = m.HeatMaps(context.Background(), x, n)
 				}
@@ -51,7 +51,7 @@ func TestDNNLInferenceMatchesOwnKernels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.infer = map[[3]int]*graph{}
+			m.infer = map[[3]int]*graphPool{}
 			if got, err = m.Logits(context.Background(), x, n, size); err != nil {
 				t.Fatal(err)
 			}
@@ -70,5 +70,44 @@ func TestDNNLInferenceMatchesOwnKernels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPredictRunsWhileAGraphIsBusy holds one eval graph checked out (as a
+// slow call in flight would) and checks that other calls of the same shape
+// still complete, with the same result, on a second graph: no model-wide
+// lock is held while computing. Run with -race.
+func TestPredictRunsWhileAGraphIsBusy(t *testing.T) {
+	m, _ := New("basic[1,1,1,1]", 11)
+	m.info.InputSize = 32
+	x := randImages(2, 2, 32)
+	want, err := m.Predict(context.Background(), x, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, pool, err := m.takeGraph(context.Background(), x, 2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			got, err := m.Predict(context.Background(), x, 2)
+			if err == nil && (got[0] != want[0] || got[1] != want[1]) {
+				err = errorf("concurrent call %v, alone %v", got, want)
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	m.giveGraph(pool, gr)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.infer[gr.key]; p.total > maxGraphsPerShape() || len(p.free) != p.total {
+		t.Errorf("pool: %d graphs built (max %d), %d free", p.total, maxGraphsPerShape(), len(p.free))
 	}
 }

@@ -196,11 +196,12 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 	if err != nil {
 		return nil, err
 	}
-	logits, err := b.linear(pooled, b.constNode("fc.weight", append([]float32(nil), net.fcW.data...), net.fcW.shape...), b.constNode("fc.bias", append([]float32(nil), net.fcB.data...), 1))
+	fcW, fcB := append([]float32(nil), net.fcW.data...), append([]float32(nil), net.fcB.data...)
+	logits, err := b.linear(pooled, b.constNode("fc.weight", fcW, net.fcW.shape...), b.constNode("fc.bias", fcB, 1))
 	if err != nil {
 		return nil, err
 	}
-	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size, blocked: b.dnnl}
+	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size, blocked: b.dnnl, fcW: fcW, fcB: fcB[0]}
 	gr.xT = tensor.New(tensor.WithShape(n, inC, size, size), tensor.Of(tensor.Float32))
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
@@ -217,6 +218,12 @@ type graph struct {
 	logits   *G.Node
 	features *G.Node // inference: the last stage's output, for heat maps
 	blocked  bool    // activations (features) are nChw16c
+	// eval graphs in a Model's pool: their pool key, and the gray planes
+	// of the current call (nil: three-channel input)
+	key      [3]int
+	gray     []float32
+	fcW      []float32 // eval graphs: their copy of fc (heat maps)
+	fcB      float32
 	cost     *G.Node
 	params   []*param
 	grads    G.Nodes
