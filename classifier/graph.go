@@ -274,9 +274,17 @@ func (gr *graph) logitValues() ([]float32, error) {
 func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, camWeight float64) (*graph, error) {
 	b := newBuilder()
 	b.noRunningUpdate = !updateRunning
+	b.dnnl = dnnlFor(net)
 	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
 	labels := G.NewTensor(b.g, tensor.Float32, 1, G.WithShape(n), G.WithName("labels"))
 	convBN := func(x *G.Node, c *convSpec, bn *bnSpec, relu, first bool) (*G.Node, error) {
+		if b.dnnl {
+			h, err := b.dnnlTrainConv(x, b.paramNode(c.w), geomFor(x, c), first)
+			if err != nil {
+				return nil, err
+			}
+			return b.dnnlBatchNorm(h, b.paramNode(bn.weight), b.paramNode(bn.bias), bn, relu)
+		}
 		h, err := b.conv(x, b.paramNode(c.w), geomFor(x, c), convOpts{noInputGrad: first})
 		if err != nil {
 			return nil, err
@@ -287,7 +295,12 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 	if err != nil {
 		return nil, err
 	}
-	if h, err = b.maxPool(h, 3, 2, 1); err != nil {
+	if b.dnnl {
+		h, err = b.dnnlMaxPoolTrain(h, 3, 2, 1)
+	} else {
+		h, err = b.maxPool(h, 3, 2, 1)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for bi := range net.blocks {
@@ -308,7 +321,12 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 			return nil, err
 		}
 	}
-	pooled, err := b.globalAvgPool(h)
+	var pooled *G.Node
+	if b.dnnl {
+		pooled, err = b.dnnlAvgPool(h)
+	} else {
+		pooled, err = b.globalAvgPool(h)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -278,30 +278,3 @@ int fd_pool(fd_prim **out, int kind, int alg, int n, int c, int h, int w, int k,
 	dnnl_primitive_desc_destroy(hint);
 	return st;
 }
-
-int fd_bn(fd_prim **out, int kind, int n, int c, int h, int w, float eps, int relu, int nthr) {
-	dnnl_memory_desc_t data;
-	md4(&data, n, c, h, w, FD_BLOCKED, 0);
-	unsigned flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
-	dnnl_batch_normalization_desc_t fwd;
-	int st = dnnl_batch_normalization_forward_desc_init(&fwd, dnnl_forward_training, &data, eps, flags);
-	if (st != dnnl_success) return st;
-	if (kind == 1) {
-		int args[] = {DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
-		              DNNL_ARG_WORKSPACE};
-		return finish(out, &fwd, new_attr(), NULL, args, relu ? 7 : 6, nthr);
-	}
-	omp_set_num_threads(nthr);
-	dnnl_primitive_desc_t hint;
-	if ((st = dnnl_primitive_desc_create(&hint, &fwd, NULL, eng, NULL)) != dnnl_success) return st;
-	dnnl_batch_normalization_desc_t bd;
-	st = dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, eps, flags);
-	if (st == dnnl_success) {
-		int args[] = {DNNL_ARG_SRC,      DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,   DNNL_ARG_DIFF_DST,
-		              DNNL_ARG_SCALE,    DNNL_ARG_DIFF_SRC,   DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT,
-		              DNNL_ARG_WORKSPACE};
-		st = finish(out, &bd, new_attr(), hint, args, relu ? 9 : 8, nthr);
-	}
-	dnnl_primitive_desc_destroy(hint);
-	return st;
-}

@@ -39,7 +39,5 @@ dnnl_memory_desc_t *fd_md(int n, int c, int h, int w, int layout, int weights);
 void fd_md_free(dnnl_memory_desc_t *md);
 // kind: 0 forward inference, 1 forward training, 2 backward; alg 0 max, 1 avg.
 int fd_pool(fd_prim **out, int kind, int alg, int n, int c, int h, int w, int k, int s, int p, int nthr);
-// kind: 1 forward training, 2 backward (data + scale/shift).
-int fd_bn(fd_prim **out, int kind, int n, int c, int h, int w, float eps, int relu, int nthr);
 
 #endif

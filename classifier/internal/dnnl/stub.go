@@ -50,9 +50,6 @@ func Conv(ConvKind, int, int, int, int, int, int, int, int, Layout, Layout, bool
 func Pool(ConvKind, bool, int, int, int, int, int, int, int, int) (*Prim, error) {
 	return nil, errMissing
 }
-func BatchNorm(ConvKind, int, int, int, int, float32, bool, int) (*Prim, error) {
-	return nil, errMissing
-}
 func PlainMD(int, int, int, int, Layout, bool) MD { return MD{} }
 func Reorder(MD, MD, int) (*Prim, error)          { return nil, errMissing }
 func (p *Prim) MD(int) MD                         { return MD{} }
