@@ -365,6 +365,13 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 	}
 	gr.xT = tensor.New(tensor.WithShape(n, 3, size, size), tensor.Of(tensor.Float32))
 	gr.labelsT = tensor.New(tensor.WithShape(n), tensor.Of(tensor.Float32))
+	keep := map[*G.Node]bool{logits: true, cost: true}
+	for _, g := range gr.grads {
+		keep[g] = true
+	}
+	if err := shareOutputs(b.g, keep); err != nil {
+		return nil, err
+	}
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
 }
@@ -381,4 +388,71 @@ func (gr *graph) lossValue() (float64, error) {
 // gradValues returns the gradient of trainable parameter i after a run.
 func (gr *graph) gradValues(i int) ([]float32, error) {
 	return floats(gr.grads[i].Value())
+}
+
+// shareOutputs lets custom ops whose results are never alive at the same
+// time share output buffers. In a training graph every op owns its output,
+// so all of the backward pass's gradients would stay allocated; here each
+// output lives from its op to its last reader in the order the tape runs
+// (gorgonia's compile order: the reverse of Sort), and a later op takes
+// over a dead buffer large enough (best fit). A reader that is not one of
+// our ops (gorgonia's gradient sums) may write its result into its first
+// input, so a buffer read by one lives as long as that reader's result.
+// Nodes in keep (read after the run: logits, loss, parameter gradients)
+// keep their own buffers.
+func shareOutputs(g *G.ExprGraph, keep map[*G.Node]bool) error {
+	sorted, err := G.Sort(g)
+	if err != nil {
+		return fmt.Errorf("classifier: sort graph: %w", err)
+	}
+	n := len(sorted)
+	pos := make(map[*G.Node]int, n)
+	for i, nd := range sorted {
+		pos[nd] = n - 1 - i
+	}
+	// last[nd]: the last tape position at which nd's buffer is read,
+	// computed from the end of the tape backwards.
+	last := make(map[*G.Node]int, n)
+	for i := 0; i < n; i++ {
+		nd := sorted[i] // execution order reversed: consumers first
+		l := pos[nd]
+		for it := g.To(nd.ID()); it.Next(); {
+			c, ok := it.Node().(*G.Node)
+			if !ok {
+				continue
+			}
+			if _, ours := c.Op().(*kernelOp); ours {
+				l = max(l, pos[c])
+			} else {
+				l = max(l, last[c])
+			}
+		}
+		last[nd] = l
+	}
+	type buf struct {
+		data  []float32
+		until int // last read of the current owner
+	}
+	var bufs []*buf
+	for i := n - 1; i >= 0; i-- {
+		nd := sorted[i]
+		op, ok := nd.Op().(*kernelOp)
+		if !ok || keep[nd] || op.result != nil || op.scalarOut {
+			continue
+		}
+		size, at := op.outShape.TotalSize(), pos[nd]
+		var best *buf
+		for _, b := range bufs {
+			if b.until < at && len(b.data) >= size && (best == nil || len(b.data) < len(best.data)) {
+				best = b
+			}
+		}
+		if best == nil {
+			best = &buf{data: make([]float32, size)}
+			bufs = append(bufs, best)
+		}
+		best.until = last[nd]
+		op.out = tensor.New(tensor.WithShape(op.outShape.Clone()...), tensor.WithBacking(best.data[:size]))
+	}
+	return nil
 }
