@@ -421,9 +421,15 @@ func shareOutputs(g *G.ExprGraph, keep map[*G.Node]bool) error {
 			if !ok {
 				continue
 			}
-			if _, ours := c.Op().(*kernelOp); ours {
+			_, ours := c.Op().(*kernelOp)
+			switch {
+			case !ours && keep[c]:
+				// e.g. the sum of a parameter's two gradients, read
+				// after the run, possibly in this buffer
+				l = n
+			case ours:
 				l = max(l, pos[c])
-			} else {
+			default:
 				l = max(l, last[c])
 			}
 		}
