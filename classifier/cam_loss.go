@@ -54,20 +54,27 @@ func (b *builder) camLoss(a, w, bias, targets *G.Node, weight float64) (*G.Node,
 		return nil, fmt.Errorf("classifier: cam loss wants (N,C,H,W) features and one output unit, got %v and %v", sh, w.Shape())
 	}
 	n, c, p := sh[0], sh[1], sh[2]*sh[3]
+	// at is the offset of (image i, channel k, cell q): the features are
+	// nChw16c in oneDNN graphs
+	blocked := b.dnnl
+	at := func(i, k, q int) int {
+		if blocked {
+			return blockedIndex(i, k, q, c, p)
+		}
+		return (i*c+k)*p + q
+	}
 	// cells computes every cell's z and the per-image normalisers (weight
 	// over the batch and the image's supervised cells).
 	cells := func(feat, wt []float32, b0 float32, tg []float32, z []float64, norm []float64) {
 		for i := 0; i < n; i++ {
-			f := feat[i*c*p : (i+1)*c*p]
 			zi := z[i*p : (i+1)*p]
 			for q := range zi {
 				zi[q] = float64(b0)
 			}
 			for k := 0; k < c; k++ {
 				wk := float64(wt[k])
-				fk := f[k*p : (k+1)*p]
-				for q, v := range fk {
-					zi[q] += wk * float64(v)
+				for q := range zi {
+					zi[q] += wk * float64(feat[at(i, k, q)])
 				}
 			}
 			m := 0
@@ -130,9 +137,8 @@ func (b *builder) camLoss(a, w, bias, targets *G.Node, weight float64) (*G.Node,
 			for i := 0; i < n; i++ {
 				for k := 0; k < c; k++ {
 					wk := float64(in[1][k])
-					o := out[(i*c+k)*p : (i*c+k+1)*p]
-					for q := range o {
-						o[q] = float32(wk * dz[i*p+q])
+					for q := 0; q < p; q++ {
+						out[at(i, k, q)] = float32(wk * dz[i*p+q])
 					}
 				}
 			}
@@ -144,9 +150,8 @@ func (b *builder) camLoss(a, w, bias, targets *G.Node, weight float64) (*G.Node,
 			for k := 0; k < c; k++ {
 				var s float64
 				for i := 0; i < n; i++ {
-					f := in[0][(i*c+k)*p : (i*c+k+1)*p]
-					for q, v := range f {
-						s += dz[i*p+q] * float64(v)
+					for q := 0; q < p; q++ {
+						s += dz[i*p+q] * float64(in[0][at(i, k, q)])
 					}
 				}
 				out[k] = float32(s)

@@ -14,6 +14,9 @@ type builder struct {
 	ws *workspace
 	// inference marks eval-only graphs (no gradients, ReLU-fed pooling).
 	inference bool
+	// dnnl: activations are nChw16c and convolutions, pooling and (in
+	// training) BatchNorm run in oneDNN (see ops_dnnl.go).
+	dnnl bool
 	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
@@ -67,6 +70,9 @@ func foldBN(c *convSpec, bn *bnSpec) (w, bias []float32) {
 func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, relu bool) (*G.Node, error) {
 	w, bias := foldBN(c, bn)
 	g := geomFor(x, c)
+	if b.dnnl {
+		return b.dnnlInferConv(x, c.w.name, w, bias, g, res, relu)
+	}
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
 	if winograd4Applies(&g, x.Shape()[0]) {
 		u := winograd4Weights(w, c.cout, c.cin)
@@ -118,6 +124,10 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 	for i := 1; i < n; i++ {
 		copy(corr[i*c.cout*g1.ohw:(i+1)*c.cout*g1.ohw], corr[:c.cout*g1.ohw])
 	}
+	if b.dnnl {
+		cn := b.constNode(c.w.name+".gray_border", toBlocked(corr, n, c.cout, g1.ohw), n, c.cout, g1.oh, g1.ow)
+		return b.dnnlInferConv(x, c.w.name+".gray", w1, bias, g1, cn, true)
+	}
 	wn := b.constNode(c.w.name+".gray", w1, c.cout, 1, c.k, c.k)
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
 	cn := b.constNode(c.w.name+".gray_border", corr, n, c.cout, g1.oh, g1.ow)
@@ -134,6 +144,7 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, error) {
 	b := newBuilder()
 	b.inference = true
+	b.dnnl = dnnlFor(net)
 	inC := 3
 	if gray != nil {
 		inC = 1
@@ -149,7 +160,12 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 	if err != nil {
 		return nil, err
 	}
-	if h, err = b.maxPool(h, 3, 2, 1); err != nil {
+	if b.dnnl {
+		h, err = b.dnnlMaxPoolInfer(h, 3, 2, 1)
+	} else {
+		h, err = b.maxPool(h, 3, 2, 1)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for bi := range net.blocks {
@@ -171,15 +187,21 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 			return nil, err
 		}
 	}
-	pooled, err := b.globalAvgPool(h)
+	var pooled *G.Node
+	if b.dnnl {
+		pooled, err = b.dnnlAvgPool(h)
+	} else {
+		pooled, err = b.globalAvgPool(h)
+	}
 	if err != nil {
 		return nil, err
 	}
-	logits, err := b.linear(pooled, b.constNode("fc.weight", append([]float32(nil), net.fcW.data...), net.fcW.shape...), b.constNode("fc.bias", append([]float32(nil), net.fcB.data...), 1))
+	fcW, fcB := append([]float32(nil), net.fcW.data...), append([]float32(nil), net.fcB.data...)
+	logits, err := b.linear(pooled, b.constNode("fc.weight", fcW, net.fcW.shape...), b.constNode("fc.bias", fcB, 1))
 	if err != nil {
 		return nil, err
 	}
-	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size}
+	gr := &graph{b: b, x: x, logits: logits, features: h, n: n, size: size, blocked: b.dnnl, fcW: fcW, fcB: fcB[0]}
 	gr.xT = tensor.New(tensor.WithShape(n, inC, size, size), tensor.Of(tensor.Float32))
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
@@ -195,6 +217,13 @@ type graph struct {
 	labelsT  *tensor.Dense
 	logits   *G.Node
 	features *G.Node // inference: the last stage's output, for heat maps
+	blocked  bool    // activations (features) are nChw16c
+	// eval graphs in a Model's pool: their pool key, and the gray planes
+	// of the current call (nil: three-channel input)
+	key      [3]int
+	gray     []float32
+	fcW      []float32 // eval graphs: their copy of fc (heat maps)
+	fcB      float32
 	cost     *G.Node
 	params   []*param
 	grads    G.Nodes
@@ -245,9 +274,17 @@ func (gr *graph) logitValues() ([]float32, error) {
 func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, camWeight float64) (*graph, error) {
 	b := newBuilder()
 	b.noRunningUpdate = !updateRunning
+	b.dnnl = dnnlFor(net)
 	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
 	labels := G.NewTensor(b.g, tensor.Float32, 1, G.WithShape(n), G.WithName("labels"))
 	convBN := func(x *G.Node, c *convSpec, bn *bnSpec, relu, first bool) (*G.Node, error) {
+		if b.dnnl {
+			h, err := b.dnnlTrainConv(x, b.paramNode(c.w), geomFor(x, c), first)
+			if err != nil {
+				return nil, err
+			}
+			return b.dnnlBatchNorm(h, b.paramNode(bn.weight), b.paramNode(bn.bias), bn, relu)
+		}
 		h, err := b.conv(x, b.paramNode(c.w), geomFor(x, c), convOpts{noInputGrad: first})
 		if err != nil {
 			return nil, err
@@ -258,7 +295,12 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 	if err != nil {
 		return nil, err
 	}
-	if h, err = b.maxPool(h, 3, 2, 1); err != nil {
+	if b.dnnl {
+		h, err = b.dnnlMaxPoolTrain(h, 3, 2, 1)
+	} else {
+		h, err = b.maxPool(h, 3, 2, 1)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for bi := range net.blocks {
@@ -279,7 +321,12 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 			return nil, err
 		}
 	}
-	pooled, err := b.globalAvgPool(h)
+	var pooled *G.Node
+	if b.dnnl {
+		pooled, err = b.dnnlAvgPool(h)
+	} else {
+		pooled, err = b.globalAvgPool(h)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +365,13 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 	}
 	gr.xT = tensor.New(tensor.WithShape(n, 3, size, size), tensor.Of(tensor.Float32))
 	gr.labelsT = tensor.New(tensor.WithShape(n), tensor.Of(tensor.Float32))
+	keep := map[*G.Node]bool{logits: true, cost: true}
+	for _, g := range gr.grads {
+		keep[g] = true
+	}
+	if err := shareOutputs(b.g, keep); err != nil {
+		return nil, err
+	}
 	gr.vm = G.NewTapeMachine(b.g)
 	return gr, nil
 }
@@ -334,4 +388,77 @@ func (gr *graph) lossValue() (float64, error) {
 // gradValues returns the gradient of trainable parameter i after a run.
 func (gr *graph) gradValues(i int) ([]float32, error) {
 	return floats(gr.grads[i].Value())
+}
+
+// shareOutputs lets custom ops whose results are never alive at the same
+// time share output buffers. In a training graph every op owns its output,
+// so all of the backward pass's gradients would stay allocated; here each
+// output lives from its op to its last reader in the order the tape runs
+// (gorgonia's compile order: the reverse of Sort), and a later op takes
+// over a dead buffer large enough (best fit). A reader that is not one of
+// our ops (gorgonia's gradient sums) may write its result into its first
+// input, so a buffer read by one lives as long as that reader's result.
+// Nodes in keep (read after the run: logits, loss, parameter gradients)
+// keep their own buffers.
+func shareOutputs(g *G.ExprGraph, keep map[*G.Node]bool) error {
+	sorted, err := G.Sort(g)
+	if err != nil {
+		return fmt.Errorf("classifier: sort graph: %w", err)
+	}
+	n := len(sorted)
+	pos := make(map[*G.Node]int, n)
+	for i, nd := range sorted {
+		pos[nd] = n - 1 - i
+	}
+	// last[nd]: the last tape position at which nd's buffer is read,
+	// computed from the end of the tape backwards.
+	last := make(map[*G.Node]int, n)
+	for i := 0; i < n; i++ {
+		nd := sorted[i] // execution order reversed: consumers first
+		l := pos[nd]
+		for it := g.To(nd.ID()); it.Next(); {
+			c, ok := it.Node().(*G.Node)
+			if !ok {
+				continue
+			}
+			_, ours := c.Op().(*kernelOp)
+			switch {
+			case !ours && keep[c]:
+				// e.g. the sum of a parameter's two gradients, read
+				// after the run, possibly in this buffer
+				l = n
+			case ours:
+				l = max(l, pos[c])
+			default:
+				l = max(l, last[c])
+			}
+		}
+		last[nd] = l
+	}
+	type buf struct {
+		data  []float32
+		until int // last read of the current owner
+	}
+	var bufs []*buf
+	for i := n - 1; i >= 0; i-- {
+		nd := sorted[i]
+		op, ok := nd.Op().(*kernelOp)
+		if !ok || keep[nd] || op.result != nil || op.scalarOut {
+			continue
+		}
+		size, at := op.outShape.TotalSize(), pos[nd]
+		var best *buf
+		for _, b := range bufs {
+			if b.until < at && len(b.data) >= size && (best == nil || len(b.data) < len(best.data)) {
+				best = b
+			}
+		}
+		if best == nil {
+			best = &buf{data: make([]float32, size)}
+			bufs = append(bufs, best)
+		}
+		best.until = last[nd]
+		op.out = tensor.New(tensor.WithShape(op.outShape.Clone()...), tensor.WithBacking(best.data[:size]))
+	}
+	return nil
 }

@@ -69,9 +69,6 @@ func (m *Model) heatMaps(ctx context.Context, inputs []float32, n, size int) ([]
 	if n <= 0 || len(inputs) != n*per {
 		return nil, nil, fmt.Errorf("classifier: heat map: %d floats for %d images of 3x%dx%d", len(inputs), n, size, size)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	w, bias := m.net.fcW.data, m.net.fcB.data[0]
 	var logits []float32
 	var maps []HeatMap
 	for i := 0; i < n; i += maxInferBatch {
@@ -79,44 +76,46 @@ func (m *Model) heatMaps(ctx context.Context, inputs []float32, n, size int) ([]
 			return nil, nil, fmt.Errorf("classifier: heat map: %w", err)
 		}
 		b := min(maxInferBatch, n-i)
-		in := inputs[i*per : (i+b)*per]
-		gray := m.grayPlanes(in, b, size)
-		gr, err := m.inferGraph(b, size, gray != nil)
+		err := m.withInferGraph(ctx, inputs[i*per:(i+b)*per], b, size, func(gr *graph) error {
+			l, err := gr.logitValues()
+			if err != nil {
+				return err
+			}
+			feats, err := floats(gr.features.Value())
+			if err != nil {
+				return err
+			}
+			// the graph's own copy of fc: the model's may change meanwhile
+			w, bias := gr.fcW, gr.fcB
+			shape := gr.features.Shape()
+			c, fh, fw := shape[1], shape[2], shape[3]
+			if c != len(w) {
+				return fmt.Errorf("%d channels, fc has %d weights", c, len(w))
+			}
+			for j := 0; j < b; j++ {
+				hm := HeatMap{W: fw, H: fh, Size: size, Values: make([]float32, fh*fw)}
+				f := feats[j*c*fh*fw : (j+1)*c*fh*fw]
+				for p := range hm.Values {
+					s := bias
+					if gr.blocked {
+						for k := 0; k < c; k++ {
+							s += w[k] * feats[blockedIndex(j, k, p, c, fh*fw)]
+						}
+					} else {
+						for k := 0; k < c; k++ {
+							s += w[k] * f[k*fh*fw+p]
+						}
+					}
+					hm.Values[p] = s
+				}
+				maps = append(maps, hm)
+			}
+			logits = append(logits, l...)
+			return nil
+		})
 		if err != nil {
-			return nil, nil, err
-		}
-		if gray != nil {
-			in = gray
-		}
-		if err := gr.run(in, nil); err != nil {
 			return nil, nil, fmt.Errorf("classifier: heat map: %w", err)
 		}
-		l, err := gr.logitValues()
-		if err != nil {
-			return nil, nil, err
-		}
-		feats, err := floats(gr.features.Value())
-		if err != nil {
-			return nil, nil, err
-		}
-		shape := gr.features.Shape()
-		c, fh, fw := shape[1], shape[2], shape[3]
-		if c != len(w) {
-			return nil, nil, fmt.Errorf("classifier: heat map: %d channels, fc has %d weights", c, len(w))
-		}
-		for j := 0; j < b; j++ {
-			hm := HeatMap{W: fw, H: fh, Size: size, Values: make([]float32, fh*fw)}
-			f := feats[j*c*fh*fw : (j+1)*c*fh*fw]
-			for p := range hm.Values {
-				s := bias
-				for k := 0; k < c; k++ {
-					s += w[k] * f[k*fh*fw+p]
-				}
-				hm.Values[p] = s
-			}
-			maps = append(maps, hm)
-		}
-		logits = append(logits, l...)
 	}
 	return logits, maps, nil
 }

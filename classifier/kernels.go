@@ -220,6 +220,7 @@ const maxWorkers = 64
 type workspace struct {
 	col, tmp, dw [maxWorkers][]float32
 	u, wt        []float32 // transformed / rotated weights (training Winograd)
+	sp           []byte    // oneDNN scratchpad
 }
 
 func (ws *workspace) buf(set *[maxWorkers][]float32, worker, n int) []float32 {

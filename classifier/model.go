@@ -54,18 +54,18 @@ const (
 	maxInferBatch = 8
 )
 
-// Model is a ResNet with one output logit. Predict and Logits are safe for
-// concurrent use (calls are serialised on an internal mutex, since the
-// compiled graphs own their buffers); training through a Trainer must not
-// run concurrently with prediction on the same Model.
+// Model is a ResNet with one output logit. Predict, Logits and HeatMaps are
+// safe for concurrent use and run concurrently: each call takes a compiled
+// graph of its shape from a small pool (graphs own their buffers); training
+// through a Trainer must not run concurrently with prediction on the same
+// Model.
 type Model struct {
 	net  *netSpec
 	info ModelInfo
 
-	mu      sync.Mutex
-	version uint64 // bumped whenever parameters change
-	infer   map[[3]int]*graph
-	gray    []float32 // scratch: the gray plane recovered from inputs
+	mu      sync.Mutex // guards info, version, infer (not the runs themselves)
+	version uint64     // bumped whenever parameters change
+	infer   map[[3]int]*graphPool
 }
 
 // New returns a freshly initialised model the way torchvision initialises
@@ -100,7 +100,7 @@ func New(arch string, seed int64) (*Model, error) {
 			}
 		}
 	}
-	m := &Model{net: net, infer: map[[3]int]*graph{}}
+	m := &Model{net: net, infer: map[[3]int]*graphPool{}}
 	m.info = ModelInfo{Arch: a.Name, InputSize: defaultInputSize, Mean: DefaultMean, Std: DefaultStd, Threshold: defaultThreshold}
 	return m, nil
 }
@@ -212,7 +212,7 @@ func loadBytes(raw []byte) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{net: net, info: info, infer: map[[3]int]*graph{}}, nil
+	return &Model{net: net, info: info, infer: map[[3]int]*graphPool{}}, nil
 }
 
 // Metadata keys written by Save and read by Load.
@@ -428,73 +428,144 @@ func (m *Model) Logits(ctx context.Context, inputs []float32, n, size int) ([]fl
 	if len(inputs) != n*per {
 		return nil, fmt.Errorf("classifier: predict: %d floats for %d images of 3x%dx%d, want %d", len(inputs), n, size, size, n*per)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := make([]float32, 0, n)
 	for i := 0; i < n; i += maxInferBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("classifier: predict: %w", err)
 		}
 		b := min(maxInferBatch, n-i)
-		in := inputs[i*per : (i+b)*per]
-		gray := m.grayPlanes(in, b, size)
-		gr, err := m.inferGraph(b, size, gray != nil)
-		if err != nil {
-			return nil, err
-		}
-		if gray != nil {
-			in = gray
-		}
-		if err := gr.run(in, nil); err != nil {
-			return nil, fmt.Errorf("classifier: predict: %w", err)
-		}
-		l, err := gr.logitValues()
+		err := m.withInferGraph(ctx, inputs[i*per:(i+b)*per], b, size, func(gr *graph) error {
+			l, err := gr.logitValues()
+			out = append(out, l...)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("classifier: predict: %w", err)
 		}
-		out = append(out, l...)
 	}
 	return out, nil
 }
 
-// inferGraph returns the cached eval graph for (n, size), rebuilding it when
-// the parameters changed. Caller holds m.mu.
-func (m *Model) inferGraph(n, size int, gray bool) (*graph, error) {
-	key := [3]int{n, size, 0}
-	var ms *[2][3]float32
-	if gray {
-		key[2] = 1
-		ms = &[2][3]float32{m.info.Mean, m.info.Std}
-	}
-	if gr, ok := m.infer[key]; ok && gr.version == m.version {
-		return gr, nil
-	}
-	// Keep at most a couple of shapes alive: each graph owns activations.
-	if len(m.infer) >= 3 {
-		for k := range m.infer {
-			delete(m.infer, k)
-		}
-	}
-	gr, err := m.net.inferenceGraph(n, size, ms)
+// maxGraphsPerShape bounds the compiled eval graphs of one (batch, size,
+// input kind): each owns its activations, so concurrent callers beyond
+// this many wait for a free one.
+func maxGraphsPerShape() int { return max(2, min(workers(), 4)) }
+
+// graphPool holds the compiled eval graphs of one shape for one parameter
+// version. Graphs are taken for the duration of a run, so calls run
+// concurrently on different graphs (no model-wide lock while computing).
+type graphPool struct {
+	version uint64
+	free    []*graph
+	total   int
+	// wait receives a token whenever a graph is returned.
+	wait chan struct{}
+}
+
+// withInferGraph runs n images (3 x size x size each) through a free eval
+// graph of that shape, building one when none is free and the pool has
+// room, and calls fn with it before handing it back.
+func (m *Model) withInferGraph(ctx context.Context, in []float32, n, size int, fn func(*graph) error) error {
+	gr, pool, err := m.takeGraph(ctx, in, n, size)
 	if err != nil {
-		return nil, fmt.Errorf("classifier: build inference graph: %w", err)
+		return err
 	}
-	gr.version = m.version
-	m.infer[key] = gr
-	return gr, nil
+	defer m.giveGraph(pool, gr)
+	x := in
+	if gr.gray != nil {
+		x = gr.gray
+	}
+	if err := gr.run(x, nil); err != nil {
+		return err
+	}
+	return fn(gr)
+}
+
+func (m *Model) takeGraph(ctx context.Context, in []float32, n, size int) (*graph, *graphPool, error) {
+	// Whether the input is a normalised gray image decides the graph kind;
+	// the check only reads the input.
+	mean, std := m.Info().Mean, m.Info().Std
+	gray := make([]float32, n*size*size)
+	if !grayPlanesInto(gray, in, n, size, mean, std) {
+		gray = nil
+	}
+	key := [3]int{n, size, 0}
+	if gray != nil {
+		key[2] = 1
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		pool := m.infer[key]
+		if pool == nil || pool.version != m.version {
+			// Keep at most a few shapes alive: each graph owns activations.
+			if pool == nil && len(m.infer) >= 3 {
+				for k := range m.infer {
+					delete(m.infer, k)
+				}
+			}
+			pool = &graphPool{version: m.version, wait: make(chan struct{}, 1)}
+			m.infer[key] = pool
+		}
+		if k := len(pool.free); k > 0 {
+			gr := pool.free[k-1]
+			pool.free = pool.free[:k-1]
+			gr.gray = gray
+			return gr, pool, nil
+		}
+		if pool.total < maxGraphsPerShape() {
+			// Built under the lock: builds read the parameters, which a
+			// Trainer step (holding the lock) may be changing.
+			var ms *[2][3]float32
+			if gray != nil {
+				ms = &[2][3]float32{mean, std}
+			}
+			gr, err := m.net.inferenceGraph(n, size, ms)
+			if err != nil {
+				return nil, nil, fmt.Errorf("build inference graph: %w", err)
+			}
+			pool.total++
+			gr.version, gr.key, gr.gray = pool.version, key, gray
+			return gr, pool, nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-pool.wait:
+		case <-ctx.Done():
+			m.mu.Lock()
+			return nil, nil, ctx.Err()
+		}
+		m.mu.Lock()
+	}
+}
+
+func (m *Model) giveGraph(pool *graphPool, gr *graph) {
+	m.mu.Lock()
+	if m.infer[gr.key] == pool && pool.version == m.version {
+		pool.free = append(pool.free, gr)
+	}
+	m.mu.Unlock()
+	select {
+	case pool.wait <- struct{}{}:
+	default:
+	}
 }
 
 // grayPlanes returns the gray plane g of each image when every channel c of
 // the inputs equals (g - Mean[c]) / Std[c] (a gray image replicated and
 // normalised, the pipeline's model input) to float32 rounding, else nil.
-// Caller holds m.mu.
 func (m *Model) grayPlanes(in []float32, n, size int) []float32 {
-	mean, std := m.info.Mean, m.info.Std
-	plane := size * size
-	if cap(m.gray) < n*plane {
-		m.gray = make([]float32, n*plane)
+	g := make([]float32, n*size*size)
+	if !grayPlanesInto(g, in, n, size, m.info.Mean, m.info.Std) {
+		return nil
 	}
-	g := m.gray[:n*plane]
+	return g
+}
+
+// grayPlanesInto is grayPlanes writing into g (n*size*size floats); it
+// reports whether the input is gray.
+func grayPlanesInto(g, in []float32, n, size int, mean, std [3]float32) bool {
+	plane := size * size
 	for i := 0; i < n; i++ {
 		x0 := in[(3*i)*plane : (3*i+1)*plane]
 		x1 := in[(3*i+1)*plane : (3*i+2)*plane]
@@ -506,10 +577,10 @@ func (m *Model) grayPlanes(in []float32, n, size int) []float32 {
 			e1 := x1[p] - (gv-mean[1])/std[1]
 			e2 := x2[p] - (gv-mean[2])/std[2]
 			if e1 > 1e-5 || e1 < -1e-5 || e2 > 1e-5 || e2 < -1e-5 {
-				return nil
+				return false
 			}
 			gi[p] = gv
 		}
 	}
-	return g
+	return true
 }

@@ -1,0 +1,92 @@
+//go:build !nodnnl
+
+package classifier
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/fracd/fracd/classifier/internal/dnnl"
+)
+
+// BenchmarkConvLayers compares this package's kernels with oneDNN's on the
+// ResNet-18 conv shapes at 224 px: forward, backward data and backward
+// weights, batch 1 and 16 (oneDNN in the nChw16c layout, reorders excluded).
+//
+//	go test -run '^$' -bench ConvLayers ./classifier/
+func BenchmarkConvLayers(b *testing.B) {
+	type shape struct{ c, h, oc, k, s, p int }
+	shapes := []shape{{3, 224, 64, 7, 2, 3}, {64, 56, 64, 3, 1, 1}, {64, 56, 128, 3, 2, 1}, {128, 28, 128, 3, 1, 1},
+		{128, 28, 256, 3, 2, 1}, {256, 14, 256, 3, 1, 1}, {256, 14, 512, 3, 2, 1}, {512, 7, 512, 3, 1, 1}, {256, 14, 512, 1, 2, 0}}
+	for _, n := range []int{1, 16} {
+		for _, sh := range shapes {
+			g := newConvGeom(sh.c, sh.h, sh.h, sh.oc, sh.k, sh.s, sh.p)
+			x := randSlice(rnd(1), n*g.c*g.h*g.w)
+			w := randSlice(rnd(2), g.cout*g.kdim)
+			y := randSlice(rnd(3), n*g.cout*g.ohw)
+			dx := make([]float32, len(x))
+			dw := make([]float32, len(w))
+			bias := make([]float32, g.cout)
+			ws := &workspace{}
+			name := fmt.Sprintf("n%d/c%d_%d_oc%d_k%ds%d", n, sh.c, sh.h, sh.oc, sh.k, sh.s)
+			srcL := dnnl.Blocked
+			if sh.c%16 != 0 {
+				srcL = dnnl.NCHW
+			}
+			fwd := func() { convForward(ws, &g, n, x, w, y, bias, nil, true) }
+			if winograd4Applies(&g, n) {
+				u4 := winograd4Weights(w, g.cout, g.c)
+				fwd = func() { winogradForward(ws, &g, n, x, u4, y, bias, nil, true) }
+			} else if winogradApplies(&g, n) {
+				u2 := winogradWeights(w, g.cout, g.c)
+				fwd = func() { winogradForward(ws, &g, n, x, u2, y, bias, nil, true) }
+			}
+			type variant struct {
+				label string
+				kind  dnnl.ConvKind
+				ours  func()
+			}
+			for _, v := range []variant{
+				{"fwd", dnnl.ConvInference, fwd},
+				{"bwdData", dnnl.ConvBackwardData, func() { convBackwardData(ws, &g, n, y, w, dx) }},
+				{"bwdWeights", dnnl.ConvBackwardWeights, func() { convBackwardFilter(ws, &g, n, x, y, dw) }},
+			} {
+				if v.kind == dnnl.ConvBackwardData && sh.c == 3 {
+					continue
+				}
+				b.Run(name+"/"+v.label+"/ours", func(b *testing.B) {
+					c0 := cpuTime()
+					for i := 0; i < b.N; i++ {
+						v.ours()
+					}
+					b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e6, "cpu-ms/op")
+				})
+				pr, err := dnnl.Conv(v.kind, n, g.c, g.h, g.w, g.cout, g.k, g.s, g.p, srcL, dnnl.Blocked, v.kind == dnnl.ConvInference, false, v.kind == dnnl.ConvInference, workers())
+				if err != nil {
+					b.Fatal(err)
+				}
+				sp := make([]byte, pr.Scratch)
+				wb := make([]float32, max(pr.ArgFloats(dnnl.ArgWeights), pr.ArgFloats(dnnl.ArgDiffWeights)))
+				copy(wb, w)
+				b.Run(name+"/"+v.label+"/dnnl", func(b *testing.B) {
+					c0 := cpuTime()
+					for i := 0; i < b.N; i++ {
+						var err error
+						switch v.kind {
+						case dnnl.ConvInference:
+							err = pr.Exec(sp, x, wb, bias, y)
+						case dnnl.ConvBackwardData:
+							err = pr.Exec(sp, y, wb, dx)
+						default:
+							err = pr.Exec(sp, x, y, wb)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e6, "cpu-ms/op")
+				})
+			}
+		}
+	}
+}

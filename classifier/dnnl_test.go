@@ -1,0 +1,113 @@
+package classifier
+
+import (
+	"context"
+	"math/rand"
+	"testing"
+
+	"github.com/fracd/fracd/classifier/internal/dnnl"
+)
+
+// withDNNL runs f with the oneDNN path switched on or off.
+func withDNNL(on bool, f func()) {
+	old := useDNNL
+	useDNNL = on
+	defer func() { useDNNL = old }()
+	f()
+}
+
+// TestDNNLInferenceMatchesOwnKernels compares the oneDNN inference graph
+// (blocked layout, fused post-ops) with this package's kernels on both
+// block types, gray and three-channel inputs, logits and heat maps.
+func TestDNNLInferenceMatchesOwnKernels(t *testing.T) {
+	if !dnnl.Available() {
+		t.Skip("built without oneDNN")
+	}
+	for _, arch := range []string{"basic[1,1,1,1]", "bottleneck[1,1,1,1]"} {
+		m, _ := New(arch, 21)
+		r := rand.New(rand.NewSource(5))
+		for _, p := range m.net.params {
+			if p.kind == kindBNMean || p.kind == kindBNBias {
+				for i := range p.data {
+					p.data[i] = float32(r.NormFloat64() * 0.2)
+				}
+			}
+		}
+		m.info.InputSize = 64
+		const n, size = 3, 64
+		rgb := randImages(3, n, size)
+		gray := make([]float32, len(rgb))
+		grayInputs(rand.New(rand.NewSource(6)), gray, n, size, m.info.Mean, m.info.Std)
+		for name, x := range map[string][]float32{"rgb": rgb, "gray": gray} {
+			var want, got []float32
+			var wantMaps, gotMaps []HeatMap
+			var err error
+			withDNNL(false, func() {
+				m.infer = map[[3]int]*graphPool{}
+				if want, err = m.Logits(context.Background(), x, n, size); err == nil {
+					_, wantMaps, err = m.HeatMaps(context.Background(), x, n)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.infer = map[[3]int]*graphPool{}
+			if got, err = m.Logits(context.Background(), x, n, size); err != nil {
+				t.Fatal(err)
+			}
+			if _, gotMaps, err = m.HeatMaps(context.Background(), x, n); err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if !closeRel(float64(got[i]), float64(want[i]), 1e-4, 1e-5) {
+					t.Errorf("%s %s image %d: oneDNN %g, own kernels %g", arch, name, i, got[i], want[i])
+				}
+				for j, v := range wantMaps[i].Values {
+					if !closeRel(float64(gotMaps[i].Values[j]), float64(v), 1e-4, 1e-4) {
+						t.Errorf("%s %s image %d: heat map cell %d oneDNN %g, own kernels %g", arch, name, i, j, gotMaps[i].Values[j], v)
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPredictRunsWhileAGraphIsBusy holds one eval graph checked out (as a
+// slow call in flight would) and checks that other calls of the same shape
+// still complete, with the same result, on a second graph: no model-wide
+// lock is held while computing. Run with -race.
+func TestPredictRunsWhileAGraphIsBusy(t *testing.T) {
+	m, _ := New("basic[1,1,1,1]", 11)
+	m.info.InputSize = 32
+	x := randImages(2, 2, 32)
+	want, err := m.Predict(context.Background(), x, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, pool, err := m.takeGraph(context.Background(), x, 2, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			got, err := m.Predict(context.Background(), x, 2)
+			if err == nil && (got[0] != want[0] || got[1] != want[1]) {
+				err = errorf("concurrent call %v, alone %v", got, want)
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	m.giveGraph(pool, gr)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.infer[gr.key]; p.total > maxGraphsPerShape() || len(p.free) != p.total {
+		t.Errorf("pool: %d graphs built (max %d), %d free", p.total, maxGraphsPerShape(), len(p.free))
+	}
+}
