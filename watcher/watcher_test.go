@@ -596,11 +596,14 @@ func TestReplacedWhileInFlightIsNewFile(t *testing.T) {
 
 func TestRetryReoffersUnclaimedFile(t *testing.T) {
 	// On a manual clock: Retry passes when the test says, not after a wait.
+	// The file is on disk before Run and events are off, so the initial
+	// scan is the only sighting: a late Write event can't restart Settle
+	// after the step below.
 	clk := newManualClock(t)
 	h := newHarness(t, withConfig(func(c *Config) { c.Retry = 300 * time.Millisecond }))
-	h.start(func(w *Watcher) { w.clock = clk })
 	p := h.path("forgotten.dcm")
 	writeFile(t, p, 100)
+	h.start(func(w *Watcher) { w.clock, w.noNotify = clk, true })
 	h.waitFor("file seen", func() bool { return h.w.Stats().Settling == 1 })
 	clk.Step(testSettle)
 	h.waitFor("first offer", func() bool { return h.count(p) == 1 })
