@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"sort"
+
+	"github.com/fracd/fracd/internal/fsutil"
 )
 
 // stTensor is one entry of a safetensors header.
@@ -162,7 +163,8 @@ type stEntry struct {
 }
 
 // writeSafetensors writes entries (sorted by name, as the reference
-// implementation does) with metadata, atomically via a temp file + rename.
+// implementation does) with metadata, durably (fsutil.WriteFileAtomic:
+// temporary file, fsync, rename, fsync of the folder).
 func writeSafetensors(path string, entries []stEntry, meta map[string]string) (sha string, err error) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	hdr := map[string]any{}
@@ -213,13 +215,10 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 		}
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf, 0o644); err != nil {
-		return "", fmt.Errorf("safetensors: write: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("safetensors: rename: %w", err)
+	// Durable, not just atomic: a crash after Save returns must not leave
+	// a registered model or a checkpoint that resume trusts half written.
+	if err := fsutil.WriteFileAtomic(path, buf, 0o644); err != nil {
+		return "", fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:]), nil
