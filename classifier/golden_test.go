@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/fracd/fracd/classifier/internal/safetensors"
 )
 
 const goldenDir = "../../shared/golden/resnet"
@@ -14,7 +16,7 @@ const goldenDir = "../../shared/golden/resnet"
 type goldenCase struct {
 	name    string
 	model   *Model
-	io      *stFile
+	io      *safetensors.File
 	Arch    string `json:"arch"`
 	Batch   int    `json:"batch"`
 	InputHW int    `json:"input_hw"`
@@ -66,7 +68,7 @@ func loadGolden(t *testing.T) []*goldenCase {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.io, err = readSafetensors(ioRaw); err != nil {
+		if c.io, err = safetensors.Parse(ioRaw); err != nil {
 			t.Fatal(err)
 		}
 		cases = append(cases, c)
@@ -76,7 +78,7 @@ func loadGolden(t *testing.T) []*goldenCase {
 
 func (c *goldenCase) tensor(t *testing.T, name string) []float32 {
 	t.Helper()
-	v, err := c.io.floats(name)
+	v, err := c.io.Floats(name)
 	if err != nil {
 		t.Fatalf("%s: %v", c.name, err)
 	}
@@ -185,7 +187,7 @@ func TestGoldenTraining(t *testing.T) {
 							t.Errorf("grad %s[%d] = %.6g, want %.6g", p.name, j, g[j], w)
 						}
 					}
-					if full, err := c.io.floats("grad_" + p.name); err == nil {
+					if full, err := c.io.Floats("grad_" + p.name); err == nil {
 						for j := range full {
 							if !closeRel(float64(g[j]), float64(full[j]), 1e-3, 1e-4*ref.L2) {
 								t.Errorf("grad %s[%d] = %.6g, want %.6g", p.name, j, g[j], full[j])

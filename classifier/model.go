@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/fracd/fracd/classifier/internal/safetensors"
 )
 
 // ModelInfo describes a model file: identity, architecture and the
@@ -148,11 +150,11 @@ func Load(path string) (*Model, error) {
 }
 
 func loadBytes(raw []byte) (*Model, error) {
-	f, err := readSafetensors(raw)
+	f, err := safetensors.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	archName, ok := f.metadata["arch"]
+	archName, ok := f.Metadata["arch"]
 	if !ok {
 		return nil, errors.New(`metadata has no "arch"`)
 	}
@@ -163,7 +165,7 @@ func loadBytes(raw []byte) (*Model, error) {
 	net := buildNet(a)
 	var problems []string
 	for _, p := range net.params {
-		t, ok := f.tensors[p.name]
+		t, ok := f.Tensors[p.name]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("tensor %q missing", p.name))
 			continue
@@ -181,7 +183,7 @@ func loadBytes(raw []byte) (*Model, error) {
 			continue
 		}
 		if p.kind == kindBNTracked {
-			v, err := f.integer(p.name)
+			v, err := f.Integer(p.name)
 			if err != nil {
 				problems = append(problems, err.Error())
 				continue
@@ -189,14 +191,14 @@ func loadBytes(raw []byte) (*Model, error) {
 			p.tracked = v
 			continue
 		}
-		v, err := f.floats(p.name)
+		v, err := f.Floats(p.name)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
 		copy(p.data, v)
 	}
-	for name := range f.tensors {
+	for name := range f.Tensors {
 		if _, ok := net.byName[name]; !ok {
 			problems = append(problems, fmt.Sprintf("unexpected tensor %q for arch %s", name, a.Name))
 		}
@@ -208,7 +210,7 @@ func loadBytes(raw []byte) (*Model, error) {
 		return nil, fmt.Errorf("arch %s: %s", a.Name, strings.Join(problems, "; "))
 	}
 	sum := sha256.Sum256(raw)
-	info, err := infoFromMetadata(f.metadata, a.Name, hex.EncodeToString(sum[:]))
+	info, err := infoFromMetadata(f.Metadata, a.Name, hex.EncodeToString(sum[:]))
 	if err != nil {
 		return nil, err
 	}
@@ -319,14 +321,14 @@ func (m *Model) SaveF16(path string, info ModelInfo) error {
 func (m *Model) save(path string, info ModelInfo, half bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	entries := make([]stEntry, 0, len(m.net.params))
+	entries := make([]safetensors.Entry, 0, len(m.net.params))
 	for _, p := range m.net.params {
 		if p.kind == kindBNTracked {
 			v := p.tracked
-			entries = append(entries, stEntry{name: p.name, shape: []int{}, i64: &v})
+			entries = append(entries, safetensors.Entry{Name: p.name, Shape: []int{}, I64: &v})
 			continue
 		}
-		entries = append(entries, stEntry{name: p.name, shape: p.shape, f32: p.data, half: half})
+		entries = append(entries, safetensors.Entry{Name: p.name, Shape: p.shape, F32: p.data, Half: half})
 	}
 	if info.InputSize == 0 {
 		info.InputSize = defaultInputSize
@@ -358,7 +360,7 @@ func (m *Model) save(path string, info ModelInfo, half bool) error {
 		md[metaSuspected] = strconv.FormatFloat(info.Suspected, 'g', -1, 64)
 		md[metaDefinite] = strconv.FormatFloat(info.Definite, 'g', -1, 64)
 	}
-	sha, err := writeSafetensors(path, entries, md)
+	sha, err := safetensors.Write(path, entries, md)
 	if err != nil {
 		return fmt.Errorf("classifier: save %s: %w", path, err)
 	}

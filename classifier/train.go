@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	G "gorgonia.org/gorgonia"
+
+	"github.com/fracd/fracd/classifier/internal/safetensors"
 )
 
 // SGD is stochastic gradient descent with momentum and weight decay with
@@ -365,30 +367,30 @@ func (t *Trainer) EMAModel() (*Model, error) {
 func (t *Trainer) SaveCheckpoint(path string, info ModelInfo) error {
 	t.m.mu.Lock()
 	defer t.m.mu.Unlock()
-	var entries []stEntry
+	var entries []safetensors.Entry
 	trainable := 0
 	for _, p := range t.m.net.params {
 		if p.kind == kindBNTracked {
 			v := p.tracked
-			entries = append(entries, stEntry{name: p.name, shape: []int{}, i64: &v})
+			entries = append(entries, safetensors.Entry{Name: p.name, Shape: []int{}, I64: &v})
 			continue
 		}
-		entries = append(entries, stEntry{name: p.name, shape: p.shape, f32: p.data})
+		entries = append(entries, safetensors.Entry{Name: p.name, Shape: p.shape, F32: p.data})
 		if p.trainable() {
 			if t.sgd.velocity != nil && t.sgd.velocity[trainable] != nil {
-				entries = append(entries, stEntry{name: ckptMom + p.name, shape: p.shape, f32: t.sgd.velocity[trainable]})
+				entries = append(entries, safetensors.Entry{Name: ckptMom + p.name, Shape: p.shape, F32: t.sgd.velocity[trainable]})
 			}
 			trainable++
 		}
 	}
 	for i, p := range t.m.net.params {
 		if t.ema != nil && t.ema[i] != nil {
-			entries = append(entries, stEntry{name: ckptEMA + p.name, shape: p.shape, f32: t.ema[i]})
+			entries = append(entries, safetensors.Entry{Name: ckptEMA + p.name, Shape: p.shape, F32: t.ema[i]})
 		}
 	}
 	md := map[string]string{metaArch: t.m.net.arch.Name, ckptSteps: strconv.FormatInt(t.steps, 10),
 		metaInputSize: strconv.Itoa(info.InputSize), metaRun: info.TrainingRun, metaID: info.ID}
-	if _, err := writeSafetensors(path, entries, md); err != nil {
+	if _, err := safetensors.Write(path, entries, md); err != nil {
 		return fmt.Errorf("classifier: checkpoint: %w", err)
 	}
 	return nil
@@ -402,18 +404,18 @@ func ResumeTrainer(path string, m *Model, cfg TrainConfig) (*Trainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classifier: resume: %w", err)
 	}
-	f, err := readSafetensors(raw)
+	f, err := safetensors.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: resume %s: %w", path, err)
 	}
-	if a := f.metadata[metaArch]; a != m.net.arch.Name {
+	if a := f.Metadata[metaArch]; a != m.net.arch.Name {
 		return nil, fmt.Errorf("classifier: resume %s: checkpoint arch %q, model arch %q", path, a, m.net.arch.Name)
 	}
 	t, err := NewTrainer(m, cfg)
 	if err != nil {
 		return nil, err
 	}
-	t.steps, _ = strconv.ParseInt(f.metadata[ckptSteps], 10, 64)
+	t.steps, _ = strconv.ParseInt(f.Metadata[ckptSteps], 10, 64)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var vel [][]float32
@@ -421,31 +423,31 @@ func ResumeTrainer(path string, m *Model, cfg TrainConfig) (*Trainer, error) {
 	if cfg.EMADecay > 0 {
 		// A checkpoint without averages (EMA switched on later) starts the
 		// average afresh at the next step.
-		if _, err := f.floats(ckptEMA + m.net.params[0].name); err == nil {
+		if _, err := f.Floats(ckptEMA + m.net.params[0].name); err == nil {
 			t.ema = make([][]float32, len(m.net.params))
 		}
 	}
 	for i, p := range m.net.params {
 		if p.kind == kindBNTracked {
-			if p.tracked, err = f.integer(p.name); err != nil {
+			if p.tracked, err = f.Integer(p.name); err != nil {
 				return nil, fmt.Errorf("classifier: resume %s: %w", path, err)
 			}
 			continue
 		}
-		v, err := f.floats(p.name)
+		v, err := f.Floats(p.name)
 		if err != nil || len(v) != len(p.data) {
 			return nil, fmt.Errorf("classifier: resume %s: tensor %q missing or mis-shaped", path, p.name)
 		}
 		copy(p.data, v)
 		if t.ema != nil {
-			ev, err := f.floats(ckptEMA + p.name)
+			ev, err := f.Floats(ckptEMA + p.name)
 			if err != nil || len(ev) != len(p.data) {
 				return nil, fmt.Errorf("classifier: resume %s: tensor %q missing or mis-shaped", path, ckptEMA+p.name)
 			}
 			t.ema[i] = ev
 		}
 		if p.trainable() {
-			mv, err := f.floats(ckptMom + p.name)
+			mv, err := f.Floats(ckptMom + p.name)
 			if err == nil && len(mv) == len(p.data) {
 				haveVel = true
 				vel = append(vel, mv)

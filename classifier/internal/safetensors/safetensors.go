@@ -1,4 +1,9 @@
-package classifier
+// Package safetensors reads and writes the classifier's weights format,
+// Hugging Face's safetensors (8-byte little-endian header length, JSON
+// header, raw little-endian data): F32, F16, BF16 and F64 tensors decoded
+// to float32, I64/I32 scalars, string metadata. It knows nothing of
+// networks; the classifier maps its parameter names onto the entries.
+package safetensors
 
 import (
 	"crypto/sha256"
@@ -12,24 +17,25 @@ import (
 	"github.com/fracd/fracd/internal/fsutil"
 )
 
-// stTensor is one entry of a safetensors header.
-type stTensor struct {
+// Tensor is one entry of a safetensors header.
+type Tensor struct {
 	Dtype   string   `json:"dtype"`
 	Shape   []int    `json:"shape"`
 	Offsets [2]int64 `json:"data_offsets"`
 }
 
-// stFile is a parsed safetensors file: header entries, metadata and the raw
+// File is a parsed safetensors file: header entries, metadata and the raw
 // data section.
-type stFile struct {
-	tensors  map[string]stTensor
-	metadata map[string]string
+type File struct {
+	Tensors  map[string]Tensor
+	Metadata map[string]string
 	data     []byte
 }
 
-// readSafetensors parses the safetensors container (8-byte little-endian
-// header length, JSON header, data) and validates every offset.
-func readSafetensors(raw []byte) (*stFile, error) {
+// Parse parses the safetensors container (8-byte little-endian header
+// length, JSON header, data) and validates every offset. The File keeps
+// raw as its data section.
+func Parse(raw []byte) (*File, error) {
 	if len(raw) < 8 {
 		return nil, fmt.Errorf("safetensors: file too short (%d bytes)", len(raw))
 	}
@@ -41,15 +47,15 @@ func readSafetensors(raw []byte) (*stFile, error) {
 	if err := json.Unmarshal(raw[8:8+hl], &hdr); err != nil {
 		return nil, fmt.Errorf("safetensors: header JSON: %w", err)
 	}
-	f := &stFile{tensors: map[string]stTensor{}, metadata: map[string]string{}, data: raw[8+hl:]}
+	f := &File{Tensors: map[string]Tensor{}, Metadata: map[string]string{}, data: raw[8+hl:]}
 	for name, msg := range hdr {
 		if name == "__metadata__" {
-			if err := json.Unmarshal(msg, &f.metadata); err != nil {
+			if err := json.Unmarshal(msg, &f.Metadata); err != nil {
 				return nil, fmt.Errorf("safetensors: __metadata__: %w", err)
 			}
 			continue
 		}
-		var t stTensor
+		var t Tensor
 		if err := json.Unmarshal(msg, &t); err != nil {
 			return nil, fmt.Errorf("safetensors: tensor %q: %w", name, err)
 		}
@@ -61,7 +67,7 @@ func readSafetensors(raw []byte) (*stFile, error) {
 		if t.Offsets[0] < 0 || t.Offsets[1] < t.Offsets[0] || t.Offsets[1] > int64(len(f.data)) || t.Offsets[1]-t.Offsets[0] != n*int64(es) {
 			return nil, fmt.Errorf("safetensors: tensor %q: data offsets %v do not fit %s%v in %d data bytes", name, t.Offsets, t.Dtype, t.Shape, len(f.data))
 		}
-		f.tensors[name] = t
+		f.Tensors[name] = t
 	}
 	return f, nil
 }
@@ -78,9 +84,9 @@ func dtypeSize(dt string) (int, error) {
 	return 0, fmt.Errorf("unsupported dtype %s", dt)
 }
 
-// floats decodes a floating-point tensor to float32.
-func (f *stFile) floats(name string) ([]float32, error) {
-	t, ok := f.tensors[name]
+// Floats decodes a floating-point tensor to float32.
+func (f *File) Floats(name string) ([]float32, error) {
+	t, ok := f.Tensors[name]
 	if !ok {
 		return nil, fmt.Errorf("tensor %q missing", name)
 	}
@@ -94,7 +100,7 @@ func (f *stFile) floats(name string) ([]float32, error) {
 		}
 	case "F16":
 		for i := range out {
-			out[i] = halfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
+			out[i] = HalfToFloat(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 	case "BF16":
 		for i := range out {
@@ -110,9 +116,9 @@ func (f *stFile) floats(name string) ([]float32, error) {
 	return out, nil
 }
 
-// integer decodes a scalar integer tensor (num_batches_tracked).
-func (f *stFile) integer(name string) (int64, error) {
-	t, ok := f.tensors[name]
+// Integer decodes a scalar integer tensor (num_batches_tracked).
+func (f *File) Integer(name string) (int64, error) {
+	t, ok := f.Tensors[name]
 	if !ok {
 		return 0, fmt.Errorf("tensor %q missing", name)
 	}
@@ -129,8 +135,8 @@ func (f *stFile) integer(name string) (int64, error) {
 	return 0, fmt.Errorf("tensor %q: dtype %s, want I64", name, t.Dtype)
 }
 
-// halfToFloat converts IEEE 754 binary16 to float32 exactly.
-func halfToFloat(h uint16) float32 {
+// HalfToFloat converts IEEE 754 binary16 to float32 exactly.
+func HalfToFloat(h uint16) float32 {
 	sign := uint32(h>>15) << 31
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h) & 0x3ff
@@ -153,20 +159,21 @@ func halfToFloat(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }
 
-// stEntry is one tensor to write.
-type stEntry struct {
-	name  string
-	shape []int
-	f32   []float32 // F32 storage (F16 when half is set), or
-	i64   *int64    // I64 scalar
-	half  bool
+// Entry is one tensor to write.
+type Entry struct {
+	Name  string
+	Shape []int
+	F32   []float32 // F32 storage (F16 when Half is set), or
+	I64   *int64    // I64 scalar
+	Half  bool
 }
 
-// writeSafetensors writes entries (sorted by name, as the reference
+// Write writes entries (sorted by name, as the reference
 // implementation does) with metadata, durably (fsutil.WriteFileAtomic:
 // temporary file, fsync, rename, fsync of the folder).
-func writeSafetensors(path string, entries []stEntry, meta map[string]string) (sha string, err error) {
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+// It returns the file's SHA-256 (hex), the model identity callers record.
+func Write(path string, entries []Entry, meta map[string]string) (sha string, err error) {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	hdr := map[string]any{}
 	if len(meta) > 0 {
 		hdr["__metadata__"] = meta
@@ -176,18 +183,18 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 		var size int64
 		dt := "F32"
 		switch {
-		case e.i64 != nil:
+		case e.I64 != nil:
 			dt, size = "I64", 8
-		case e.half:
-			dt, size = "F16", int64(2*len(e.f32))
+		case e.Half:
+			dt, size = "F16", int64(2*len(e.F32))
 		default:
-			size = int64(4 * len(e.f32))
+			size = int64(4 * len(e.F32))
 		}
-		shape := e.shape
+		shape := e.Shape
 		if shape == nil {
 			shape = []int{}
 		}
-		hdr[e.name] = stTensor{Dtype: dt, Shape: shape, Offsets: [2]int64{off, off + size}}
+		hdr[e.Name] = Tensor{Dtype: dt, Shape: shape, Offsets: [2]int64{off, off + size}}
 		off += size
 	}
 	hj, err := json.Marshal(hdr)
@@ -201,17 +208,17 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
 	buf = append(buf, hj...)
 	for _, e := range entries {
-		if e.i64 != nil {
-			buf = binary.LittleEndian.AppendUint64(buf, uint64(*e.i64))
+		if e.I64 != nil {
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(*e.I64))
 			continue
 		}
-		if e.half {
-			for _, v := range e.f32 {
-				buf = binary.LittleEndian.AppendUint16(buf, floatToHalf(v))
+		if e.Half {
+			for _, v := range e.F32 {
+				buf = binary.LittleEndian.AppendUint16(buf, FloatToHalf(v))
 			}
 			continue
 		}
-		for _, v := range e.f32 {
+		for _, v := range e.F32 {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
 		}
 	}
@@ -224,9 +231,9 @@ func writeSafetensors(path string, entries []stEntry, meta map[string]string) (s
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// floatToHalf converts float32 to IEEE 754 binary16, rounding to nearest
+// FloatToHalf converts float32 to IEEE 754 binary16, rounding to nearest
 // even; out-of-range values become ±Inf.
-func floatToHalf(f float32) uint16 {
+func FloatToHalf(f float32) uint16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
 	exp := int32(b>>23) & 0xff
@@ -259,4 +266,13 @@ func floatToHalf(f float32) uint16 {
 		h++ // may carry into the exponent, which is still correct
 	}
 	return sign | uint16(h)
+}
+
+// numel is the element count of a shape (1 for a scalar's empty shape).
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
