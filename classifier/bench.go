@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"os"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -36,7 +33,6 @@ type BenchResult struct {
 	Times       []time.Duration // per repetition (whole batch)
 	Median      time.Duration
 	MsPerImage  float64
-	PeakRSSMiB  float64 // VmHWM of this process
 	Workers     int
 	CPUPerRun   time.Duration // user+system CPU per repetition (median run count)
 	OpReport    []string      // with OpTimes: per-op totals, largest first
@@ -44,7 +40,8 @@ type BenchResult struct {
 }
 
 // Bench times inference (or a training step) of a freshly initialised
-// model on random inputs; used by `fracd bench`.
+// model on random inputs; used by `fracd bench`, which also reports the
+// process's peak memory (reading /proc is no business of the classifier).
 func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if o.Size == 0 {
 		o.Size = 224
@@ -111,7 +108,6 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	r.Median = s[len(s)/2]
 	r.MsPerImage = float64(r.Median.Microseconds()) / 1000 / float64(o.Batch)
-	r.PeakRSSMiB = peakRSSMiB()
 	return r, nil
 }
 
@@ -135,24 +131,6 @@ func grayInputs(r *rand.Rand, x []float32, n, size int, mean, std [3]float32) {
 			}
 		}
 	}
-}
-
-// peakRSSMiB reads the process's peak resident set (Linux VmHWM).
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				return kb / 1024
-			}
-		}
-	}
-	return 0
 }
 
 // cpuTime is the process's user+system CPU time: unlike wall time it is
