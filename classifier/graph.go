@@ -269,7 +269,7 @@ func (gr *graph) logitValues() ([]float32, error) {
 // the focal loss and, through gorgonia's symbolic differentiation, the
 // gradient of every trainable parameter.
 //
-// camWeight > 0 adds that multiple of the CAM loss (cam_loss.go); its
+// camWeight > 0 adds that multiple of the CAM loss (loss.go); its
 // targets are set in camTargetsT before each run.
 func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, camWeight float64) (*graph, error) {
 	b := newBuilder()

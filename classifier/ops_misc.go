@@ -1,7 +1,6 @@
 package classifier
 
 import (
-	"fmt"
 	"math"
 
 	G "gorgonia.org/gorgonia"
@@ -213,74 +212,6 @@ func (b *builder) linear(x, w, bias *G.Node) (*G.Node, error) {
 		return G.Nodes{dxN, dwN, dbN}, nil
 	}
 	return apply(op, x, w, bias)
-}
-
-// FocalLoss is torchvision's sigmoid_focal_loss on one logit per image,
-// averaged over the batch: BCE-with-logits * (1-p_t)^Gamma, weighted by
-// Alpha for positives and 1-Alpha for negatives when Alpha >= 0.
-type FocalLoss struct {
-	Gamma float64
-	Alpha float64 // < 0 disables class balancing
-}
-
-// terms returns the per-sample loss and d loss / d logit (unaveraged).
-func (f FocalLoss) terms(z, y float64) (loss, grad float64) {
-	p := 1 / (1 + math.Exp(-z))
-	ce := math.Max(z, 0) - z*y + math.Log1p(math.Exp(-math.Abs(z)))
-	pt := p*y + (1-p)*(1-y)
-	q := 1 - pt
-	mod := math.Pow(q, f.Gamma)
-	loss = ce * mod
-	// d/dz: (p-y)*q^g + ce * g*q^(g-1) * (-dpt/dz), dpt/dz = p(1-p)(2y-1)
-	grad = (p - y) * mod
-	if f.Gamma != 0 && q > 0 {
-		grad += ce * f.Gamma * math.Pow(q, f.Gamma-1) * (-(p * (1 - p) * (2*y - 1)))
-	}
-	if f.Alpha >= 0 {
-		at := f.Alpha*y + (1-f.Alpha)*(1-y)
-		loss *= at
-		grad *= at
-	}
-	return loss, grad
-}
-
-// Loss returns the batch-mean focal loss of logits against labels.
-func (f FocalLoss) Loss(logits, labels []float32) float64 {
-	var s float64
-	for i := range logits {
-		l, _ := f.terms(float64(logits[i]), float64(labels[i]))
-		s += l
-	}
-	return s / float64(len(logits))
-}
-
-// focalLoss adds the scalar cost node for logits (N,1) and labels (N).
-func (b *builder) focalLoss(logits, labels *G.Node, f FocalLoss) (*G.Node, error) {
-	n := logits.Shape()[0]
-	if logits.Shape().TotalSize() != n {
-		return nil, fmt.Errorf("classifier: focal loss wants one logit per image, got shape %v", logits.Shape())
-	}
-	op := newKernelOp("focal", []int{2, 1}, nil)
-	op.scalarOut = true
-	op.run = func(out []float32, in [][]float32) error {
-		out[0] = float32(f.Loss(in[0], in[1]))
-		return nil
-	}
-	op.diffWRT = []bool{true, false}
-	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		d := newKernelOp("focal.dZ", []int{2, 1, 0}, logits.Shape().Clone())
-		d.run = func(out []float32, in [][]float32) error {
-			g := float64(in[2][0]) / float64(n)
-			for i := 0; i < n; i++ {
-				_, gr := f.terms(float64(in[0][i]), float64(in[1][i]))
-				out[i] = float32(gr * g)
-			}
-			return nil
-		}
-		dn, err := apply(d, inputs[0], inputs[1], grad)
-		return G.Nodes{dn, nil}, err
-	}
-	return apply(op, logits, labels)
 }
 
 // maxPoolPlane pools one plane, recording the flat index of each maximum

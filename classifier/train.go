@@ -95,7 +95,7 @@ type TrainConfig struct {
 	// BatchNorm running statistics, updated after every step (EMAModel).
 	EMADecay float64
 	// CAMWeight > 0 adds that multiple of the CAM supervision loss
-	// (cam_loss.go) to the focal loss; Epoch takes the targets from a
+	// (loss.go) to the focal loss; Epoch takes the targets from a
 	// CAMDataset (other datasets supervise no cell).
 	CAMWeight float64
 }
