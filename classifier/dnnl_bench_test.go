@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/fracd/fracd/classifier/internal/dnnl"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // BenchmarkConvLayers compares this package's kernels with oneDNN's on the
@@ -20,26 +22,26 @@ func BenchmarkConvLayers(b *testing.B) {
 		{128, 28, 256, 3, 2, 1}, {256, 14, 256, 3, 1, 1}, {256, 14, 512, 3, 2, 1}, {512, 7, 512, 3, 1, 1}, {256, 14, 512, 1, 2, 0}}
 	for _, n := range []int{1, 16} {
 		for _, sh := range shapes {
-			g := newConvGeom(sh.c, sh.h, sh.h, sh.oc, sh.k, sh.s, sh.p)
-			x := randSlice(rnd(1), n*g.c*g.h*g.w)
-			w := randSlice(rnd(2), g.cout*g.kdim)
-			y := randSlice(rnd(3), n*g.cout*g.ohw)
+			g := kernels.NewGeom(sh.c, sh.h, sh.h, sh.oc, sh.k, sh.s, sh.p)
+			x := randSlice(rnd(1), n*g.C*g.H*g.W)
+			w := randSlice(rnd(2), g.Cout*g.KDim)
+			y := randSlice(rnd(3), n*g.Cout*g.OHW)
 			dx := make([]float32, len(x))
 			dw := make([]float32, len(w))
-			bias := make([]float32, g.cout)
-			ws := &workspace{}
+			bias := make([]float32, g.Cout)
+			ws := &kernels.Workspace{}
 			name := fmt.Sprintf("n%d/c%d_%d_oc%d_k%ds%d", n, sh.c, sh.h, sh.oc, sh.k, sh.s)
 			srcL := dnnl.Blocked
 			if sh.c%16 != 0 {
 				srcL = dnnl.NCHW
 			}
-			fwd := func() { convForward(ws, &g, n, x, w, y, bias, nil, true) }
-			if winograd4Applies(&g, n) {
-				u4 := winograd4Weights(w, g.cout, g.c)
-				fwd = func() { winogradForward(ws, &g, n, x, u4, y, bias, nil, true) }
-			} else if winogradApplies(&g, n) {
-				u2 := winogradWeights(w, g.cout, g.c)
-				fwd = func() { winogradForward(ws, &g, n, x, u2, y, bias, nil, true) }
+			fwd := func() { kernels.ConvForward(ws, &g, n, x, w, y, bias, nil, true) }
+			if kernels.Winograd4Applies(&g, n) {
+				u4 := kernels.Winograd4Weights(w, g.Cout, g.C)
+				fwd = func() { kernels.WinogradForward(ws, &g, n, x, u4, y, bias, nil, true) }
+			} else if kernels.WinogradApplies(&g, n) {
+				u2 := kernels.WinogradWeights(w, g.Cout, g.C)
+				fwd = func() { kernels.WinogradForward(ws, &g, n, x, u2, y, bias, nil, true) }
 			}
 			type variant struct {
 				label string
@@ -48,8 +50,8 @@ func BenchmarkConvLayers(b *testing.B) {
 			}
 			for _, v := range []variant{
 				{"fwd", dnnl.ConvInference, fwd},
-				{"bwdData", dnnl.ConvBackwardData, func() { convBackwardData(ws, &g, n, y, w, dx) }},
-				{"bwdWeights", dnnl.ConvBackwardWeights, func() { convBackwardFilter(ws, &g, n, x, y, dw) }},
+				{"bwdData", dnnl.ConvBackwardData, func() { kernels.ConvBackwardData(ws, &g, n, y, w, dx) }},
+				{"bwdWeights", dnnl.ConvBackwardWeights, func() { kernels.ConvBackwardFilter(ws, &g, n, x, y, dw) }},
 			} {
 				if v.kind == dnnl.ConvBackwardData && sh.c == 3 {
 					continue
@@ -61,7 +63,7 @@ func BenchmarkConvLayers(b *testing.B) {
 					}
 					b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e6, "cpu-ms/op")
 				})
-				pr, err := dnnl.Conv(v.kind, n, g.c, g.h, g.w, g.cout, g.k, g.s, g.p, srcL, dnnl.Blocked, v.kind == dnnl.ConvInference, false, v.kind == dnnl.ConvInference, workers())
+				pr, err := dnnl.Conv(v.kind, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, srcL, dnnl.Blocked, v.kind == dnnl.ConvInference, false, v.kind == dnnl.ConvInference, kernels.Workers())
 				if err != nil {
 					b.Fatal(err)
 				}

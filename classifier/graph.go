@@ -6,6 +6,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // builder assembles a gorgonia graph from the network description.
@@ -21,6 +23,13 @@ type builder struct {
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
 	nodes           map[*param]*G.Node
+}
+
+// workspace is the scratch memory the ops of one graph share (they run one
+// at a time on its tape): the kernels' buffers and the oneDNN scratchpad.
+type workspace struct {
+	kernels.Workspace
+	sp []byte
 }
 
 func newBuilder() *builder {
@@ -45,9 +54,9 @@ func (b *builder) constNode(name string, data []float32, shape ...int) *G.Node {
 	return G.NewTensor(b.g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(t))
 }
 
-func geomFor(x *G.Node, c *convSpec) convGeom {
+func geomFor(x *G.Node, c *convSpec) kernels.Geom {
 	s := x.Shape()
-	return newConvGeom(s[1], s[2], s[3], c.cout, c.k, c.stride, c.pad)
+	return kernels.NewGeom(s[1], s[2], s[3], c.cout, c.k, c.stride, c.pad)
 }
 
 // foldBN returns the convolution weights and bias with eval-mode BatchNorm
@@ -57,7 +66,7 @@ func foldBN(c *convSpec, bn *bnSpec) (w, bias []float32) {
 	w = make([]float32, len(c.w.data))
 	bias = make([]float32, c.cout)
 	for co := 0; co < c.cout; co++ {
-		scale := float64(bn.weight.data[co]) / math.Sqrt(float64(bn.variance.data[co])+bnEps)
+		scale := float64(bn.weight.data[co]) / math.Sqrt(float64(bn.variance.data[co])+kernels.BNEps)
 		for i := 0; i < per; i++ {
 			w[co*per+i] = float32(float64(c.w.data[co*per+i]) * scale)
 		}
@@ -74,13 +83,13 @@ func (b *builder) foldedConv(x *G.Node, c *convSpec, bn *bnSpec, res *G.Node, re
 		return b.dnnlInferConv(x, c.w.name, w, bias, g, res, relu)
 	}
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
-	if winograd4Applies(&g, x.Shape()[0]) {
-		u := winograd4Weights(w, c.cout, c.cin)
+	if kernels.Winograd4Applies(&g, x.Shape()[0]) {
+		u := kernels.Winograd4Weights(w, c.cout, c.cin)
 		un := b.constNode(c.w.name+".winograd4", u, 36, c.cout, c.cin, 1)
 		return b.conv(x, un, g, convOpts{bias: bn2, res: res, relu: relu, winograd: true})
 	}
-	if winogradApplies(&g, x.Shape()[0]) {
-		u := winogradWeights(w, c.cout, c.cin)
+	if kernels.WinogradApplies(&g, x.Shape()[0]) {
+		u := kernels.WinogradWeights(w, c.cout, c.cin)
 		un := b.constNode(c.w.name+".winograd", u, 16, c.cout, c.cin, 1)
 		return b.conv(x, un, g, convOpts{bias: bn2, res: res, relu: relu, winograd: true})
 	}
@@ -114,23 +123,23 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 	}
 	shp := x.Shape()
 	n, size := shp[0], shp[2]
-	g1 := newConvGeom(1, size, size, c.cout, c.k, c.stride, c.pad)
+	g1 := kernels.NewGeom(1, size, size, c.cout, c.k, c.stride, c.pad)
 	ones := make([]float32, size*size)
 	for i := range ones {
 		ones[i] = 1
 	}
-	corr := make([]float32, n*c.cout*g1.ohw)
-	convForward(b.ws, &g1, 1, ones, wm, corr, nil, nil, false)
+	corr := make([]float32, n*c.cout*g1.OHW)
+	kernels.ConvForward(&b.ws.Workspace, &g1, 1, ones, wm, corr, nil, nil, false)
 	for i := 1; i < n; i++ {
-		copy(corr[i*c.cout*g1.ohw:(i+1)*c.cout*g1.ohw], corr[:c.cout*g1.ohw])
+		copy(corr[i*c.cout*g1.OHW:(i+1)*c.cout*g1.OHW], corr[:c.cout*g1.OHW])
 	}
 	if b.dnnl {
-		cn := b.constNode(c.w.name+".gray_border", toBlocked(corr, n, c.cout, g1.ohw), n, c.cout, g1.oh, g1.ow)
+		cn := b.constNode(c.w.name+".gray_border", kernels.ToBlocked(corr, n, c.cout, g1.OHW), n, c.cout, g1.OH, g1.OW)
 		return b.dnnlInferConv(x, c.w.name+".gray", w1, bias, g1, cn, true)
 	}
 	wn := b.constNode(c.w.name+".gray", w1, c.cout, 1, c.k, c.k)
 	bn2 := b.constNode(bn.weight.name+".folded_bias", bias, c.cout)
-	cn := b.constNode(c.w.name+".gray_border", corr, n, c.cout, g1.oh, g1.ow)
+	cn := b.constNode(c.w.name+".gray_border", corr, n, c.cout, g1.OH, g1.OW)
 	return b.conv(x, wn, g1, convOpts{bias: bn2, res: cn, relu: true})
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // HeatMap is the class activation map of one image: for each cell of the
@@ -99,7 +101,7 @@ func (m *Model) heatMaps(ctx context.Context, inputs []float32, n, size int) ([]
 					s := bias
 					if gr.blocked {
 						for k := 0; k < c; k++ {
-							s += w[k] * feats[blockedIndex(j, k, p, c, fh*fw)]
+							s += w[k] * feats[kernels.BlockedIndex(j, k, p, c, fh*fw)]
 						}
 					} else {
 						for k := 0; k < c; k++ {

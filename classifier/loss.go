@@ -6,6 +6,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // The training losses: the focal loss on the logit, and the CAM
@@ -131,7 +133,7 @@ func (b *builder) camLoss(a, w, bias, targets *G.Node, weight float64) (*G.Node,
 	blocked := b.dnnl
 	at := func(i, k, q int) int {
 		if blocked {
-			return blockedIndex(i, k, q, c, p)
+			return kernels.BlockedIndex(i, k, q, c, p)
 		}
 		return (i*c+k)*p + q
 	}

@@ -17,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/fracd/fracd/classifier/internal/safetensors"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // ModelInfo describes a model file: identity, architecture and the
@@ -451,7 +453,7 @@ func (m *Model) Logits(ctx context.Context, inputs []float32, n, size int) ([]fl
 // maxGraphsPerShape bounds the compiled eval graphs of one (batch, size,
 // input kind): each owns its activations, so concurrent callers beyond
 // this many wait for a free one.
-func maxGraphsPerShape() int { return max(2, min(workers(), 4)) }
+func maxGraphsPerShape() int { return max(2, min(kernels.Workers(), 4)) }
 
 // graphPool holds the compiled eval graphs of one shape for one parameter
 // version. Graphs are taken for the duration of a run, so calls run

@@ -3,6 +3,8 @@ package classifier
 import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // convOpts selects the optional fused epilogue of a convolution. Training
@@ -13,12 +15,12 @@ type convOpts struct {
 	relu        bool
 	noInputGrad bool // the network input needs no gradient: skip dx
 	// winograd: w holds Winograd-transformed weights (16, Cout, Cin, 1)
-	// and the forward pass uses winogradForward (inference only).
+	// and the forward pass uses kernels.WinogradForward (inference only).
 	winograd bool
 }
 
 // conv adds y = conv(x, w) [+bias][+res][ReLU] to the graph.
-func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
+func (b *builder) conv(x, w *G.Node, g kernels.Geom, o convOpts) (*G.Node, error) {
 	n := x.Shape()[0]
 	dims := []int{4, 4}
 	in := []*G.Node{x, w}
@@ -43,14 +45,14 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 	if o.winograd {
 		name = "winograd " + name
 	}
-	op := newKernelOp(name, dims, tensor.Shape{n, g.cout, g.oh, g.ow})
+	op := newKernelOp(name, dims, tensor.Shape{n, g.Cout, g.OH, g.OW})
 	ws := b.ws
 	hasBias, hasRes, relu, winograd := o.bias != nil, o.res != nil, o.relu, o.winograd
 	// Training graphs use Winograd too for 3x3 stride-1 convs, forward and
 	// input gradient (the transposed convolution of a 3x3/s1/p1 conv is
 	// again one, with the kernel rotated and channels swapped).
 	plain := o.bias == nil && o.res == nil && !o.relu && !o.winograd
-	trainWino := plain && winogradTraining && winogradApplies(&g, n)
+	trainWino := plain && winogradTraining && kernels.WinogradApplies(&g, n)
 	op.run = func(out []float32, in [][]float32) error {
 		var bias, res []float32
 		k := 2
@@ -62,17 +64,14 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 			res = in[k]
 		}
 		if winograd {
-			winogradForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
+			kernels.WinogradForward(&ws.Workspace, &g, n, in[0], in[1], out, bias, res, relu)
 			return nil
 		}
 		if trainWino {
-			// weights change every step: transform them each run
-			// transient: the transformed weights live in the shared workspace
-			ws.u = winogradWeightsInto(ws.u, in[1], g.cout, g.c)
-			winogradForward(ws, &g, n, in[0], ws.u, out, nil, nil, false)
+			kernels.WinogradTrainForward(&ws.Workspace, &g, n, in[0], in[1], out)
 			return nil
 		}
-		convForward(ws, &g, n, in[0], in[1], out, bias, res, relu)
+		kernels.ConvForward(&ws.Workspace, &g, n, in[0], in[1], out, bias, res, relu)
 		return nil
 	}
 	if plain {
@@ -82,7 +81,7 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 			x, w := inputs[0], inputs[1]
 			dw := newKernelOp("conv.dW", []int{4, 4}, w.Shape().Clone())
 			dw.run = func(out []float32, in [][]float32) error {
-				convBackwardFilter(ws, &g, n, in[0], in[1], out)
+				kernels.ConvBackwardFilter(&ws.Workspace, &g, n, in[0], in[1], out)
 				return nil
 			}
 			dwN, err := apply(dw, x, grad)
@@ -93,15 +92,12 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 				return G.Nodes{nil, dwN}, nil
 			}
 			dx := newKernelOp("conv.dX", []int{4, 4}, x.Shape().Clone())
-			gt := newConvGeom(g.cout, g.oh, g.ow, g.c, 3, 1, 1)
 			dx.run = func(out []float32, in [][]float32) error {
 				if trainWino {
-					ws.wt = rotateTranspose3x3(ws.wt, in[1], g.cout, g.c)
-					ws.u = winogradWeightsInto(ws.u, ws.wt, g.c, g.cout)
-					winogradForward(ws, &gt, n, in[0], ws.u, out, nil, nil, false)
+					kernels.WinogradTrainBackwardData(&ws.Workspace, &g, n, in[0], in[1], out)
 					return nil
 				}
-				convBackwardData(ws, &g, n, in[0], in[1], out)
+				kernels.ConvBackwardData(&ws.Workspace, &g, n, in[0], in[1], out)
 				return nil
 			}
 			dxN, err := apply(dx, grad, w)
@@ -116,22 +112,3 @@ func (b *builder) conv(x, w *G.Node, g convGeom, o convOpts) (*G.Node, error) {
 
 // winogradTraining enables Winograd in training graphs (see conv).
 var winogradTraining = true
-
-// rotateTranspose3x3 returns w (Cout, Cin, 3, 3) rotated by 180 degrees
-// with the channel axes swapped: the kernel of the transposed convolution.
-func rotateTranspose3x3(dst, w []float32, cout, cin int) []float32 {
-	if cap(dst) < len(w) {
-		dst = make([]float32, len(w))
-	}
-	dst = dst[:len(w)]
-	for co := 0; co < cout; co++ {
-		for ci := 0; ci < cin; ci++ {
-			src := w[(co*cin+ci)*9 : (co*cin+ci)*9+9]
-			d := dst[(ci*cout+co)*9 : (ci*cout+co)*9+9]
-			for k := 0; k < 9; k++ {
-				d[k] = src[8-k]
-			}
-		}
-	}
-	return dst
-}

@@ -7,6 +7,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/fracd/fracd/classifier/internal/dnnl"
+
+	"github.com/fracd/fracd/classifier/internal/kernels"
 )
 
 // oneDNN path. Between ops, activations stay in oneDNN's nChw16c layout
@@ -14,6 +16,10 @@ import (
 // write directly; only the network input is NCHW. The gorgonia shapes stay
 // the logical (N, C, H, W). useDNNL chooses it when the library is there
 // and every channel count is a multiple of 16 (all torchvision ResNets).
+
+// The kernels' blocked layout (heat maps, CAM loss, pooling, BatchNorm on
+// blocked tensors) must be oneDNN's: this fails to compile otherwise.
+const _ = uint(kernels.Block-dnnl.Block) + uint(dnnl.Block-kernels.Block)
 
 // useDNNL can be switched off (tests compare both paths).
 var useDNNL = true
@@ -49,7 +55,7 @@ func (ws *workspace) scratch(n int) []byte {
 
 // reorderWeights converts OIHW weights to the layout primitive p wants for arg.
 func reorderWeights(p *dnnl.Prim, arg int, w []float32, oc, c, k int) ([]float32, error) {
-	r, err := dnnl.Reorder(dnnl.PlainMD(oc, c, k, k, dnnl.NCHW, true), p.MD(arg), workers())
+	r, err := dnnl.Reorder(dnnl.PlainMD(oc, c, k, k, dnnl.NCHW, true), p.MD(arg), kernels.Workers())
 	if err != nil {
 		return nil, err
 	}
@@ -62,17 +68,17 @@ func reorderWeights(p *dnnl.Prim, arg int, w []float32, oc, c, k int) ([]float32
 
 // dnnlInferConv adds an inference convolution with BatchNorm folded into w
 // (OIHW) and bias, then optionally the residual and ReLU, fused.
-func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g convGeom, res *G.Node, relu bool) (*G.Node, error) {
+func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g kernels.Geom, res *G.Node, relu bool) (*G.Node, error) {
 	n := x.Shape()[0]
 	src := dnnl.Blocked
-	if g.c%dnnl.Block != 0 {
+	if g.C%dnnl.Block != 0 {
 		src = dnnl.NCHW // the network input
 	}
-	p, err := dnnl.Conv(dnnl.ConvInference, n, g.c, g.h, g.w, g.cout, g.k, g.s, g.p, src, dnnl.Blocked, true, res != nil, relu, workers())
+	p, err := dnnl.Conv(dnnl.ConvInference, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, src, dnnl.Blocked, true, res != nil, relu, kernels.Workers())
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %s: %w", name, err)
 	}
-	wr, err := reorderWeights(p, dnnl.ArgWeights, w, g.cout, g.c, g.k)
+	wr, err := reorderWeights(p, dnnl.ArgWeights, w, g.Cout, g.C, g.K)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %s weights: %w", name, err)
 	}
@@ -85,7 +91,7 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g con
 	if relu {
 		opName += "+relu"
 	}
-	op := newKernelOp(opName, dims, tensor.Shape{n, g.cout, g.oh, g.ow})
+	op := newKernelOp(opName, dims, tensor.Shape{n, g.Cout, g.OH, g.OW})
 	ws := b.ws
 	op.run = func(out []float32, in [][]float32) error {
 		if len(in) > 3 {
@@ -100,46 +106,17 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g con
 func (b *builder) dnnlMaxPoolInfer(x *G.Node, k, s, pad int) (*G.Node, error) {
 	shp := x.Shape()
 	n, c, h, w := shp[0], shp[1], shp[2], shp[3]
-	g := newConvGeom(c, h, w, c, k, s, pad)
-	p, err := dnnl.Pool(dnnl.ConvInference, false, n, c, h, w, k, s, pad, workers())
+	g := kernels.NewGeom(c, h, w, c, k, s, pad)
+	p, err := dnnl.Pool(dnnl.ConvInference, false, n, c, h, w, k, s, pad, kernels.Workers())
 	if err != nil {
 		return nil, fmt.Errorf("classifier: maxpool: %w", err)
 	}
 	ws := b.ws
-	op := newKernelOp("dnnl maxpool", []int{4}, tensor.Shape{n, c, g.oh, g.ow})
+	op := newKernelOp("dnnl maxpool", []int{4}, tensor.Shape{n, c, g.OH, g.OW})
 	op.run = func(out []float32, in [][]float32) error {
 		return p.Exec(ws.scratch(p.Scratch), in[0], out)
 	}
 	return apply(op, x)
-}
-
-// blockedIndex is the offset of (image i, channel ch, position q) in an
-// nChw16c tensor of c channels and hw positions.
-func blockedIndex(i, ch, q, c, hw int) int {
-	return ((i*c+ch&^(dnnl.Block-1))*hw + q*dnnl.Block) + ch&(dnnl.Block-1)
-}
-
-// blockedAvgPool is the global average pool of a blocked tensor: (N, C)
-// means, summed in the same order as avgpool's NCHW loop.
-func blockedAvgPool(x, out []float32, n, c, hw int) {
-	parallelFor(n*c/dnnl.Block, func(lo, hi int) {
-		var s [dnnl.Block]float32
-		for blk := lo; blk < hi; blk++ {
-			clear(s[:])
-			src := x[blk*hw*dnnl.Block : (blk+1)*hw*dnnl.Block]
-			for q := 0; q < hw; q++ {
-				v := src[q*dnnl.Block : q*dnnl.Block+dnnl.Block]
-				for l := range s {
-					s[l] += v[l]
-				}
-			}
-			// blocks are numbered image-major, so blk*16 is i*c + channel
-			o := out[blk*dnnl.Block : (blk+1)*dnnl.Block]
-			for l := range s {
-				o[l] = s[l] / float32(hw)
-			}
-		}
-	})
 }
 
 // dnnlAvgPool adds the global average pool of a blocked tensor, with its
@@ -149,45 +126,18 @@ func (b *builder) dnnlAvgPool(x *G.Node) (*G.Node, error) {
 	n, c, hw := shp[0], shp[1], shp[2]*shp[3]
 	op := newKernelOp("avgpool", []int{4}, tensor.Shape{n, c})
 	op.run = func(out []float32, in [][]float32) error {
-		blockedAvgPool(in[0], out, n, c, hw)
+		kernels.AvgPoolBlocked(in[0], out, n, c, hw)
 		return nil
 	}
 	op.diffWRT = []bool{true}
 	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		d := newKernelOp("avgpool.dX", []int{2}, shp.Clone())
 		d.run = func(out []float32, in [][]float32) error {
-			dy := in[0]
-			inv := 1 / float32(hw)
-			parallelFor(n*c/dnnl.Block, func(lo, hi int) {
-				for blk := lo; blk < hi; blk++ {
-					g := dy[blk*dnnl.Block : (blk+1)*dnnl.Block]
-					dst := out[blk*hw*dnnl.Block : (blk+1)*hw*dnnl.Block]
-					for q := 0; q < hw; q++ {
-						v := dst[q*dnnl.Block : q*dnnl.Block+dnnl.Block]
-						for l := range v {
-							v[l] = g[l] * inv
-						}
-					}
-				}
-			})
+			kernels.AvgPoolBackwardBlocked(in[0], out, n, c, hw)
 			return nil
 		}
 		dn, err := apply(d, grad)
 		return G.Nodes{dn}, err
 	}
 	return apply(op, x)
-}
-
-// toBlocked converts an NCHW tensor (c a multiple of 16) to nChw16c.
-func toBlocked(x []float32, n, c, hw int) []float32 {
-	out := make([]float32, len(x))
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			src := x[(i*c+ch)*hw : (i*c+ch+1)*hw]
-			for q, v := range src {
-				out[blockedIndex(i, ch, q, c, hw)] = v
-			}
-		}
-	}
-	return out
 }

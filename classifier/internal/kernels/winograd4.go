@@ -1,4 +1,4 @@
-package classifier
+package kernels
 
 import "github.com/fracd/fracd/classifier/internal/vec"
 
@@ -10,9 +10,9 @@ import "github.com/fracd/fracd/classifier/internal/vec"
 // still orders below the 1e-4 parity tolerance. Weights are transformed
 // once, in float64, when the graph is built.
 
-// winograd4Weights transforms w (Cout, Cin, 3, 3) into U = G g Gᵀ: 36
+// Winograd4Weights transforms w (Cout, Cin, 3, 3) into U = G g Gᵀ: 36
 // matrices of (Cout, Cin), position-major.
-func winograd4Weights(w []float32, cout, cin int) []float32 {
+func Winograd4Weights(w []float32, cout, cin int) []float32 {
 	u := make([]float32, 36*cout*cin)
 	gt := func(a, b, c float64) [6]float64 {
 		return [6]float64{
@@ -44,24 +44,24 @@ func winograd4Weights(w []float32, cout, cin int) []float32 {
 	return u
 }
 
-// winograd4Applies reports whether F(4x4) should replace F(2x2) for a
+// Winograd4Applies reports whether F(4x4) should replace F(2x2) for a
 // 3x3/s1/p1 conv: only with enough 4x4 tiles per GEMM (the 56x56 and 28x28
 // maps of a 224 px ResNet at batch 1).
-func winograd4Applies(g *convGeom, n int) bool {
-	if !winogradApplies(g, n) {
+func Winograd4Applies(g *Geom, n int) bool {
+	if !WinogradApplies(g, n) {
 		return false
 	}
-	return n*((g.oh+3)/4)*((g.ow+3)/4) >= winograd4MinTiles
+	return n*((g.OH+3)/4)*((g.OW+3)/4) >= winograd4MinTiles
 }
 
 // winograd4MinTiles: below it (the 14x14 maps: 16 tiles, a quarter of
 // them padding) F(2x2)'s better-shaped GEMMs win (measured).
 var winograd4MinTiles = 48
 
-func winograd4Forward(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
-	tpi := ((g.oh + 3) / 4) * ((g.ow + 3) / 4)
-	group := max(1, winogradBudget/(36*max(g.c, g.cout)*tpi))
-	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
+func winograd4Forward(ws *Workspace, g *Geom, n int, x, u, y, bias, res []float32, relu bool) {
+	tpi := ((g.OH + 3) / 4) * ((g.OW + 3) / 4)
+	group := max(1, winogradBudget/(36*max(g.C, g.Cout)*tpi))
+	inLen, outLen := g.C*g.InPlaneLen, g.Cout*g.OHW
 	for n0 := 0; n0 < n; n0 += group {
 		m := min(group, n-n0)
 		var r []float32
@@ -72,25 +72,25 @@ func winograd4Forward(ws *workspace, g *convGeom, n int, x, u, y, bias, res []fl
 	}
 }
 
-func winograd4Group(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
-	th, tw := (g.oh+3)/4, (g.ow+3)/4
+func winograd4Group(ws *Workspace, g *Geom, n int, x, u, y, bias, res []float32, relu bool) {
+	th, tw := (g.OH+3)/4, (g.OW+3)/4
 	tpi := th * tw
 	nt := n * tpi
-	cin, cout := g.c, g.cout
+	cin, cout := g.C, g.Cout
 	v := ws.buf(&ws.col, 0, 36*cin*nt)
 	m := ws.buf(&ws.tmp, 0, 36*cout*nt)
-	inLen, outLen := cin*g.inPlaneLen, cout*g.ohw
-	h, w := g.h, g.w
+	inLen, outLen := cin*g.InPlaneLen, cout*g.OHW
+	h, w := g.H, g.W
 	pw := 4*tw + 2 // padded row: input columns -1 .. 4*tw
 	// input transform V = Bᵀ d B, per (image, channel) plane, one row of
 	// tiles at a time (rows first over whole padded rows, then columns)
-	parallelFor(n*cin, func(lo, hi int) {
+	ParallelFor(n*cin, func(lo, hi int) {
 		rows := make([]float32, 6*pw)
 		tr := make([]float32, 6*pw)
 		stride := cin * nt
 		for pl := lo; pl < hi; pl++ {
 			img, ci := pl/cin, pl%cin
-			src := x[img*inLen+ci*g.inPlaneLen : img*inLen+(ci+1)*g.inPlaneLen]
+			src := x[img*inLen+ci*g.InPlaneLen : img*inLen+(ci+1)*g.InPlaneLen]
 			for ty := 0; ty < th; ty++ {
 				for r := 0; r < 6; r++ {
 					dst := rows[r*pw : (r+1)*pw]
@@ -137,22 +137,22 @@ func winograd4Group(ws *workspace, g *convGeom, n int, x, u, y, bias, res []floa
 		}
 	})
 	// 36 independent GEMMs: M[ξ] = U[ξ] (Cout x Cin) * V[ξ] (Cin x nt)
-	runDynamic(36, 1, func(_, lo, hi int) {
+	RunDynamic(36, 1, func(_, lo, hi int) {
 		for xi := lo; xi < hi; xi++ {
-			sgemm(false, false, cout, nt, cin, 1, u[xi*cout*cin:], cin, v[xi*cin*nt:], nt, 0, m[xi*cout*nt:], nt)
+			Sgemm(false, false, cout, nt, cin, 1, u[xi*cout*cin:], cin, v[xi*cin*nt:], nt, 0, m[xi*cout*nt:], nt)
 		}
 	})
 	// output transform Y = Aᵀ M A + epilogue, per (image, channel) plane
 	stride := cout * nt
-	parallelFor(n*cout, func(lo, hi int) {
+	ParallelFor(n*cout, func(lo, hi int) {
 		sbuf := make([]float32, 24*tw)
 		obuf := make([]float32, 4*4*tw)
 		for pl := lo; pl < hi; pl++ {
 			img, co := pl/cout, pl%cout
-			dst := y[img*outLen+co*g.ohw : img*outLen+(co+1)*g.ohw]
+			dst := y[img*outLen+co*g.OHW : img*outLen+(co+1)*g.OHW]
 			var rr []float32
 			if res != nil {
-				rr = res[img*outLen+co*g.ohw : img*outLen+(co+1)*g.ohw]
+				rr = res[img*outLen+co*g.OHW : img*outLen+(co+1)*g.OHW]
 			}
 			var b float32
 			if bias != nil {
@@ -180,7 +180,7 @@ func winograd4Group(ws *workspace, g *convGeom, n int, x, u, y, bias, res []floa
 				// Y = s A: output row j, 4*tw columns
 				for j := 0; j < 4; j++ {
 					oy := 4*ty + j
-					if oy >= g.oh {
+					if oy >= g.OH {
 						break
 					}
 					sj := sbuf[j*6*tw : (j+1)*6*tw]
@@ -194,21 +194,21 @@ func winograd4Group(ws *workspace, g *convGeom, n int, x, u, y, bias, res []floa
 						o[4*tx+2] = p + 4*pp
 						o[4*tx+3] = q + 8*qq + c5[tx]
 					}
-					drow := dst[oy*g.ow : (oy+1)*g.ow]
+					drow := dst[oy*g.OW : (oy+1)*g.OW]
 					o = o[:len(drow)]
 					var rrow []float32
 					if rr != nil {
-						rrow = rr[oy*g.ow : (oy+1)*g.ow]
+						rrow = rr[oy*g.OW : (oy+1)*g.OW]
 						rrow = rrow[:len(o)]
 					}
 					switch {
 					case rrow != nil && relu:
 						for i := vec.BiasResRelu(o, rrow, b); i < len(o); i++ {
-							o[i] = relu32(o[i] + b + rrow[i])
+							o[i] = Relu32(o[i] + b + rrow[i])
 						}
 					case relu:
 						for i := vec.BiasRelu(o, b); i < len(o); i++ {
-							o[i] = relu32(o[i] + b)
+							o[i] = Relu32(o[i] + b)
 						}
 					default:
 						for i := range o {

@@ -1,4 +1,4 @@
-package classifier
+package kernels
 
 // Winograd F(2x2, 3x3) for the stride-1, pad-1 3x3 convolutions of
 // inference graphs: each 4x4 input tile is transformed (V = Bᵀ d B), the
@@ -8,13 +8,13 @@ package classifier
 // float32 rounding comparable to the direct method (the transforms only add,
 // subtract and halve).
 
-// winogradWeights transforms w (Cout, Cin, 3, 3) into U: 16 matrices of
+// WinogradWeights transforms w (Cout, Cin, 3, 3) into U: 16 matrices of
 // (Cout, Cin), position-major.
-func winogradWeights(w []float32, cout, cin int) []float32 {
+func WinogradWeights(w []float32, cout, cin int) []float32 {
 	return winogradWeightsInto(nil, w, cout, cin)
 }
 
-// winogradWeightsInto is winogradWeights reusing dst's storage.
+// winogradWeightsInto is WinogradWeights reusing dst's storage.
 func winogradWeightsInto(dst, w []float32, cout, cin int) []float32 {
 	u := dst
 	if cap(u) < 16*cout*cin {
@@ -46,28 +46,28 @@ func winogradWeightsInto(dst, w []float32, cout, cin int) []float32 {
 	return u
 }
 
-// winogradApplies reports whether the Winograd path is worthwhile: it needs
+// WinogradApplies reports whether the Winograd path is worthwhile: it needs
 // enough tiles per GEMM, else the 16/9 larger transformed weights dominate.
-func winogradApplies(g *convGeom, n int) bool {
-	if g.k != 3 || g.s != 1 || g.p != 1 {
+func WinogradApplies(g *Geom, n int) bool {
+	if g.K != 3 || g.S != 1 || g.P != 1 {
 		return false
 	}
-	th, tw := (g.oh+1)/2, (g.ow+1)/2
+	th, tw := (g.OH+1)/2, (g.OW+1)/2
 	return n*th*tw >= winogradMinTiles
 }
 
-// winogradForward computes y = conv3x3(x) + epilogue for n images using the
+// WinogradForward computes y = conv3x3(x) + epilogue for n images using the
 // transformed weights u, in groups of images sized so the transformed input
-// and product (16 planes each) stay within a bounded workspace.
+// and product (16 planes each) stay within a bounded Workspace.
 // u of 36 (not 16) matrices selects F(4x4, 3x3) (winograd4.go).
-func winogradForward(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
-	if len(u) == 36*g.cout*g.c {
+func WinogradForward(ws *Workspace, g *Geom, n int, x, u, y, bias, res []float32, relu bool) {
+	if len(u) == 36*g.Cout*g.C {
 		winograd4Forward(ws, g, n, x, u, y, bias, res, relu)
 		return
 	}
-	tpi := ((g.oh + 1) / 2) * ((g.ow + 1) / 2)
-	group := max(1, winogradBudget/(16*max(g.c, g.cout)*tpi))
-	inLen, outLen := g.c*g.inPlaneLen, g.cout*g.ohw
+	tpi := ((g.OH + 1) / 2) * ((g.OW + 1) / 2)
+	group := max(1, winogradBudget/(16*max(g.C, g.Cout)*tpi))
+	inLen, outLen := g.C*g.InPlaneLen, g.Cout*g.OHW
 	for n0 := 0; n0 < n; n0 += group {
 		m := min(group, n-n0)
 		var r []float32
@@ -82,25 +82,25 @@ func winogradForward(ws *workspace, g *convGeom, n int, x, u, y, bias, res []flo
 // can force several groups.
 var winogradBudget = 4 << 20
 
-func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float32, relu bool) {
-	th, tw := (g.oh+1)/2, (g.ow+1)/2
+func winogradGroup(ws *Workspace, g *Geom, n int, x, u, y, bias, res []float32, relu bool) {
+	th, tw := (g.OH+1)/2, (g.OW+1)/2
 	tpi := th * tw // tiles per image
 	nt := n * tpi  // GEMM columns
-	cin, cout := g.c, g.cout
+	cin, cout := g.C, g.Cout
 	v := ws.buf(&ws.col, 0, 16*cin*nt)
 	m := ws.buf(&ws.tmp, 0, 16*cout*nt)
-	inLen, outLen := cin*g.inPlaneLen, cout*g.ohw
-	h, w := g.h, g.w
+	inLen, outLen := cin*g.InPlaneLen, cout*g.OHW
+	h, w := g.H, g.W
 	// input transform, parallel over (image, channel) planes; one row of
 	// tiles at a time so every loop runs over contiguous memory
 	pw := 2*tw + 2 // padded row width: input columns -1 .. 2*tw
-	parallelFor(n*cin, func(lo, hi int) {
+	ParallelFor(n*cin, func(lo, hi int) {
 		rows := make([]float32, 4*pw)
 		tr := make([]float32, 4*pw)
 		stride := cin * nt
 		for pl := lo; pl < hi; pl++ {
 			img, ci := pl/cin, pl%cin
-			src := x[img*inLen+ci*g.inPlaneLen : img*inLen+(ci+1)*g.inPlaneLen]
+			src := x[img*inLen+ci*g.InPlaneLen : img*inLen+(ci+1)*g.InPlaneLen]
 			for ty := 0; ty < th; ty++ {
 				for r := 0; r < 4; r++ {
 					dst := rows[r*pw : (r+1)*pw]
@@ -138,23 +138,23 @@ func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float
 		}
 	})
 	// 16 independent GEMMs: M[ξ] = U[ξ] (Cout x Cin) * V[ξ] (Cin x nt)
-	runDynamic(16, 1, func(_, lo, hi int) {
+	RunDynamic(16, 1, func(_, lo, hi int) {
 		for xi := lo; xi < hi; xi++ {
-			sgemm(false, false, cout, nt, cin, 1, u[xi*cout*cin:], cin, v[xi*cin*nt:], nt, 0, m[xi*cout*nt:], nt)
+			Sgemm(false, false, cout, nt, cin, 1, u[xi*cout*cin:], cin, v[xi*cin*nt:], nt, 0, m[xi*cout*nt:], nt)
 		}
 	})
 	// output transform + epilogue, parallel over (image, channel) planes,
 	// one row of tiles at a time
 	stride := cout * nt
-	parallelFor(n*cout, func(lo, hi int) {
+	ParallelFor(n*cout, func(lo, hi int) {
 		sbuf := make([]float32, 8*tw)
 		obuf := make([]float32, 2*2*tw)
 		for pl := lo; pl < hi; pl++ {
 			img, co := pl/cout, pl%cout
-			dst := y[img*outLen+co*g.ohw : img*outLen+(co+1)*g.ohw]
+			dst := y[img*outLen+co*g.OHW : img*outLen+(co+1)*g.OHW]
 			var rr []float32
 			if res != nil {
-				rr = res[img*outLen+co*g.ohw : img*outLen+(co+1)*g.ohw]
+				rr = res[img*outLen+co*g.OHW : img*outLen+(co+1)*g.OHW]
 			}
 			var b float32
 			if bias != nil {
@@ -181,13 +181,13 @@ func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float
 						o[2*tx+1] = c1[tx] - c2[tx] - c3[tx] + b
 					}
 					oy := 2*ty + r
-					if oy >= g.oh {
+					if oy >= g.OH {
 						break
 					}
-					drow := dst[oy*g.ow : (oy+1)*g.ow]
+					drow := dst[oy*g.OW : (oy+1)*g.OW]
 					o = o[:len(drow)]
 					if rr != nil {
-						rrow := rr[oy*g.ow : (oy+1)*g.ow]
+						rrow := rr[oy*g.OW : (oy+1)*g.OW]
 						rrow = rrow[:len(drow)]
 						for i := range o {
 							o[i] += rrow[i]
@@ -195,7 +195,7 @@ func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float
 					}
 					if relu {
 						for i, val := range o {
-							drow[i] = relu32(val)
+							drow[i] = Relu32(val)
 						}
 					} else {
 						copy(drow, o)
@@ -210,3 +210,40 @@ func winogradGroup(ws *workspace, g *convGeom, n int, x, u, y, bias, res []float
 // which Winograd beats im2col+GEMM here: below it, the 16/9 larger
 // transformed weights and the transforms cost more than the saved flops.
 var winogradMinTiles = 48
+
+// WinogradTrainForward is WinogradForward (no epilogue) for weights w
+// (Cout, Cin, 3, 3) that change every step, as in training: they are
+// transformed into the workspace on each call.
+func WinogradTrainForward(ws *Workspace, g *Geom, n int, x, w, y []float32) {
+	ws.u = winogradWeightsInto(ws.u, w, g.Cout, g.C)
+	WinogradForward(ws, g, n, x, ws.u, y, nil, nil, false)
+}
+
+// WinogradTrainBackwardData computes the input gradient dx of a 3x3/s1/p1
+// convolution from dy by Winograd: the transposed convolution of such a
+// conv is again one, with the kernel rotated and the channels swapped.
+func WinogradTrainBackwardData(ws *Workspace, g *Geom, n int, dy, w, dx []float32) {
+	gt := NewGeom(g.Cout, g.OH, g.OW, g.C, 3, 1, 1)
+	ws.wt = rotateTranspose3x3(ws.wt, w, g.Cout, g.C)
+	ws.u = winogradWeightsInto(ws.u, ws.wt, g.C, g.Cout)
+	WinogradForward(ws, &gt, n, dy, ws.u, dx, nil, nil, false)
+}
+
+// rotateTranspose3x3 returns w (Cout, Cin, 3, 3) rotated by 180 degrees
+// with the channel axes swapped: the kernel of the transposed convolution.
+func rotateTranspose3x3(dst, w []float32, cout, cin int) []float32 {
+	if cap(dst) < len(w) {
+		dst = make([]float32, len(w))
+	}
+	dst = dst[:len(w)]
+	for co := 0; co < cout; co++ {
+		for ci := 0; ci < cin; ci++ {
+			src := w[(co*cin+ci)*9 : (co*cin+ci)*9+9]
+			d := dst[(ci*cout+co)*9 : (ci*cout+co)*9+9]
+			for k := 0; k < 9; k++ {
+				d[k] = src[8-k]
+			}
+		}
+	}
+	return dst
+}

@@ -1,11 +1,11 @@
-package classifier
+package kernels
 
 import (
 	"fmt"
 	"testing"
 )
 
-// Kernel benchmarks: go test -run '^$' -bench 'Gemm|Conv3x3|MaxPool' ./classifier/
+// Kernel benchmarks: go test -run '^$' -bench 'Gemm|Conv3x3|MaxPool' ./classifier/internal/kernels/
 
 // BenchmarkGemm measures OpenBLAS SGEMM on ResNet-18 conv shapes (M, N, K),
 // at 1 and 2 BLAS threads; GFLOP/s is reported as a metric.
@@ -18,7 +18,7 @@ func BenchmarkGemm(b *testing.B) {
 			b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, n, k, th), func(b *testing.B) {
 				SetBLASThreads(th)
 				for i := 0; i < b.N; i++ {
-					sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
+					Sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, c, n)
 				}
 				b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
@@ -31,27 +31,27 @@ func BenchmarkGemm(b *testing.B) {
 // ResNet-18 3x3 stride-1 layer shapes at batch 1.
 func BenchmarkConv3x3(b *testing.B) {
 	for _, s := range [][3]int{{64, 56, 64}, {128, 28, 128}, {256, 14, 256}, {512, 7, 512}} {
-		g := newConvGeom(s[0], s[1], s[1], s[2], 3, 1, 1)
-		x := randSlice(rnd(1), g.c*g.h*g.w)
-		w := randSlice(rnd(2), g.cout*g.kdim)
-		u := winogradWeights(w, g.cout, g.c)
-		y := make([]float32, g.cout*g.ohw)
-		bias := make([]float32, g.cout)
-		ws := &workspace{}
+		g := NewGeom(s[0], s[1], s[1], s[2], 3, 1, 1)
+		x := randSlice(rnd(1), g.C*g.H*g.W)
+		w := randSlice(rnd(2), g.Cout*g.KDim)
+		u := WinogradWeights(w, g.Cout, g.C)
+		y := make([]float32, g.Cout*g.OHW)
+		bias := make([]float32, g.Cout)
+		ws := &Workspace{}
 		b.Run(fmt.Sprintf("c%d_%dx%d/im2col", s[0], s[1], s[1]), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				convForward(ws, &g, 1, x, w, y, bias, nil, true)
+				ConvForward(ws, &g, 1, x, w, y, bias, nil, true)
 			}
 		})
 		b.Run(fmt.Sprintf("c%d_%dx%d/winograd", s[0], s[1], s[1]), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				winogradForward(ws, &g, 1, x, u, y, bias, nil, true)
+				WinogradForward(ws, &g, 1, x, u, y, bias, nil, true)
 			}
 		})
-		u4 := winograd4Weights(w, g.cout, g.c)
+		u4 := Winograd4Weights(w, g.Cout, g.C)
 		b.Run(fmt.Sprintf("c%d_%dx%d/winograd4", s[0], s[1], s[1]), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				winogradForward(ws, &g, 1, x, u4, y, bias, nil, true)
+				WinogradForward(ws, &g, 1, x, u4, y, bias, nil, true)
 			}
 		})
 	}
@@ -61,26 +61,26 @@ func BenchmarkConv3x3(b *testing.B) {
 // thread: the general kernel (with argmax, for training) and the separable
 // one for non-negative (post-ReLU) inference inputs.
 func BenchmarkMaxPool(b *testing.B) {
-	g := newConvGeom(64, 112, 112, 64, 3, 2, 1)
+	g := NewGeom(64, 112, 112, 64, 3, 2, 1)
 	x := randSlice(rnd(1), 64*112*112)
-	y := make([]float32, 64*g.ohw)
+	y := make([]float32, 64*g.OHW)
 	b.Run("argmax", func(b *testing.B) {
-		arg := make([]int32, 64*g.ohw)
+		arg := make([]int32, 64*g.OHW)
 		for i := 0; i < b.N; i++ {
 			for pl := 0; pl < 64; pl++ {
-				maxPoolPlane(&g, x[pl*112*112:(pl+1)*112*112], y[pl*g.ohw:(pl+1)*g.ohw], arg[pl*g.ohw:(pl+1)*g.ohw])
+				MaxPoolPlane(&g, x[pl*112*112:(pl+1)*112*112], y[pl*g.OHW:(pl+1)*g.OHW], arg[pl*g.OHW:(pl+1)*g.OHW])
 			}
 		}
 	})
 	b.Run("nonneg-separable", func(b *testing.B) {
 		xn := make([]float32, len(x))
 		for i := range x {
-			xn[i] = relu32(x[i])
+			xn[i] = Relu32(x[i])
 		}
-		rows := make([]uint32, 112*g.ow)
+		rows := make([]uint32, 112*g.OW)
 		for i := 0; i < b.N; i++ {
 			for pl := 0; pl < 64; pl++ {
-				maxPoolNonNeg(&g, xn[pl*112*112:(pl+1)*112*112], y[pl*g.ohw:(pl+1)*g.ohw], rows)
+				MaxPoolNonNeg(&g, xn[pl*112*112:(pl+1)*112*112], y[pl*g.OHW:(pl+1)*g.OHW], rows)
 			}
 		}
 	})
