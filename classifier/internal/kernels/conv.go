@@ -36,20 +36,11 @@ func NewGeom(c, h, w, cout, k, s, p int) Geom {
 // parallelise over images or row blocks.
 func (g *Geom) im2col(x, col []float32, ld, colOff, y0, y1 int) {
 	width := (y1 - y0) * g.OW
-	// valid output columns per kernel column kj: x0 <= xo <= x1 with
-	// 0 <= xo*s-p+kj < w (hoisted: the divisions used to dominate on the
-	// small late-stage maps)
+	// the column ranges, hoisted: the divisions used to dominate on the
+	// small late-stage maps
 	var x0s, x1s [16]int
 	for kj := 0; kj < g.K && kj < 16; kj++ {
-		x0 := 0
-		if kj < g.P {
-			x0 = (g.P - kj + g.S - 1) / g.S
-		}
-		x1 := (g.W - 1 + g.P - kj) / g.S
-		if x1 >= g.OW {
-			x1 = g.OW - 1
-		}
-		x0s[kj], x1s[kj] = x0, x1
+		x0s[kj], x1s[kj] = g.colRange(kj)
 	}
 	r := 0
 	for ci := 0; ci < g.C; ci++ {
@@ -61,16 +52,21 @@ func (g *Geom) im2col(x, col []float32, ld, colOff, y0, y1 int) {
 				if kj < 16 {
 					x0, x1 = x0s[kj], x1s[kj]
 				} else {
-					x0 = 0
-					if kj < g.P {
-						x0 = (g.P - kj + g.S - 1) / g.S
-					}
-					x1 = min((g.W-1+g.P-kj)/g.S, g.OW-1)
+					x0, x1 = g.colRange(kj)
 				}
 				g.im2colRow(src, dst, ki, kj, x0, x1, y0, y1)
 			}
 		}
 	}
+}
+
+// colRange is the range x0 <= xo <= x1 of output columns whose input
+// column xo*S-P+kj lies inside the image (empty when x1 < x0).
+func (g *Geom) colRange(kj int) (x0, x1 int) {
+	if kj < g.P {
+		x0 = (g.P - kj + g.S - 1) / g.S
+	}
+	return x0, min((g.W-1+g.P-kj)/g.S, g.OW-1)
 }
 
 // im2colRow fills one patch row (kernel offset ki,kj) for output rows
@@ -109,14 +105,7 @@ func (g *Geom) col2im(col []float32, ld, colOff int, dx []float32) {
 			r := ci*kk + q
 			ki, kj := q/g.K, q%g.K
 			src := col[r*ld+colOff : r*ld+colOff+g.OHW]
-			x0 := 0
-			if kj < g.P {
-				x0 = (g.P - kj + g.S - 1) / g.S
-			}
-			x1 := (g.W - 1 + g.P - kj) / g.S
-			if x1 >= g.OW {
-				x1 = g.OW - 1
-			}
+			x0, x1 := g.colRange(kj)
 			if x1 < x0 {
 				continue
 			}
