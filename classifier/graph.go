@@ -143,6 +143,18 @@ func (b *builder) grayStem(x *G.Node, c *convSpec, bn *bnSpec, mean, std [3]floa
 	return b.conv(x, wn, g1, convOpts{bias: bn2, res: cn, relu: true})
 }
 
+// stemPool adds the stem's 3x3/2 max pool in the graph's kind: oneDNN's
+// (eval or with its gradient) on blocked activations, else ours.
+func (b *builder) stemPool(h *G.Node) (*G.Node, error) {
+	switch {
+	case b.dnnl && b.inference:
+		return b.dnnlMaxPoolInfer(h, 3, 2, 1)
+	case b.dnnl:
+		return b.dnnlMaxPoolTrain(h, 3, 2, 1)
+	}
+	return b.maxPool(h, 3, 2, 1)
+}
+
 // inferenceGraph builds the eval-mode network for n images of size x size:
 // BatchNorm folded into every convolution, residual add and ReLU fused.
 //
@@ -169,12 +181,7 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 	if err != nil {
 		return nil, err
 	}
-	if b.dnnl {
-		h, err = b.dnnlMaxPoolInfer(h, 3, 2, 1)
-	} else {
-		h, err = b.maxPool(h, 3, 2, 1)
-	}
-	if err != nil {
+	if h, err = b.stemPool(h); err != nil {
 		return nil, err
 	}
 	for bi := range net.blocks {
@@ -196,12 +203,7 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, er
 			return nil, err
 		}
 	}
-	var pooled *G.Node
-	if b.dnnl {
-		pooled, err = b.dnnlAvgPool(h)
-	} else {
-		pooled, err = b.globalAvgPool(h)
-	}
+	pooled, err := b.globalAvgPool(h)
 	if err != nil {
 		return nil, err
 	}
@@ -287,14 +289,13 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 	x := G.NewTensor(b.g, tensor.Float32, 4, G.WithShape(n, 3, size, size), G.WithName("input"))
 	labels := G.NewTensor(b.g, tensor.Float32, 1, G.WithShape(n), G.WithName("labels"))
 	convBN := func(x *G.Node, c *convSpec, bn *bnSpec, relu, first bool) (*G.Node, error) {
+		var h *G.Node
+		var err error
 		if b.dnnl {
-			h, err := b.dnnlTrainConv(x, b.paramNode(c.w), geomFor(x, c), first)
-			if err != nil {
-				return nil, err
-			}
-			return b.dnnlBatchNorm(h, b.paramNode(bn.weight), b.paramNode(bn.bias), bn, relu)
+			h, err = b.dnnlTrainConv(x, b.paramNode(c.w), geomFor(x, c), first)
+		} else {
+			h, err = b.conv(x, b.paramNode(c.w), geomFor(x, c), convOpts{noInputGrad: first})
 		}
-		h, err := b.conv(x, b.paramNode(c.w), geomFor(x, c), convOpts{noInputGrad: first})
 		if err != nil {
 			return nil, err
 		}
@@ -304,12 +305,7 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 	if err != nil {
 		return nil, err
 	}
-	if b.dnnl {
-		h, err = b.dnnlMaxPoolTrain(h, 3, 2, 1)
-	} else {
-		h, err = b.maxPool(h, 3, 2, 1)
-	}
-	if err != nil {
+	if h, err = b.stemPool(h); err != nil {
 		return nil, err
 	}
 	for bi := range net.blocks {
@@ -330,12 +326,7 @@ func (net *netSpec) trainGraph(n, size int, loss FocalLoss, updateRunning bool, 
 			return nil, err
 		}
 	}
-	var pooled *G.Node
-	if b.dnnl {
-		pooled, err = b.dnnlAvgPool(h)
-	} else {
-		pooled, err = b.globalAvgPool(h)
-	}
+	pooled, err := b.globalAvgPool(h)
 	if err != nil {
 		return nil, err
 	}

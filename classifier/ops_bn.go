@@ -11,8 +11,11 @@ import (
 // batch statistics saved by the forward pass and the parameter gradients
 // produced as a side effect of the input gradient.
 type bnState struct {
-	spec          *bnSpec
-	mean, invstd  []float32
+	spec *bnSpec
+	// mean and spread are the saved batch statistics: spread is 1/std for
+	// the NCHW kernels and the biased variance for the blocked ones (each
+	// backward pass rounds from what its forward saved).
+	mean, spread  []float32
 	dgamma, dbeta *tensor.Dense
 	// updateRunning is false for graphs that must not touch the model's
 	// running statistics (gradient checks).
@@ -20,12 +23,17 @@ type bnState struct {
 }
 
 // batchNorm adds train-mode BatchNorm2d (batch statistics, running-stat
-// update with momentum 0.1 and the unbiased variance) with optional ReLU.
+// update with momentum 0.1 and the unbiased variance) with optional ReLU,
+// on NCHW or (oneDNN graphs) nChw16c activations.
 func (b *builder) batchNorm(x, gamma, beta *G.Node, spec *bnSpec, relu bool) (*G.Node, error) {
 	shp := x.Shape()
 	n, c, hw := shp[0], shp[1], shp[2]*shp[3]
+	forward, backward := kernels.BatchNormForward, kernels.BatchNormBackward
+	if b.dnnl {
+		forward, backward = kernels.BatchNormForwardBlocked, kernels.BatchNormBackwardBlocked
+	}
 	st := &bnState{
-		spec: spec, mean: make([]float32, c), invstd: make([]float32, c),
+		spec: spec, mean: make([]float32, c), spread: make([]float32, c),
 		dgamma:        tensor.New(tensor.WithShape(c), tensor.Of(tensor.Float32)),
 		dbeta:         tensor.New(tensor.WithShape(c), tensor.Of(tensor.Float32)),
 		updateRunning: !b.noRunningUpdate,
@@ -36,7 +44,7 @@ func (b *builder) batchNorm(x, gamma, beta *G.Node, spec *bnSpec, relu bool) (*G
 	}
 	op := newKernelOp(name, []int{4, 1, 1}, shp.Clone())
 	op.run = func(out []float32, in [][]float32) error {
-		kernels.BatchNormForward(n, c, hw, in[0], in[1], in[2], out, st.mean, st.invstd, st.running(), relu)
+		forward(n, c, hw, in[0], in[1], in[2], out, st.mean, st.spread, st.running(), relu)
 		st.counted()
 		return nil
 	}
@@ -45,7 +53,7 @@ func (b *builder) batchNorm(x, gamma, beta *G.Node, spec *bnSpec, relu bool) (*G
 		x, gamma := inputs[0], inputs[1]
 		dx := newKernelOp(name+".dX", []int{4, 4, 1, 4}, shp.Clone())
 		dx.run = func(out []float32, in [][]float32) error {
-			kernels.BatchNormBackward(n, c, hw, in[0], in[1], in[2], in[3], st.mean, st.invstd, out,
+			backward(n, c, hw, in[0], in[1], in[2], in[3], st.mean, st.spread, out,
 				st.dgamma.Data().([]float32), st.dbeta.Data().([]float32), relu)
 			return nil
 		}

@@ -118,26 +118,3 @@ func (b *builder) dnnlMaxPoolInfer(x *G.Node, k, s, pad int) (*G.Node, error) {
 	}
 	return apply(op, x)
 }
-
-// dnnlAvgPool adds the global average pool of a blocked tensor, with its
-// gradient (a blocked tensor again) for training graphs.
-func (b *builder) dnnlAvgPool(x *G.Node) (*G.Node, error) {
-	shp := x.Shape()
-	n, c, hw := shp[0], shp[1], shp[2]*shp[3]
-	op := newKernelOp("avgpool", []int{4}, tensor.Shape{n, c})
-	op.run = func(out []float32, in [][]float32) error {
-		kernels.AvgPoolBlocked(in[0], out, n, c, hw)
-		return nil
-	}
-	op.diffWRT = []bool{true}
-	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		d := newKernelOp("avgpool.dX", []int{2}, shp.Clone())
-		d.run = func(out []float32, in [][]float32) error {
-			kernels.AvgPoolBackwardBlocked(in[0], out, n, c, hw)
-			return nil
-		}
-		dn, err := apply(d, grad)
-		return G.Nodes{dn}, err
-	}
-	return apply(op, x)
-}

@@ -136,64 +136,6 @@ func (b *builder) dnnlTrainConv(x, w *G.Node, g kernels.Geom, noInputGrad bool) 
 	return apply(op, x, w)
 }
 
-// dnnlBatchNorm is batchNorm (train mode, optional fused ReLU) in oneDNN;
-// the running statistics are updated here from oneDNN's batch mean and
-// (biased) variance exactly as batchNorm does.
-func (b *builder) dnnlBatchNorm(x, gamma, beta *G.Node, spec *bnSpec, relu bool) (*G.Node, error) {
-	shp := x.Shape()
-	n, c, h, w := shp[0], shp[1], shp[2], shp[3]
-	mean, variance := make([]float32, c), make([]float32, c)
-	dgamma := tensor.New(tensor.WithShape(c), tensor.Of(tensor.Float32))
-	dbeta := tensor.New(tensor.WithShape(c), tensor.Of(tensor.Float32))
-	updateRunning := !b.noRunningUpdate
-	name := "bn"
-	if relu {
-		name += "+relu"
-	}
-	op := newKernelOp(name, []int{4, 1, 1}, shp.Clone())
-	op.run = func(out []float32, in [][]float32) error {
-		var run *kernels.BNRunning
-		if updateRunning {
-			run = &kernels.BNRunning{Mean: spec.mean.data, Var: spec.variance.data}
-		}
-		kernels.BatchNormForwardBlocked(n, c, h*w, in[0], in[1], in[2], out, mean, variance, run, relu)
-		if updateRunning {
-			spec.tracked.tracked++
-		}
-		return nil
-	}
-	op.diffWRT = []bool{true, true, true}
-	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-		x, gamma := inputs[0], inputs[1]
-		dx := newKernelOp(name+".dX", []int{4, 4, 1, 4}, shp.Clone())
-		dx.run = func(out []float32, in [][]float32) error {
-			kernels.BatchNormBackwardBlocked(n, c, h*w, in[0], in[1], in[2], in[3], mean, variance, out,
-				dgamma.Data().([]float32), dbeta.Data().([]float32), relu)
-			return nil
-		}
-		dxN, err := apply(dx, x, output, gamma, grad)
-		if err != nil {
-			return nil, err
-		}
-		pub := func(nm string, t *tensor.Dense) (*G.Node, error) {
-			p := newKernelOp(nm, []int{4}, tensor.Shape{c})
-			p.run = func([]float32, [][]float32) error { return nil }
-			p.result = func() *tensor.Dense { return t }
-			return apply(p, dxN)
-		}
-		dg, err := pub(name+".dGamma", dgamma)
-		if err != nil {
-			return nil, err
-		}
-		db, err := pub(name+".dBeta", dbeta)
-		if err != nil {
-			return nil, err
-		}
-		return G.Nodes{dxN, dg, db}, nil
-	}
-	return apply(op, x, gamma, beta)
-}
-
 // dnnlMaxPoolTrain adds max pooling with its gradient (oneDNN keeps the
 // argmax in a workspace).
 func (b *builder) dnnlMaxPoolTrain(x *G.Node, k, s, pad int) (*G.Node, error) {

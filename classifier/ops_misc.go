@@ -91,21 +91,28 @@ func (b *builder) maxPool(x *G.Node, k, s, p int) (*G.Node, error) {
 	return apply(op, x)
 }
 
-// globalAvgPool adds (N,C,H,W) -> (N,C) spatial mean (gorgonia's own
+// globalAvgPool adds (N,C,H,W) -> (N,C) spatial mean, on NCHW or (oneDNN
+// graphs) blocked activations, with its gradient (gorgonia's own
 // GlobalAveragePool2D has no gradient in v0.9.18).
 func (b *builder) globalAvgPool(x *G.Node) (*G.Node, error) {
 	shp := x.Shape()
 	n, c, hw := shp[0], shp[1], shp[2]*shp[3]
+	forward := func(x, out []float32) { kernels.AvgPool(x, out, n*c, hw) }
+	backward := func(dy, dx []float32) { kernels.AvgPoolBackward(dy, dx, n*c, hw) }
+	if b.dnnl {
+		forward = func(x, out []float32) { kernels.AvgPoolBlocked(x, out, n, c, hw) }
+		backward = func(dy, dx []float32) { kernels.AvgPoolBackwardBlocked(dy, dx, n, c, hw) }
+	}
 	op := newKernelOp("avgpool", []int{4}, tensor.Shape{n, c})
 	op.run = func(out []float32, in [][]float32) error {
-		kernels.AvgPool(in[0], out, n*c, hw)
+		forward(in[0], out)
 		return nil
 	}
 	op.diffWRT = []bool{true}
 	op.symDiff = func(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		d := newKernelOp("avgpool.dX", []int{2}, shp.Clone())
 		d.run = func(out []float32, in [][]float32) error {
-			kernels.AvgPoolBackward(in[0], out, n*c, hw)
+			backward(in[0], out)
 			return nil
 		}
 		dn, err := apply(d, grad)
