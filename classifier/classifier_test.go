@@ -301,26 +301,11 @@ func TestPredictBatchingAndConcurrency(t *testing.T) {
 // plain three-channel graph, including the zero-padded border.
 func TestGrayInputFold(t *testing.T) {
 	for _, arch := range []string{"basic[1,1,1,1]", "bottleneck[1,1,1,1]"} {
-		m, _ := New(arch, 13)
 		r := rand.New(rand.NewSource(4))
-		for _, p := range m.net.params {
-			if p.kind == kindBNMean || p.kind == kindBNBias {
-				for i := range p.data {
-					p.data[i] = float32(r.NormFloat64() * 0.2)
-				}
-			}
-		}
+		m := modelWithBNStats(arch, 13, r)
 		const n, size = 3, 48
 		x := make([]float32, n*3*size*size)
-		mean, std := m.info.Mean, m.info.Std
-		for i := 0; i < n; i++ {
-			for p := 0; p < size*size; p++ {
-				g := float32(r.Intn(256)) / 255
-				for c := 0; c < 3; c++ {
-					x[(i*3+c)*size*size+p] = (g - mean[c]) / std[c]
-				}
-			}
-		}
+		grayInputs(r, x, n, size, m.info.Mean, m.info.Std)
 		if m.grayPlanes(x, n, size) == nil {
 			t.Fatalf("%s: gray input not recognised", arch)
 		}

@@ -24,15 +24,8 @@ func TestDNNLInferenceMatchesOwnKernels(t *testing.T) {
 		t.Skip("built without oneDNN")
 	}
 	for _, arch := range []string{"basic[1,1,1,1]", "bottleneck[1,1,1,1]"} {
-		m, _ := New(arch, 21)
 		r := rand.New(rand.NewSource(5))
-		for _, p := range m.net.params {
-			if p.kind == kindBNMean || p.kind == kindBNBias {
-				for i := range p.data {
-					p.data[i] = float32(r.NormFloat64() * 0.2)
-				}
-			}
-		}
+		m := modelWithBNStats(arch, 21, r)
 		m.info.InputSize = 64
 		const n, size = 3, 64
 		rgb := randImages(3, n, size)

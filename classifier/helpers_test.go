@@ -41,3 +41,33 @@ func checkGradients(t *testing.T, params []*param, grads G.Nodes, run func() flo
 		}
 	}
 }
+
+// gradMachine differentiates cost with respect to the params' nodes and
+// compiles the graph.
+func gradMachine(t *testing.T, b *builder, cost *G.Node, params []*param) (G.Nodes, G.VM) {
+	t.Helper()
+	var wrt G.Nodes
+	for _, p := range params {
+		wrt = append(wrt, b.paramNode(p))
+	}
+	grads, err := G.Grad(cost, wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return grads, G.NewTapeMachine(b.g)
+}
+
+// modelWithBNStats is New(arch, seed) with random BatchNorm running means
+// and biases drawn from r (initialisation leaves them 0), so that folding
+// BatchNorm into the convolutions is exercised.
+func modelWithBNStats(arch string, seed int64, r *rand.Rand) *Model {
+	m, _ := New(arch, seed)
+	for _, p := range m.net.params {
+		if p.kind == kindBNMean || p.kind == kindBNBias {
+			for i := range p.data {
+				p.data[i] = float32(r.NormFloat64() * 0.2)
+			}
+		}
+	}
+	return m
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"math"
 	"testing"
-
-	G "gorgonia.org/gorgonia"
 )
 
 // TestCAMLossGradients checks the CAM loss (plus the focal loss it is added
@@ -45,15 +43,7 @@ func TestCAMLossGradients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wrt G.Nodes
-	for _, p := range params {
-		wrt = append(wrt, b.paramNode(p))
-	}
-	grads, err := G.Grad(cost, wrt...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm := G.NewTapeMachine(b.g)
+	grads, vm := gradMachine(t, b, cost, params)
 	run := func() (total, camPart float64) {
 		vm.Reset()
 		if err := vm.RunAll(); err != nil {

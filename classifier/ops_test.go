@@ -112,15 +112,7 @@ func TestOpGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var wrt G.Nodes
-			for _, p := range params {
-				wrt = append(wrt, b.paramNode(p))
-			}
-			grads, err := G.Grad(cost, wrt...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm := G.NewTapeMachine(b.g)
+			grads, vm := gradMachine(t, b, cost, params)
 			run := func() float64 {
 				vm.Reset()
 				if err := vm.RunAll(); err != nil {
