@@ -119,7 +119,7 @@ func BuildCachesWith(ctx context.Context, ls *LabelSet, opt CacheOptions) (map[s
 	if err := preprocess.CheckPlaneSize(size); err != nil {
 		return nil, nil, fmt.Errorf("training: %w", err)
 	}
-	PlaneBytes := size * size // shadows the seed's constant on purpose
+	planeLen := size * size // bytes per plane at this size (PlaneBytes is the seed's)
 	var todo []int
 	var skipped []Skipped
 	for i, e := range ls.Examples {
@@ -132,7 +132,7 @@ func BuildCachesWith(ctx context.Context, ls *LabelSet, opt CacheOptions) (map[s
 		}
 		todo = append(todo, i)
 	}
-	if need := int64(len(todo)) * int64(PlaneBytes); need > maxBytes {
+	if need := int64(len(todo)) * int64(planeLen); need > maxBytes {
 		return nil, nil, fmt.Errorf("training: %d images need %d MiB of plane cache, over the %d MiB bound (raise --cache-mb)",
 			len(todo), need>>20, maxBytes>>20)
 	}
@@ -156,7 +156,7 @@ func BuildCachesWith(ctx context.Context, ls *LabelSet, opt CacheOptions) (map[s
 		outlined = outlined || len(e.Outlines) > 0
 	}
 	for _, c := range caches {
-		c.Planes = make([]byte, len(c.Labels)*PlaneBytes)
+		c.Planes = make([]byte, len(c.Labels)*planeLen)
 		if outlined {
 			c.Regions = make([][]Rect, len(c.Labels))
 		}
@@ -208,7 +208,7 @@ feed:
 		}
 		j, s := keep[c], slot[k]
 		if j != s {
-			copy(c.Planes[j*PlaneBytes:(j+1)*PlaneBytes], c.Planes[s*PlaneBytes:(s+1)*PlaneBytes])
+			copy(c.Planes[j*planeLen:(j+1)*planeLen], c.Planes[s*planeLen:(s+1)*planeLen])
 			c.Labels[j], c.Rows[j] = c.Labels[s], c.Rows[s]
 			if c.Regions != nil {
 				c.Regions[j] = c.Regions[s]
@@ -218,7 +218,7 @@ feed:
 	}
 	for name, c := range caches {
 		n := keep[c]
-		c.Planes, c.Labels, c.Rows = c.Planes[:n*PlaneBytes:n*PlaneBytes], c.Labels[:n:n], c.Rows[:n:n]
+		c.Planes, c.Labels, c.Rows = c.Planes[:n*planeLen:n*planeLen], c.Labels[:n:n], c.Rows[:n:n]
 		if c.Regions != nil {
 			c.Regions = c.Regions[:n:n]
 		}
