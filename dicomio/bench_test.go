@@ -95,3 +95,45 @@ func BenchmarkExternal(b *testing.B) {
 func shortName(name string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(name, "gen__"), ".dcm")
 }
+
+// BenchmarkDecodeXray times read+parse+decode of frame 0 (stored values, no
+// rendering) of the hospital-like corpus, one sub-benchmark per transfer
+// syntax, reported as ms/file: the figure dicomio/scripts/decode_compare.py
+// sets against GDCM's in-process decode of the same files.
+func BenchmarkDecodeXray(b *testing.B) {
+	dir := needShared(b, "xray-dicom/files")
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
+	if len(paths) == 0 {
+		b.Fatalf("no files in %s", dir)
+	}
+	byTS := map[string][]string{}
+	for _, p := range paths {
+		f, err := ParseFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		byTS[f.TransferSyntaxUID] = append(byTS[f.TransferSyntaxUID], p)
+	}
+	uids := make([]string, 0, len(byTS))
+	for uid := range byTS {
+		uids = append(uids, uid)
+	}
+	sort.Strings(uids)
+	for _, uid := range uids {
+		group := byTS[uid]
+		b.Run(uid, func(b *testing.B) {
+			for b.Loop() {
+				for _, p := range group {
+					f, err := ParseFile(p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := f.DecodeFrame(0); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*len(group)), "ms/file")
+		})
+	}
+}
