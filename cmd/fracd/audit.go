@@ -40,16 +40,9 @@ func newAuditListCmd(m *Main) *cobra.Command {
 			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
 				return err
 			}
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			es, err := db.ListAudit(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			return writeList(m.Stdout, q.format, es, []column[store.AuditEntry]{
+			return printList(cmd.Context(), m, q.format, func(db *store.DB) ([]store.AuditEntry, error) {
+				return db.ListAudit(cmd.Context(), f)
+			}, []column[store.AuditEntry]{
 				{"id", func(e store.AuditEntry) string { return strconv.FormatInt(e.ID, 10) }},
 				{"ts", func(e store.AuditEntry) string { return e.TS.UTC().Format(time.RFC3339Nano) }},
 				{"actor", func(e store.AuditEntry) string { return e.Actor }},
