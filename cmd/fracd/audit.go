@@ -35,13 +35,8 @@ func newAuditListCmd(m *Main) *cobra.Command {
   fracd audit list --format json --limit 100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := store.AuditFilter{Action: action, Subject: subject, Limit: q.limit}
-			var err error
-			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
-				return err
-			}
-			return printList(cmd.Context(), m, q.format, func(db *store.DB) ([]store.AuditEntry, error) {
-				return db.ListAudit(cmd.Context(), f)
+			return printQuery(cmd.Context(), m, q, func(db *store.DB, since, until time.Time) ([]store.AuditEntry, error) {
+				return db.ListAudit(cmd.Context(), store.AuditFilter{Action: action, Subject: subject, Since: since, Until: until, Limit: q.limit})
 			}, []column[store.AuditEntry]{
 				{"id", func(e store.AuditEntry) string { return strconv.FormatInt(e.ID, 10) }},
 				{"ts", func(e store.AuditEntry) string { return e.TS.UTC().Format(time.RFC3339Nano) }},

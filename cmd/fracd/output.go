@@ -117,6 +117,16 @@ func printList[T any](ctx context.Context, m *Main, format string, query func(*s
 	return writeList(m.Stdout, format, records, cols)
 }
 
+// printQuery is printList for the commands with queryFlags: query gets the
+// window --since/--until resolve to.
+func printQuery[T any](ctx context.Context, m *Main, q queryFlags, query func(db *store.DB, since, until time.Time) ([]T, error), cols []column[T]) error {
+	since, until, err := q.window(time.Now())
+	if err != nil {
+		return err
+	}
+	return printList(ctx, m, q.format, func(db *store.DB) ([]T, error) { return query(db, since, until) }, cols)
+}
+
 // addFormatFlag is the --format flag of the list commands.
 func addFormatFlag(cmd *cobra.Command, format *string) {
 	cmd.Flags().StringVar(format, "format", "table", "table, csv or json")

@@ -23,12 +23,8 @@ func newResultsCmd(m *Main) *cobra.Command {
   fracd results --accession ACC000005161`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := store.ResultFilter{FlaggedOnly: flagged, ModelID: mdl, Limit: q.limit}
-			var err error
-			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
-				return err
-			}
-			return printList(cmd.Context(), m, q.format, func(db *store.DB) ([]store.Result, error) {
+			return printQuery(cmd.Context(), m, q, func(db *store.DB, since, until time.Time) ([]store.Result, error) {
+				f := store.ResultFilter{FlaggedOnly: flagged, Since: since, Until: until, ModelID: mdl, Limit: q.limit}
 				if study.set() {
 					return m.studyResults(cmd.Context(), db, study, f)
 				}
