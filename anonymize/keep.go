@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fracd/fracd/dicomio"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
@@ -142,20 +143,10 @@ func allMatch(vals []string, maxLen int, ok func(rune) bool) bool {
 	return true
 }
 
-// ValidUID reports whether s is a UID as PS3.5 9.1 spells it: at most 64
-// characters, digits in dot-separated components. Only such values are
-// ever kept, or quoted, as UIDs.
-func ValidUID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range strings.Split(s, ".") {
-		if c == "" || strings.IndexFunc(c, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+// ValidUID reports whether s is a UID as PS3.5 9.1 spells it (the check
+// dicomio makes of what it reads). Only such values are ever kept, or
+// quoted, as UIDs.
+func ValidUID(s string) bool { return dicomio.ValidUID(s) }
 
 // allValidUIDs: every non-empty value is a valid UID.
 func allValidUIDs(vals []string) bool {

@@ -2,7 +2,6 @@ package anonymize
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -10,8 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/fracd/fracd/internal/fsutil"
@@ -26,42 +23,20 @@ const MinSecretLen = 16
 // it can recompute every pseudonym. Losing the file breaks linkage between
 // instances anonymised before and after.
 func LoadOrCreateSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	secret, err := fsutil.ReadKeyFile(path, MinSecretLen)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createSecret(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("anonymize: read secret: %w", err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("anonymize: stat secret: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("anonymize: secret file %s has mode %v; it must not be readable by group or others (chmod 600)", path, st.Mode().Perm())
-	}
-	secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("anonymize: secret file %s is not hex: %w", path, err)
-	}
-	if len(secret) < MinSecretLen {
-		return nil, fmt.Errorf("anonymize: secret in %s has %d bytes, want at least %d", path, len(secret), MinSecretLen)
+		return nil, fmt.Errorf("anonymize: secret: %w", err)
 	}
 	return secret, nil
 }
 
 func createSecret(path string) ([]byte, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("anonymize: create secret directory: %w", err)
-	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("anonymize: generate secret: %w", err)
-	}
-	// O_EXCL: if another process created it meanwhile, use theirs instead of
+	// If another process created it meanwhile, use theirs instead of
 	// overwriting a secret that may already have been used.
-	// Never partial either: a crash cannot leave a short secret behind.
-	err := fsutil.WriteFileNew(path, []byte(hex.EncodeToString(secret)+"\n"), 0o600)
+	secret, err := fsutil.CreateKeyFile(path, 32)
 	if errors.Is(err, fs.ErrExist) {
 		return LoadOrCreateSecret(path)
 	}

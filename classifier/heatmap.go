@@ -37,31 +37,36 @@ func (m *Model) HeatMaps(ctx context.Context, inputs []float32, n int) ([]float3
 	m.mu.Lock()
 	size, tta := m.info.InputSize, m.info.TTA
 	m.mu.Unlock()
-	logits, maps, err := m.heatMaps(ctx, inputs, n, size)
+	if tta != TTAFlip {
+		logits, maps, err := m.heatMaps(ctx, inputs, n, size)
+		if err != nil {
+			return nil, nil, err
+		}
+		probs := make([]float32, n)
+		for i, z := range logits {
+			probs[i] = sigmoid(z)
+		}
+		return probs, maps, nil
+	}
+	// The images and their mirrors in one batch of 2n, as Predict does.
+	both := make([]float32, 2*len(inputs))
+	copy(both, inputs)
+	flipInto(both[len(inputs):], inputs, size)
+	logits, maps, err := m.heatMaps(ctx, both, 2*n, size)
 	if err != nil {
 		return nil, nil, err
 	}
 	probs := make([]float32, n)
-	for i, z := range logits {
-		probs[i] = sigmoid(z)
-	}
-	if tta != TTAFlip {
-		return probs, maps, nil
-	}
-	fl, fm, err := m.heatMaps(ctx, FlipInputs(inputs, n, size), n, size)
-	if err != nil {
-		return nil, nil, err
-	}
-	for i := range maps {
-		probs[i] = (probs[i] + sigmoid(fl[i])) / 2
-		a, b := maps[i], fm[i]
+	for i := range probs {
+		probs[i] = (sigmoid(logits[i]) + sigmoid(logits[n+i])) / 2
+		a, b := maps[i], maps[n+i]
 		for y := 0; y < a.H; y++ {
 			for x := 0; x < a.W; x++ {
 				a.Values[y*a.W+x] = (a.Values[y*a.W+x] + b.Values[y*a.W+a.W-1-x]) / 2
 			}
 		}
 	}
-	return probs, maps, nil
+	return probs, maps[:n], nil
 }
 
 func sigmoid(z float32) float32 { return float32(1 / (1 + math.Exp(-float64(z)))) }

@@ -381,18 +381,22 @@ func (m *Model) Predict(ctx context.Context, inputs []float32, n int) ([]float32
 	m.mu.Lock()
 	size, tta := m.info.InputSize, m.info.TTA
 	m.mu.Unlock()
-	p, err := m.PredictPlain(ctx, inputs, n, size)
-	if err != nil || tta != TTAFlip {
-		return p, err
+	if tta != TTAFlip {
+		return m.PredictPlain(ctx, inputs, n, size)
 	}
-	pf, err := m.PredictPlain(ctx, FlipInputs(inputs, n, size), n, size)
+	// The images and their mirrors go through as one batch of 2n: one
+	// pass over the weights instead of two.
+	both := make([]float32, 2*len(inputs))
+	copy(both, inputs)
+	flipInto(both[len(inputs):], inputs, size)
+	p, err := m.PredictPlain(ctx, both, 2*n, size)
 	if err != nil {
 		return nil, err
 	}
-	for i := range p {
-		p[i] = (p[i] + pf[i]) / 2
+	for i := 0; i < n; i++ {
+		p[i] = (p[i] + p[n+i]) / 2
 	}
-	return p, nil
+	return p[:n], nil
 }
 
 // PredictPlain is Predict without test-time augmentation, at image side size.
@@ -410,13 +414,18 @@ func (m *Model) PredictPlain(ctx context.Context, inputs []float32, n, size int)
 // FlipInputs returns a copy of n CHW images of side size, mirrored left to right.
 func FlipInputs(inputs []float32, n, size int) []float32 {
 	out := make([]float32, len(inputs))
-	for r := 0; r < len(inputs)/size; r++ {
-		src, dst := inputs[r*size:(r+1)*size], out[r*size:(r+1)*size]
-		for x, v := range src {
-			dst[size-1-x] = v
+	flipInto(out, inputs, size)
+	return out
+}
+
+// flipInto writes the rows of side size in src, mirrored, into dst.
+func flipInto(dst, src []float32, size int) {
+	for r := 0; r < len(src)/size; r++ {
+		s, d := src[r*size:(r+1)*size], dst[r*size:(r+1)*size]
+		for x, v := range s {
+			d[size-1-x] = v
 		}
 	}
-	return out
 }
 
 // Logits runs n images of 3 x size x size in eval mode (BatchNorm folded

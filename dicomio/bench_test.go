@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Big CR files (2140x1760 and 1760x1760, 10-12 bit) in every encoding.
@@ -94,4 +96,59 @@ func BenchmarkExternal(b *testing.B) {
 
 func shortName(name string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(name, "gen__"), ".dcm")
+}
+
+// BenchmarkDecodeXray times read+parse+decode of frame 0 (stored values, no
+// rendering) of the hospital-like corpus, one sub-benchmark per transfer
+// syntax, reported as ms/file: the figure dicomio/scripts/decode_compare.py
+// sets against GDCM's in-process decode of the same files.
+func BenchmarkDecodeXray(b *testing.B) {
+	dir := needShared(b, "xray-dicom/files")
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
+	if len(paths) == 0 {
+		b.Fatalf("no files in %s", dir)
+	}
+	byTS := map[string][]string{}
+	for _, p := range paths {
+		f, err := ParseFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		byTS[f.TransferSyntaxUID] = append(byTS[f.TransferSyntaxUID], p)
+	}
+	uids := make([]string, 0, len(byTS))
+	for uid := range byTS {
+		uids = append(uids, uid)
+	}
+	sort.Strings(uids)
+	for _, uid := range uids {
+		group := byTS[uid]
+		b.Run(uid, func(b *testing.B) {
+			cpu0 := cpuTime()
+			for b.Loop() {
+				for _, p := range group {
+					f, err := ParseFile(p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := f.DecodeFrame(0); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			files := float64(b.N * len(group))
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/files, "ms/file")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/files, "cpu-ms/file")
+		})
+	}
+}
+
+// cpuTime is the process's user+system CPU time, which other processes
+// on a shared machine disturb less than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -8,7 +8,7 @@
 #   scripts/model-card.sh [MODEL.safetensors]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL=$(realpath "${1:-models/fracd-resnet18-v1.safetensors}")
+MODEL=$(realpath "${1:-models/fracd-resnet18-v2.safetensors}")
 FRACD=$(realpath "${FRACD:-bin/fracd}")
 ATLAS=$(realpath "${ATLAS:-../shared/fracatlas}")
 OUT=${OUT:-/tmp/fracd-model-card}

@@ -227,7 +227,7 @@ var ErrAuditKeyNeeded = errors.New("store: the audit chain is keyed; verifying i
 // Removing rows from the tail cannot be seen from inside the database; compare
 // HeadID/HeadHash with a copy kept elsewhere (fracd audit verify --anchor).
 func (db *DB) VerifyAudit(ctx context.Context) (VerifyResult, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit ORDER BY id`)
+	rows, err := db.sql.QueryContext(ctx, auditSelect+` ORDER BY id`)
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("store: read audit: %w", err)
 	}
@@ -320,69 +320,36 @@ type AuditFilter struct {
 
 // ListAudit returns audit rows in id order.
 func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	var where []string
-	var args []any
-	if !f.Since.IsZero() {
-		where = append(where, "ts >= ?")
-		args = append(args, f.Since.UTC().Format(TimeFormat))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "ts < ?")
-		args = append(args, f.Until.UTC().Format(TimeFormat))
-	}
+	var w filter
+	w.window("ts", f.Since, f.Until)
 	if f.Action != "" {
 		if strings.HasSuffix(f.Action, ".") {
-			where = append(where, "substr(action, 1, ?) = ?")
-			args = append(args, len(f.Action), f.Action)
+			w.add("substr(action, 1, ?) = ?", len(f.Action), f.Action)
 		} else {
-			where = append(where, "action = ?")
-			args = append(args, f.Action)
+			w.add("action = ?", f.Action)
 		}
 	}
 	if f.Subject != "" {
-		where = append(where, "subject = ?")
-		args = append(args, f.Subject)
+		w.add("subject = ?", f.Subject)
 	}
-	q := `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	return queryAll(ctx, db.sql, "list audit", scanAuditEntry, w.query(auditSelect, "id", f.Limit), w.args...)
+}
+
+const auditSelect = `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit`
+
+func scanAuditEntry(scan func(...any) error) (AuditEntry, error) {
+	var e AuditEntry
+	var ts, detail string
+	if err := scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed); err != nil {
+		return e, err
 	}
-	q += " ORDER BY id"
-	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
-	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var ts, detail string
-		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed); err != nil {
-			return nil, fmt.Errorf("store: list audit: %w", err)
-		}
-		e.TS, _ = time.Parse(TimeFormat, ts)
-		e.Detail = json.RawMessage(detail)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	e.TS, e.Detail = parseTime(ts), json.RawMessage(detail)
+	return e, nil
 }
 
 // LatestAudit returns the newest audit row with this action, or
 // ErrNotFound.
 func (tx *Tx) LatestAudit(ctx context.Context, action string) (AuditEntry, error) {
-	var e AuditEntry
-	var ts, detail string
-	err := tx.tx.QueryRowContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit
-		WHERE action = ? ORDER BY id DESC LIMIT 1`, action).Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, ErrNotFound
-	}
-	if err != nil {
-		return e, fmt.Errorf("store: latest %s audit row: %w", action, err)
-	}
-	e.TS, e.Detail = parseTime(ts), json.RawMessage(detail)
-	return e, nil
+	return queryOne(tx.tx.QueryRowContext(ctx, auditSelect+` WHERE action = ? ORDER BY id DESC LIMIT 1`, action),
+		"latest "+action+" audit row", scanAuditEntry)
 }

@@ -1,16 +1,13 @@
 package store
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
+
+	"github.com/fracd/fracd/internal/fsutil"
 )
 
 // MinAuditKeyLen is the shortest audit key accepted, in bytes.
@@ -21,32 +18,9 @@ const MinAuditKeyLen = 32
 // that group or others may read is refused, since whoever reads the key can
 // forge the chain.
 func LoadAuditKey(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	key, err := fsutil.ReadKeyFile(path, MinAuditKeyLen)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit key: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("store: audit key: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("store: audit key %s is not a regular file", path)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("store: audit key %s has mode %v; it must not be readable by group or others (chmod 600)", path, st.Mode().Perm())
-	}
-	// A key file is a line of hex; read no more than a long one.
-	b, err := io.ReadAll(io.LimitReader(f, 1024))
-	if err != nil {
-		return nil, fmt.Errorf("store: audit key: %w", err)
-	}
-	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("store: audit key %s is not hex: %w", path, err)
-	}
-	if len(key) < MinAuditKeyLen {
-		return nil, fmt.Errorf("store: audit key in %s has %d bytes, want at least %d", path, len(key), MinAuditKeyLen)
 	}
 	return key, nil
 }
@@ -58,36 +32,14 @@ func LoadOrCreateAuditKey(path string) ([]byte, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: create audit key directory: %w", err)
-	}
-	key = make([]byte, MinAuditKeyLen)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("store: generate audit key: %w", err)
-	}
-	// O_EXCL: if another process made one meanwhile, use that one rather
-	// than replace a key the chain may already be keyed with.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// If another process made one meanwhile, use that one rather than
+	// replace a key the chain may already be keyed with.
+	key, err = fsutil.CreateKeyFile(path, MinAuditKeyLen)
 	if errors.Is(err, fs.ErrExist) {
 		return LoadAuditKey(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: create audit key: %w", err)
-	}
-	_, err = f.WriteString(hex.EncodeToString(key) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("store: write audit key: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return key, nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -48,13 +47,9 @@ const deliverySelect = `SELECT sop_instance_uid, kind, instance_sha256, destinat
 func scanDelivery(scan func(...any) error) (Delivery, error) {
 	var d Delivery
 	var q, next, upd, done string
-	err := scan(&d.SOPInstanceUID, &d.Kind, &d.InstanceSHA256, &d.Destination, &d.State, &d.Attempts, &d.LastError,
-		&q, &next, &upd, &done)
-	if errors.Is(err, sql.ErrNoRows) {
-		return d, ErrNotFound
-	}
-	if err != nil {
-		return d, fmt.Errorf("store: read delivery: %w", err)
+	if err := scan(&d.SOPInstanceUID, &d.Kind, &d.InstanceSHA256, &d.Destination, &d.State, &d.Attempts, &d.LastError,
+		&q, &next, &upd, &done); err != nil {
+		return d, err
 	}
 	d.QueuedAt, d.NextAttemptAt, d.UpdatedAt, d.DeliveredAt = parseTime(q), parseTime(next), parseTime(upd), parseTime(done)
 	return d, nil
@@ -62,12 +57,12 @@ func scanDelivery(scan func(...any) error) (Delivery, error) {
 
 // Delivery returns one delivery.
 func (tx *Tx) Delivery(ctx context.Context, sopUID, kind string) (Delivery, error) {
-	return scanDelivery(tx.tx.QueryRowContext(ctx, deliverySelect+` WHERE sop_instance_uid = ? AND kind = ?`, sopUID, kind).Scan)
+	return queryOne(tx.tx.QueryRowContext(ctx, deliverySelect+` WHERE sop_instance_uid = ? AND kind = ?`, sopUID, kind), "read delivery", scanDelivery)
 }
 
 // Delivery returns one delivery.
 func (db *DB) Delivery(ctx context.Context, sopUID, kind string) (Delivery, error) {
-	return scanDelivery(db.sql.QueryRowContext(ctx, deliverySelect+` WHERE sop_instance_uid = ? AND kind = ?`, sopUID, kind).Scan)
+	return queryOne(db.sql.QueryRowContext(ctx, deliverySelect+` WHERE sop_instance_uid = ? AND kind = ?`, sopUID, kind), "read delivery", scanDelivery)
 }
 
 // InsertDelivery queues a delivery (state pending, due now unless
@@ -117,20 +112,7 @@ func (db *DB) Deliveries(ctx context.Context, states ...string) ([]Delivery, err
 		}
 	}
 	q += ` ORDER BY next_attempt_at, sop_instance_uid, kind`
-	rows, err := db.sql.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list deliveries: %w", err)
-	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.sql, "list deliveries", scanDelivery, q, args...)
 }
 
 // AddStudyAccession records that a (de-identified) study was received under
@@ -149,20 +131,11 @@ func (tx *Tx) AddStudyAccession(ctx context.Context, accessionKey, studyUID stri
 // StudiesByAccession returns the de-identified study UIDs received under an
 // accession number's pseudonym.
 func (db *DB) StudiesByAccession(ctx context.Context, accessionKey string) ([]string, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT study_uid FROM study_accessions WHERE accession_key = ? ORDER BY study_uid`, accessionKey)
-	if err != nil {
-		return nil, fmt.Errorf("store: studies by accession: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
+	return queryAll(ctx, db.sql, "studies by accession", func(scan func(...any) error) (string, error) {
 		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("store: studies by accession: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+		err := scan(&s)
+		return s, err
+	}, `SELECT study_uid FROM study_accessions WHERE accession_key = ? ORDER BY study_uid`, accessionKey)
 }
 
 const resultSelect = `SELECT prediction_id, predicted_at, instance_sha256, study_uid, series_uid, sop_instance_uid, modality,
@@ -171,14 +144,10 @@ const resultSelect = `SELECT prediction_id, predicted_at, instance_sha256, study
 func scanResult(scan func(...any) error) (Result, error) {
 	var r Result
 	var ts string
-	err := scan(&r.PredictionID, &ts, &r.InstanceSHA256, &r.StudyUID, &r.SeriesUID, &r.SOPInstanceUID,
+	if err := scan(&r.PredictionID, &ts, &r.InstanceSHA256, &r.StudyUID, &r.SeriesUID, &r.SOPInstanceUID,
 		&r.Modality, &r.BodyPart, &r.Probability, &r.Threshold, &r.Flagged, &r.ModelID, &r.ModelArch,
-		&r.ModelSHA256, &r.PreprocessVersion, &r.LatencyMS)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("store: read result: %w", err)
+		&r.ModelSHA256, &r.PreprocessVersion, &r.LatencyMS); err != nil {
+		return r, err
 	}
 	r.PredictedAt = parseTime(ts)
 	return r, nil
@@ -186,7 +155,7 @@ func scanResult(scan func(...any) error) (Result, error) {
 
 // LatestResult is the newest prediction for one instance.
 func (db *DB) LatestResult(ctx context.Context, instanceSHA string) (Result, error) {
-	return scanResult(db.sql.QueryRowContext(ctx, resultSelect+` WHERE instance_sha256 = ? ORDER BY prediction_id DESC LIMIT 1`, instanceSHA).Scan)
+	return queryOne(db.sql.QueryRowContext(ctx, resultSelect+` WHERE instance_sha256 = ? ORDER BY prediction_id DESC LIMIT 1`, instanceSHA), "read result", scanResult)
 }
 
 // ResultsForStudies returns the results of the given (de-identified)
@@ -199,18 +168,6 @@ func (db *DB) ResultsForStudies(ctx context.Context, studyUIDs []string) ([]Resu
 	for i, s := range studyUIDs {
 		args[i] = s
 	}
-	rows, err := db.sql.QueryContext(ctx, resultSelect+` WHERE study_uid IN (?`+strings.Repeat(", ?", len(studyUIDs)-1)+`) ORDER BY prediction_id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: results for studies: %w", err)
-	}
-	defer rows.Close()
-	var out []Result
-	for rows.Next() {
-		r, err := scanResult(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.sql, "results for studies", scanResult,
+		resultSelect+` WHERE study_uid IN (?`+strings.Repeat(", ?", len(studyUIDs)-1)+`) ORDER BY prediction_id`, args...)
 }

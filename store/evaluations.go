@@ -88,36 +88,19 @@ func (db *DB) Evaluations(ctx context.Context, modelID string, limit int) ([]Eva
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list evaluations: %w", err)
-	}
-	defer rows.Close()
-	var out []Evaluation
-	for rows.Next() {
-		e, err := scanEvaluation(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.sql, "list evaluations", scanEvaluation, q, args...)
 }
 
 // Evaluation returns one evaluation by id.
 func (db *DB) Evaluation(ctx context.Context, id int64) (Evaluation, error) {
-	return scanEvaluation(db.sql.QueryRowContext(ctx, evaluationSelect+` WHERE id = ?`, id).Scan)
+	return queryOne(db.sql.QueryRowContext(ctx, evaluationSelect+` WHERE id = ?`, id), "read evaluation", scanEvaluation)
 }
 
 func scanEvaluation(scan func(...any) error) (Evaluation, error) {
 	var e Evaluation
 	var metrics, ts string
-	err := scan(&e.ID, &e.ModelID, &e.Dataset, &e.DataSHA256, &e.N, &metrics, &ts)
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, ErrNotFound
-	}
-	if err != nil {
-		return e, fmt.Errorf("store: read evaluation: %w", err)
+	if err := scan(&e.ID, &e.ModelID, &e.Dataset, &e.DataSHA256, &e.N, &metrics, &ts); err != nil {
+		return e, err
 	}
 	e.Metrics, e.CreatedAt = json.RawMessage(metrics), parseTime(ts)
 	return e, nil
@@ -139,22 +122,12 @@ type LabelledPrediction struct {
 // row per (prediction, label): an instance labelled by two sources comes
 // twice, so the caller decides what disagreeing labels mean.
 func (db *DB) LabelledPredictions(ctx context.Context, modelID string) ([]LabelledPrediction, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT prediction_id, instance_sha256, sop_instance_uid, body_part, probability,
-		label, label_source FROM labelled_results WHERE model_id = ? ORDER BY prediction_id, label_source`, modelID)
-	if err != nil {
-		return nil, fmt.Errorf("store: labelled predictions of %s: %w", modelID, err)
-	}
-	defer rows.Close()
-	var out []LabelledPrediction
-	for rows.Next() {
+	return queryAll(ctx, db.sql, "labelled predictions of "+modelID, func(scan func(...any) error) (LabelledPrediction, error) {
 		var p LabelledPrediction
-		if err := rows.Scan(&p.PredictionID, &p.InstanceSHA256, &p.SOPInstanceUID, &p.BodyPart, &p.Probability,
-			&p.Fractured, &p.LabelSource); err != nil {
-			return nil, fmt.Errorf("store: labelled predictions of %s: %w", modelID, err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+		err := scan(&p.PredictionID, &p.InstanceSHA256, &p.SOPInstanceUID, &p.BodyPart, &p.Probability, &p.Fractured, &p.LabelSource)
+		return p, err
+	}, `SELECT prediction_id, instance_sha256, sop_instance_uid, body_part, probability,
+		label, label_source FROM labelled_results WHERE model_id = ? ORDER BY prediction_id, label_source`, modelID)
 }
 
 // TrainingRunParams returns the params JSON of a training run (what the

@@ -38,18 +38,9 @@ type Activation struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// querier is what both *sql.DB and *sql.Tx offer, so reads can run inside
-// a write transaction (a decision and the change it allows see one state).
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
+// queryModel returns the first model matching where, or ErrNotFound.
 func queryModel(ctx context.Context, q querier, where string, args ...any) (Model, error) {
-	rows, err := q.QueryContext(ctx, modelSelect+` WHERE `+where, args...)
-	if err != nil {
-		return Model{}, fmt.Errorf("store: read model: %w", err)
-	}
-	ms, err := scanModels(rows)
+	ms, err := queryAll(ctx, q, "read model", scanModel, modelSelect+` WHERE `+where, args...)
 	if err != nil {
 		return Model{}, err
 	}
@@ -59,23 +50,31 @@ func queryModel(ctx context.Context, q querier, where string, args ...any) (Mode
 	return ms[0], nil
 }
 
-// Model returns one model by id inside the transaction.
-func (tx *Tx) Model(ctx context.Context, id string) (Model, error) {
-	m, err := queryModel(ctx, tx.tx, `id = ?`, id)
+func modelByID(ctx context.Context, q querier, id string) (Model, error) {
+	m, err := queryModel(ctx, q, `id = ?`, id)
 	if err != nil {
 		return m, fmt.Errorf("store: model %s: %w", id, err)
 	}
 	return m, nil
 }
 
-// ActiveModel returns the active model inside the transaction, or
-// ErrNotFound.
-func (tx *Tx) ActiveModel(ctx context.Context) (Model, error) {
-	m, err := queryModel(ctx, tx.tx, `active = 1`)
+func activeModel(ctx context.Context, q querier) (Model, error) {
+	m, err := queryModel(ctx, q, `active = 1`)
 	if err != nil {
 		return m, fmt.Errorf("store: active model: %w", err)
 	}
 	return m, nil
+}
+
+// Model returns one model by id inside the transaction.
+func (tx *Tx) Model(ctx context.Context, id string) (Model, error) {
+	return modelByID(ctx, tx.tx, id)
+}
+
+// ActiveModel returns the active model inside the transaction, or
+// ErrNotFound.
+func (tx *Tx) ActiveModel(ctx context.Context) (Model, error) {
+	return activeModel(ctx, tx.tx)
 }
 
 // PromoteModel makes id the active model: the model it replaces becomes a
@@ -221,62 +220,27 @@ func (db *DB) Activations(ctx context.Context, modelID string) ([]Activation, er
 		q += ` WHERE model_id = ? OR previous_id = ?`
 		args = append(args, modelID, modelID)
 	}
-	rows, err := db.sql.QueryContext(ctx, q+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: list activations: %w", err)
-	}
-	defer rows.Close()
-	var out []Activation
-	for rows.Next() {
+	return queryAll(ctx, db.sql, "list activations", func(scan func(...any) error) (Activation, error) {
 		var a Activation
 		var ts string
-		if err := rows.Scan(&a.ID, &a.ModelID, &a.PreviousID, &a.Kind, &a.Undoes, &ts); err != nil {
-			return nil, fmt.Errorf("store: list activations: %w", err)
+		if err := scan(&a.ID, &a.ModelID, &a.PreviousID, &a.Kind, &a.Undoes, &ts); err != nil {
+			return a, err
 		}
 		a.CreatedAt = parseTime(ts)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, nil
+	}, q+` ORDER BY id`, args...)
 }
 
 // Evaluations lists modelID's evaluations inside the transaction, newest
 // first.
 func (tx *Tx) Evaluations(ctx context.Context, modelID string) ([]Evaluation, error) {
-	rows, err := tx.tx.QueryContext(ctx, evaluationSelect+` WHERE model_id = ? ORDER BY created_at DESC, id DESC`, modelID)
-	if err != nil {
-		return nil, fmt.Errorf("store: list evaluations of %s: %w", modelID, err)
-	}
-	defer rows.Close()
-	var out []Evaluation
-	for rows.Next() {
-		e, err := scanEvaluation(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, tx.tx, "list evaluations of "+modelID, scanEvaluation,
+		evaluationSelect+` WHERE model_id = ? ORDER BY created_at DESC, id DESC`, modelID)
 }
 
 // ModelAudit returns the audit rows about a model, in id order: those whose
 // subject it is, and lifecycle rows that name it as the model replaced.
 func (db *DB) ModelAudit(ctx context.Context, id string) ([]AuditEntry, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, ts, actor, action, subject, detail, prev_hash, hash, keyed FROM audit
-		WHERE subject = ? OR (substr(action, 1, 6) = 'model.' AND json_extract(detail, '$.previous') = ?) ORDER BY id`, id, id)
-	if err != nil {
-		return nil, fmt.Errorf("store: audit of model %s: %w", id, err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var ts, detail string
-		if err := rows.Scan(&e.ID, &ts, &e.Actor, &e.Action, &e.Subject, &detail, &e.PrevHash, &e.Hash, &e.Keyed); err != nil {
-			return nil, fmt.Errorf("store: audit of model %s: %w", id, err)
-		}
-		e.TS = parseTime(ts)
-		e.Detail = []byte(detail)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.sql, "audit of model "+id, scanAuditEntry,
+		auditSelect+` WHERE subject = ? OR (substr(action, 1, 6) = 'model.' AND json_extract(detail, '$.previous') = ?) ORDER BY id`, id, id)
 }

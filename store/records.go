@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/fracd/fracd"
-	"strings"
 	"time"
 )
 
@@ -108,33 +106,29 @@ func nullIfEmpty(s string) any {
 
 // Instance returns the instance with the given content hash.
 func (tx *Tx) Instance(ctx context.Context, sha string) (Instance, error) {
-	return scanInstance(tx.tx.QueryRowContext(ctx, instanceSelect+` WHERE sha256 = ?`, sha))
+	return queryOne(tx.tx.QueryRowContext(ctx, instanceSelect+` WHERE sha256 = ?`, sha), "read instance", scanInstance)
 }
 
 // Instance returns the instance with the given content hash.
 func (db *DB) Instance(ctx context.Context, sha string) (Instance, error) {
-	return scanInstance(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sha256 = ?`, sha))
+	return queryOne(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sha256 = ?`, sha), "read instance", scanInstance)
 }
 
 // DoneInstanceBySOP returns the processed instance with this de-identified
 // SOP Instance UID, so a re-sent study is recognised as a duplicate.
 func (tx *Tx) DoneInstanceBySOP(ctx context.Context, sopUID string) (Instance, error) {
-	return scanInstance(tx.tx.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID))
+	return queryOne(tx.tx.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID), "read instance", scanInstance)
 }
 
 const instanceSelect = `SELECT sha256, state, reason, study_uid, series_uid, sop_instance_uid, modality, body_part,
 	transfer_syntax, archive_path, coalesce(duplicate_of, ''), source_sop_instance_uid, received_at, completed_at FROM instances`
 
-func scanInstance(row *sql.Row) (Instance, error) {
+func scanInstance(scan func(...any) error) (Instance, error) {
 	var in Instance
 	var recv, done string
-	err := row.Scan(&in.SHA256, &in.State, &in.Reason, &in.StudyUID, &in.SeriesUID, &in.SOPInstanceUID,
-		&in.Modality, &in.BodyPart, &in.TransferSyntax, &in.ArchivePath, &in.DuplicateOf, &in.SourceSOPInstanceUID, &recv, &done)
-	if errors.Is(err, sql.ErrNoRows) {
-		return in, ErrNotFound
-	}
-	if err != nil {
-		return in, fmt.Errorf("store: read instance: %w", err)
+	if err := scan(&in.SHA256, &in.State, &in.Reason, &in.StudyUID, &in.SeriesUID, &in.SOPInstanceUID,
+		&in.Modality, &in.BodyPart, &in.TransferSyntax, &in.ArchivePath, &in.DuplicateOf, &in.SourceSOPInstanceUID, &recv, &done); err != nil {
+		return in, err
 	}
 	in.ReceivedAt, in.CompletedAt = parseTime(recv), parseTime(done)
 	return in, nil
@@ -217,61 +211,30 @@ func (tx *Tx) ActivateModel(ctx context.Context, id string) error {
 const modelSelect = `SELECT id, arch, weights_sha256, path, preprocess_version, threshold, metadata,
 	coalesce(training_run_id, ''), registered_at, state, active FROM models`
 
-func scanModels(rows *sql.Rows) ([]Model, error) {
-	defer rows.Close()
-	var out []Model
-	for rows.Next() {
-		var m Model
-		var meta, reg string
-		if err := rows.Scan(&m.ID, &m.Arch, &m.WeightsSHA256, &m.Path, &m.PreprocessVersion, &m.Threshold,
-			&meta, &m.TrainingRunID, &reg, &m.State, &m.Active); err != nil {
-			return nil, fmt.Errorf("store: read model: %w", err)
-		}
-		m.Metadata, m.RegisteredAt = json.RawMessage(meta), parseTime(reg)
-		out = append(out, m)
+func scanModel(scan func(...any) error) (Model, error) {
+	var m Model
+	var meta, reg string
+	if err := scan(&m.ID, &m.Arch, &m.WeightsSHA256, &m.Path, &m.PreprocessVersion, &m.Threshold,
+		&meta, &m.TrainingRunID, &reg, &m.State, &m.Active); err != nil {
+		return m, err
 	}
-	return out, rows.Err()
+	m.Metadata, m.RegisteredAt = json.RawMessage(meta), parseTime(reg)
+	return m, nil
 }
 
 // Models lists the registry, newest first.
 func (db *DB) Models(ctx context.Context) ([]Model, error) {
-	rows, err := db.sql.QueryContext(ctx, modelSelect+` ORDER BY registered_at DESC, id`)
-	if err != nil {
-		return nil, fmt.Errorf("store: list models: %w", err)
-	}
-	return scanModels(rows)
+	return queryAll(ctx, db.sql, "list models", scanModel, modelSelect+` ORDER BY registered_at DESC, id`)
 }
 
 // Model returns one model by id.
 func (db *DB) Model(ctx context.Context, id string) (Model, error) {
-	rows, err := db.sql.QueryContext(ctx, modelSelect+` WHERE id = ?`, id)
-	if err != nil {
-		return Model{}, fmt.Errorf("store: read model %s: %w", id, err)
-	}
-	ms, err := scanModels(rows)
-	if err != nil {
-		return Model{}, err
-	}
-	if len(ms) == 0 {
-		return Model{}, fmt.Errorf("store: model %s: %w", id, ErrNotFound)
-	}
-	return ms[0], nil
+	return modelByID(ctx, db.sql, id)
 }
 
 // ActiveModel returns the active model, or ErrNotFound.
 func (db *DB) ActiveModel(ctx context.Context) (Model, error) {
-	rows, err := db.sql.QueryContext(ctx, modelSelect+` WHERE active = 1`)
-	if err != nil {
-		return Model{}, fmt.Errorf("store: read active model: %w", err)
-	}
-	ms, err := scanModels(rows)
-	if err != nil {
-		return Model{}, err
-	}
-	if len(ms) == 0 {
-		return Model{}, fmt.Errorf("store: active model: %w", ErrNotFound)
-	}
-	return ms[0], nil
+	return activeModel(ctx, db.sql)
 }
 
 // AddLabel records ground truth; a second label from the same source for the
@@ -290,22 +253,15 @@ func (tx *Tx) AddLabel(ctx context.Context, l Label) (int64, error) {
 
 // Labels lists all labels in id order.
 func (db *DB) Labels(ctx context.Context) ([]Label, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, sop_instance_uid, fractured, source, actor, created_at FROM labels ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("store: list labels: %w", err)
-	}
-	defer rows.Close()
-	var out []Label
-	for rows.Next() {
+	return queryAll(ctx, db.sql, "list labels", func(scan func(...any) error) (Label, error) {
 		var l Label
 		var ts string
-		if err := rows.Scan(&l.ID, &l.SOPInstanceUID, &l.Fractured, &l.Source, &l.Actor, &ts); err != nil {
-			return nil, fmt.Errorf("store: list labels: %w", err)
+		if err := scan(&l.ID, &l.SOPInstanceUID, &l.Fractured, &l.Source, &l.Actor, &ts); err != nil {
+			return l, err
 		}
 		l.CreatedAt = parseTime(ts)
-		out = append(out, l)
-	}
-	return out, rows.Err()
+		return l, nil
+	}, `SELECT id, sop_instance_uid, fractured, source, actor, created_at FROM labels ORDER BY id`)
 }
 
 // Result is one row of the auditors' results view.
@@ -338,91 +294,48 @@ type ResultFilter struct {
 
 // Results queries the results view in prediction order.
 func (db *DB) Results(ctx context.Context, f ResultFilter) ([]Result, error) {
-	var where []string
-	var args []any
+	var w filter
 	if f.FlaggedOnly {
-		where = append(where, "flagged = 1")
+		w.add("flagged = 1")
 	}
-	if !f.Since.IsZero() {
-		where = append(where, "predicted_at >= ?")
-		args = append(args, fmtTime(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "predicted_at < ?")
-		args = append(args, fmtTime(f.Until))
-	}
+	w.window("predicted_at", f.Since, f.Until)
 	if f.ModelID != "" {
-		where = append(where, "model_id = ?")
-		args = append(args, f.ModelID)
+		w.add("model_id = ?", f.ModelID)
 	}
-	q := `SELECT prediction_id, predicted_at, instance_sha256, study_uid, series_uid, sop_instance_uid, modality,
-		body_part, probability, threshold, flagged, model_id, model_arch, model_sha256, preprocess_version, latency_ms FROM results`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY prediction_id"
-	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
-	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: query results: %w", err)
-	}
-	defer rows.Close()
-	var out []Result
-	for rows.Next() {
-		var r Result
-		var ts string
-		if err := rows.Scan(&r.PredictionID, &ts, &r.InstanceSHA256, &r.StudyUID, &r.SeriesUID, &r.SOPInstanceUID,
-			&r.Modality, &r.BodyPart, &r.Probability, &r.Threshold, &r.Flagged, &r.ModelID, &r.ModelArch,
-			&r.ModelSHA256, &r.PreprocessVersion, &r.LatencyMS); err != nil {
-			return nil, fmt.Errorf("store: query results: %w", err)
-		}
-		r.PredictedAt = parseTime(ts)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.sql, "query results", scanResult, w.query(resultSelect, "prediction_id", f.Limit), w.args...)
 }
 
 // Counts returns how many instances are in each state.
 func (db *DB) Counts(ctx context.Context) (map[string]int64, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT state, count(*) FROM instances GROUP BY state`)
-	if err != nil {
-		return nil, fmt.Errorf("store: count instances: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]int64{}
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "count instances", func(scan func(...any) error) error {
 		var s string
 		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
+		if err := scan(&s, &n); err != nil {
+			return err
 		}
 		out[s] = n
+		return nil
+	}, `SELECT state, count(*) FROM instances GROUP BY state`)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DoneInstanceBySOP returns the processed instance with this de-identified
 // SOP Instance UID.
 func (db *DB) DoneInstanceBySOP(ctx context.Context, sopUID string) (Instance, error) {
-	return scanInstance(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID))
+	return queryOne(db.sql.QueryRowContext(ctx, instanceSelect+` WHERE sop_instance_uid = ? AND state = 'done'`, sopUID), "read instance", scanInstance)
 }
 
 // ModelBySHA returns the registered model with these weights.
 func (tx *Tx) ModelBySHA(ctx context.Context, sha string) (Model, error) {
-	rows, err := tx.tx.QueryContext(ctx, modelSelect+` WHERE weights_sha256 = ?`, sha)
+	m, err := queryModel(ctx, tx.tx, `weights_sha256 = ?`, sha)
 	if err != nil {
-		return Model{}, fmt.Errorf("store: read model: %w", err)
+		return m, fmt.Errorf("store: model with weights %s: %w", sha, err)
 	}
-	ms, err := scanModels(rows)
-	if err != nil {
-		return Model{}, err
-	}
-	if len(ms) == 0 {
-		return Model{}, fmt.Errorf("store: model with weights %s: %w", sha, ErrNotFound)
-	}
-	return ms[0], nil
+	return m, nil
 }
 
 // TrainingRun is one training run.
@@ -461,21 +374,20 @@ func (tx *Tx) UpsertTrainingRun(ctx context.Context, r TrainingRun) error {
 // label can apply to: those of processed instances and of the instances
 // they were re-encoded from.
 func (db *DB) ReceivedSOPInstanceUIDs(ctx context.Context) (map[string]bool, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT sop_instance_uid, source_sop_instance_uid FROM instances WHERE state = 'done'`)
-	if err != nil {
-		return nil, fmt.Errorf("store: received instances: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]bool{}
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "received instances", func(scan func(...any) error) error {
 		var a, b string
-		if err := rows.Scan(&a, &b); err != nil {
-			return nil, fmt.Errorf("store: received instances: %w", err)
+		if err := scan(&a, &b); err != nil {
+			return err
 		}
 		out[a] = true
 		if b != "" {
 			out[b] = true
 		}
+		return nil
+	}, `SELECT sop_instance_uid, source_sop_instance_uid FROM instances WHERE state = 'done'`)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }

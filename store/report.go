@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -20,20 +19,9 @@ func mondaySQL(col string) string {
 
 // window adds [since, until) on col; zero times are no bound.
 func window(col string, since, until time.Time) (string, []any) {
-	var where []string
-	var args []any
-	if !since.IsZero() {
-		where = append(where, col+" >= ?")
-		args = append(args, fmtTime(since))
-	}
-	if !until.IsZero() {
-		where = append(where, col+" < ?")
-		args = append(args, fmtTime(until))
-	}
-	if len(where) == 0 {
-		return "1", nil
-	}
-	return strings.Join(where, " AND "), args
+	var f filter
+	f.window(col, since, until)
+	return f.clause(), f.args
 }
 
 // OutcomeCount is how many files ended in one state for one reason.
@@ -47,21 +35,11 @@ type OutcomeCount struct {
 // rejection reason.
 func (db *DB) OutcomeCounts(ctx context.Context, since, until time.Time) ([]OutcomeCount, error) {
 	where, args := window("completed_at", since, until)
-	rows, err := db.sql.QueryContext(ctx, `SELECT state, reason, count(*) FROM instances WHERE `+where+
-		` GROUP BY state, reason ORDER BY state, count(*) DESC, reason`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: count outcomes: %w", err)
-	}
-	defer rows.Close()
-	var out []OutcomeCount
-	for rows.Next() {
+	return queryAll(ctx, db.sql, "count outcomes", func(scan func(...any) error) (OutcomeCount, error) {
 		var c OutcomeCount
-		if err := rows.Scan(&c.Outcome, &c.Reason, &c.Files); err != nil {
-			return nil, fmt.Errorf("store: count outcomes: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		err := scan(&c.Outcome, &c.Reason, &c.Files)
+		return c, err
+	}, `SELECT state, reason, count(*) FROM instances WHERE `+where+` GROUP BY state, reason ORDER BY state, count(*) DESC, reason`, args...)
 }
 
 // ResultTotals are the predictions of a window.
@@ -124,42 +102,33 @@ func (db *DB) WeeklyStats(ctx context.Context, modelID string, since, until time
 		}
 		return w
 	}
-	rows, err := db.sql.QueryContext(ctx, q(`count(*), sum(flagged), sum(probability)`, `results`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: weekly stats of %s: %w", modelID, err)
-	}
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "weekly stats of "+modelID, func(scan func(...any) error) error {
 		var iso, monday string
 		var r, f int64
 		var p float64
-		if err := rows.Scan(&iso, &monday, &r, &f, &p); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("store: weekly stats of %s: %w", modelID, err)
+		if err := scan(&iso, &monday, &r, &f, &p); err != nil {
+			return err
 		}
 		w := get(iso, monday)
 		w.Results, w.Flagged, w.SumProbability = r, f, p
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: weekly stats of %s: %w", modelID, err)
-	}
-	rows, err = db.sql.QueryContext(ctx, q(`count(*), sum(flagged = 1 AND label = 1), sum(flagged = 0 AND label = 1),
-		sum(flagged = 0 AND label = 0), sum(flagged = 1 AND label = 0)`, `labelled_results`), args...)
+		return nil
+	}, q(`count(*), sum(flagged), sum(probability)`, `results`), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: weekly labelled stats of %s: %w", modelID, err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
+	err = queryEach(ctx, db.sql, "weekly labelled stats of "+modelID, func(scan func(...any) error) error {
 		var iso, monday string
 		var n, tp, fn, tn, fp int64
-		if err := rows.Scan(&iso, &monday, &n, &tp, &fn, &tn, &fp); err != nil {
-			return nil, fmt.Errorf("store: weekly labelled stats of %s: %w", modelID, err)
+		if err := scan(&iso, &monday, &n, &tp, &fn, &tn, &fp); err != nil {
+			return err
 		}
 		w := get(iso, monday)
 		w.Labelled, w.TP, w.FN, w.TN, w.FP = n, tp, fn, tn, fp
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: weekly labelled stats of %s: %w", modelID, err)
+		return nil
+	}, q(`count(*), sum(flagged = 1 AND label = 1), sum(flagged = 0 AND label = 1),
+		sum(flagged = 0 AND label = 0), sum(flagged = 1 AND label = 0)`, `labelled_results`), args...)
+	if err != nil {
+		return nil, err
 	}
 	// Labelled rows are a subset of results, so the order is the results'.
 	out := make([]WeekStats, 0, len(order))

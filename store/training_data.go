@@ -25,7 +25,11 @@ type ArchivedLabel struct {
 // LabelledArchive lists the done instances that carry a label, in SOP
 // Instance UID order.
 func (db *DB) LabelledArchive(ctx context.Context) ([]ArchivedLabel, error) {
-	rows, err := db.sql.QueryContext(ctx, `
+	return queryAll(ctx, db.sql, "labelled archive", func(scan func(...any) error) (ArchivedLabel, error) {
+		var a ArchivedLabel
+		err := scan(&a.SHA256, &a.SOPInstanceUID, &a.StudyUID, &a.BodyPart, &a.ArchivePath, &a.Fractured)
+		return a, err
+	}, `
 SELECT i.sha256, i.sop_instance_uid, i.study_uid, i.body_part, i.archive_path,
        (SELECT l.fractured FROM labels l
          WHERE l.sop_instance_uid = i.sop_instance_uid
@@ -34,37 +38,23 @@ SELECT i.sha256, i.sop_instance_uid, i.study_uid, i.body_part, i.archive_path,
 FROM instances i
 WHERE i.state = 'done' AND fractured IS NOT NULL
 ORDER BY i.sop_instance_uid, i.sha256`)
-	if err != nil {
-		return nil, fmt.Errorf("store: labelled archive: %w", err)
-	}
-	defer rows.Close()
-	var out []ArchivedLabel
-	for rows.Next() {
-		var a ArchivedLabel
-		if err := rows.Scan(&a.SHA256, &a.SOPInstanceUID, &a.StudyUID, &a.BodyPart, &a.ArchivePath, &a.Fractured); err != nil {
-			return nil, fmt.Errorf("store: labelled archive: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
 }
 
 // PatientSplits returns the stored split of every assigned patient key.
 func (db *DB) PatientSplits(ctx context.Context) (map[string]string, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT patient_key, split FROM patient_splits`)
-	if err != nil {
-		return nil, fmt.Errorf("store: patient splits: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]string{}
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "patient splits", func(scan func(...any) error) error {
 		var k, s string
-		if err := rows.Scan(&k, &s); err != nil {
-			return nil, fmt.Errorf("store: patient splits: %w", err)
+		if err := scan(&k, &s); err != nil {
+			return err
 		}
 		out[k] = s
+		return nil
+	}, `SELECT patient_key, split FROM patient_splits`)
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // AssignPatientSplits stores new assignments; a patient already assigned
@@ -117,18 +107,9 @@ func (db *DB) TrainingDatasetOf(ctx context.Context, runID string) (TrainingData
 
 // PredictionBoxes returns the boxes stored with a prediction, best first.
 func (db *DB) PredictionBoxes(ctx context.Context, predictionID int64) ([]fracd.Box, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT x0, y0, x1, y1, score FROM prediction_boxes WHERE prediction_id = ? ORDER BY rank`, predictionID)
-	if err != nil {
-		return nil, fmt.Errorf("store: prediction boxes: %w", err)
-	}
-	defer rows.Close()
-	var out []fracd.Box
-	for rows.Next() {
+	return queryAll(ctx, db.sql, "prediction boxes", func(scan func(...any) error) (fracd.Box, error) {
 		var b fracd.Box
-		if err := rows.Scan(&b.X0, &b.Y0, &b.X1, &b.Y1, &b.Score); err != nil {
-			return nil, fmt.Errorf("store: prediction boxes: %w", err)
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+		err := scan(&b.X0, &b.Y0, &b.X1, &b.Y1, &b.Score)
+		return b, err
+	}, `SELECT x0, y0, x1, y1, score FROM prediction_boxes WHERE prediction_id = ? ORDER BY rank`, predictionID)
 }

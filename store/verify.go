@@ -102,8 +102,16 @@ func (c *recordChecker) problem(key string, auditID int64, format string, args .
 // compare reports each audited value that differs from the stored one;
 // values the audit row lacks are not compared.
 func (c *recordChecker) compareStr(key string, r *auditRef, field, stored string) {
-	if want, ok := r.str(field); ok && want != stored {
-		c.problem(key, r.id, "%s is %s, audited %s", field, strconv.Quote(stored), strconv.Quote(want))
+	if want, ok := r.str(field); ok {
+		c.compareColumn(key, r, field, stored, want)
+	}
+}
+
+// compareColumn reports a stored string that differs from the audited one:
+// a detail field, or a column of the audit row itself (subject, actor).
+func (c *recordChecker) compareColumn(key string, r *auditRef, field, stored, audited string) {
+	if audited != stored {
+		c.problem(key, r.id, "%s is %s, audited %s", field, strconv.Quote(stored), strconv.Quote(audited))
 	}
 }
 
@@ -154,16 +162,11 @@ func (db *DB) VerifyRecords(ctx context.Context) (RecordsReport, error) {
 	for i, a := range recordActions {
 		args[i] = a
 	}
-	rows, err := db.sql.QueryContext(ctx, q, args...)
-	if err != nil {
-		return rep, fmt.Errorf("store: verify records: %w", err)
-	}
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "verify records", func(scan func(...any) error) error {
 		var r auditRef
 		var action, detail string
-		if err := rows.Scan(&r.id, &r.actor, &action, &r.subject, &detail); err != nil {
-			rows.Close()
-			return rep, fmt.Errorf("store: verify records: %w", err)
+		if err := scan(&r.id, &r.actor, &action, &r.subject, &detail); err != nil {
+			return err
 		}
 		dec := json.NewDecoder(bytes.NewReader([]byte(detail)))
 		dec.UseNumber()
@@ -171,25 +174,28 @@ func (db *DB) VerifyRecords(ctx context.Context) (RecordsReport, error) {
 			r.d = map[string]any{} // not an object: nothing to compare, and VerifyAudit says why
 		}
 		byAction[action] = append(byAction[action], &r)
+		return nil
+	}, q, args...)
+	if err != nil {
+		return rep, err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return rep, fmt.Errorf("store: verify records: %w", err)
-	}
-	for _, f := range []func(context.Context, map[string][]*auditRef, *[]RecordProblem) (RecordCheck, error){
-		db.verifyPredictions, db.verifyInstances, db.verifyLabels, db.verifyModels, db.verifyEvaluations,
+	for _, t := range []struct {
+		table  string
+		verify func(context.Context, map[string][]*auditRef, *recordChecker) error
+	}{
+		{"predictions", db.verifyPredictions}, {"instances", db.verifyInstances}, {"labels", db.verifyLabels},
+		{"models", db.verifyModels}, {"evaluations", db.verifyEvaluations},
 	} {
-		c, err := f(ctx, byAction, &rep.Problems)
-		if err != nil {
+		c := recordChecker{check: RecordCheck{Table: t.table}, problems: &rep.Problems}
+		if err := t.verify(ctx, byAction, &c); err != nil {
 			return rep, err
 		}
-		rep.Checks = append(rep.Checks, c)
+		rep.Checks = append(rep.Checks, c.check)
 	}
 	return rep, nil
 }
 
-func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRef, problems *[]RecordProblem) (RecordCheck, error) {
-	c := recordChecker{check: RecordCheck{Table: "predictions"}, problems: problems}
+func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRef, c *recordChecker) error {
 	byKey := map[[2]string][]*auditRef{}  // instance sha256, model id
 	bySubject := map[string][]*auditRef{} // rows from before model_id was recorded
 	for _, r := range audit[ActionPredicted] {
@@ -200,34 +206,23 @@ func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRe
 		}
 	}
 	boxes := map[int64][]fracd.Box{}
-	brows, err := db.sql.QueryContext(ctx, `SELECT prediction_id, x0, y0, x1, y1, score FROM prediction_boxes ORDER BY prediction_id, rank`)
-	if err != nil {
-		return c.check, fmt.Errorf("store: verify predictions: %w", err)
-	}
-	for brows.Next() {
+	err := queryEach(ctx, db.sql, "verify predictions", func(scan func(...any) error) error {
 		var id int64
 		var b fracd.Box
-		if err := brows.Scan(&id, &b.X0, &b.Y0, &b.X1, &b.Y1, &b.Score); err != nil {
-			brows.Close()
-			return c.check, fmt.Errorf("store: verify predictions: %w", err)
+		if err := scan(&id, &b.X0, &b.Y0, &b.X1, &b.Y1, &b.Score); err != nil {
+			return err
 		}
 		boxes[id] = append(boxes[id], b)
-	}
-	brows.Close()
-	if err := brows.Err(); err != nil {
-		return c.check, fmt.Errorf("store: verify predictions: %w", err)
-	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, instance_sha256, model_id, model_sha256, preprocess_version,
-		probability, threshold, flagged, category FROM predictions ORDER BY id`)
+		return nil
+	}, `SELECT prediction_id, x0, y0, x1, y1, score FROM prediction_boxes ORDER BY prediction_id, rank`)
 	if err != nil {
-		return c.check, fmt.Errorf("store: verify predictions: %w", err)
+		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
+	err = queryEach(ctx, db.sql, "verify predictions", func(scan func(...any) error) error {
 		var p Prediction
-		if err := rows.Scan(&p.ID, &p.InstanceSHA256, &p.ModelID, &p.ModelSHA256, &p.PreprocessVersion,
+		if err := scan(&p.ID, &p.InstanceSHA256, &p.ModelID, &p.ModelSHA256, &p.PreprocessVersion,
 			&p.Probability, &p.Threshold, &p.Flagged, &p.Category); err != nil {
-			return c.check, fmt.Errorf("store: verify predictions: %w", err)
+			return err
 		}
 		key := strconv.FormatInt(p.ID, 10)
 		r := firstUnused(byKey[[2]string{p.InstanceSHA256, p.ModelID}])
@@ -236,7 +231,7 @@ func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRe
 		}
 		if r == nil {
 			c.problem(key, 0, "no instance.predicted audit row records this prediction (instance %s, model %s): it was written outside fracd", p.InstanceSHA256, strconv.Quote(p.ModelID))
-			continue
+			return nil
 		}
 		c.compareStr(key, r, "weights_sha256", p.ModelSHA256)
 		c.compareStr(key, r, "preprocess_version", p.PreprocessVersion)
@@ -250,9 +245,11 @@ func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRe
 			c.problem(key, r.id, "boxes differ from the audited ones")
 		}
 		c.counted(r, "model_id", "weights_sha256", "probability", "threshold", "flagged", "boxes_sha256")
-	}
-	if err := rows.Err(); err != nil {
-		return c.check, fmt.Errorf("store: verify predictions: %w", err)
+		return nil
+	}, `SELECT id, instance_sha256, model_id, model_sha256, preprocess_version,
+		probability, threshold, flagged, category FROM predictions ORDER BY id`)
+	if err != nil {
+		return err
 	}
 	for _, refs := range [][]*auditRef{flatten(byKey), flatten(bySubject)} {
 		for _, r := range refs {
@@ -262,7 +259,7 @@ func (db *DB) verifyPredictions(ctx context.Context, audit map[string][]*auditRe
 			}
 		}
 	}
-	return c.check, nil
+	return nil
 }
 
 // flatten lists a map's rows in audit id order.
@@ -275,8 +272,7 @@ func flatten[K comparable](m map[K][]*auditRef) []*auditRef {
 	return out
 }
 
-func (db *DB) verifyInstances(ctx context.Context, audit map[string][]*auditRef, problems *[]RecordProblem) (RecordCheck, error) {
-	c := recordChecker{check: RecordCheck{Table: "instances"}, problems: problems}
+func (db *DB) verifyInstances(ctx context.Context, audit map[string][]*auditRef, c *recordChecker) error {
 	group := func(action string, keep func(*auditRef) bool) map[string][]*auditRef {
 		m := map[string][]*auditRef{}
 		for _, r := range audit[action] {
@@ -295,23 +291,17 @@ func (db *DB) verifyInstances(ctx context.Context, audit map[string][]*auditRef,
 		StateDuplicate: group(ActionDuplicate, func(r *auditRef) bool { return !r.has("in_flight") && !r.has("earlier_state") }),
 	}
 	action := map[string]string{StateDone: ActionArchived, StateRejected: ActionRejected, StateDuplicate: ActionDuplicate}
-	rows, err := db.sql.QueryContext(ctx, `SELECT sha256, state, reason, study_uid, series_uid, sop_instance_uid, modality, body_part,
-		transfer_syntax, archive_path, coalesce(duplicate_of, ''), source_sop_instance_uid FROM instances ORDER BY sha256`)
-	if err != nil {
-		return c.check, fmt.Errorf("store: verify instances: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "verify instances", func(scan func(...any) error) error {
 		var in Instance
-		if err := rows.Scan(&in.SHA256, &in.State, &in.Reason, &in.StudyUID, &in.SeriesUID, &in.SOPInstanceUID, &in.Modality,
+		if err := scan(&in.SHA256, &in.State, &in.Reason, &in.StudyUID, &in.SeriesUID, &in.SOPInstanceUID, &in.Modality,
 			&in.BodyPart, &in.TransferSyntax, &in.ArchivePath, &in.DuplicateOf, &in.SourceSOPInstanceUID); err != nil {
-			return c.check, fmt.Errorf("store: verify instances: %w", err)
+			return err
 		}
 		key := in.SHA256
 		r := firstUnused(terminal[in.State][in.SHA256])
 		if r == nil {
 			c.problem(key, 0, "no %s audit row records this %s instance: it was written or changed outside fracd", action[in.State], strconv.Quote(in.State))
-			continue
+			return nil
 		}
 		switch in.State {
 		case StateDone:
@@ -336,9 +326,11 @@ func (db *DB) verifyInstances(ctx context.Context, audit map[string][]*auditRef,
 			c.compareStr(key, r, "sop_instance_uid", in.SOPInstanceUID)
 			c.counted(r, "duplicate_of", "sop_instance_uid")
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return c.check, fmt.Errorf("store: verify instances: %w", err)
+		return nil
+	}, `SELECT sha256, state, reason, study_uid, series_uid, sop_instance_uid, modality, body_part,
+		transfer_syntax, archive_path, coalesce(duplicate_of, ''), source_sop_instance_uid FROM instances ORDER BY sha256`)
+	if err != nil {
+		return err
 	}
 	for _, state := range []string{StateDone, StateRejected, StateDuplicate} {
 		for _, r := range flatten(terminal[state]) {
@@ -347,57 +339,65 @@ func (db *DB) verifyInstances(ctx context.Context, audit map[string][]*auditRef,
 			}
 		}
 	}
-	return c.check, nil
+	return nil
 }
 
-func (db *DB) verifyLabels(ctx context.Context, audit map[string][]*auditRef, problems *[]RecordProblem) (RecordCheck, error) {
-	c := recordChecker{check: RecordCheck{Table: "labels"}, problems: problems}
+func (db *DB) verifyLabels(ctx context.Context, audit map[string][]*auditRef, c *recordChecker) error {
+	var l Label
+	return c.byID(ctx, db.sql, audit, ActionLabelAdded, "label_id", "label",
+		`SELECT id, sop_instance_uid, fractured, source, actor FROM labels ORDER BY id`,
+		func(scan func(...any) error) (int64, error) {
+			err := scan(&l.ID, &l.SOPInstanceUID, &l.Fractured, &l.Source, &l.Actor)
+			return l.ID, err
+		},
+		func(key string, r *auditRef) {
+			c.compareColumn(key, r, "sop_instance_uid", l.SOPInstanceUID, r.subject)
+			c.compareColumn(key, r, "actor", l.Actor, r.actor)
+			c.compareBool(key, r, "fractured", l.Fractured)
+			c.compareStr(key, r, "source", l.Source)
+			c.counted(r, "fractured", "source")
+		})
+}
+
+// byID checks a table whose audit rows (of action) name the stored row's
+// id in the detail field idField: every stored row must have its audit
+// row, compared by check, and every such audit row its stored row. scan
+// reads one stored row of query and returns its id; noun names a row in
+// the problems.
+func (c *recordChecker) byID(ctx context.Context, q querier, audit map[string][]*auditRef, action, idField, noun, query string,
+	scan func(func(...any) error) (int64, error), check func(key string, r *auditRef)) error {
 	byID := map[int64][]*auditRef{}
-	for _, r := range audit[ActionLabelAdded] {
-		if id, ok := r.num("label_id"); ok {
+	for _, r := range audit[action] {
+		if id, ok := r.num(idField); ok {
 			byID[int64(id)] = append(byID[int64(id)], r)
 		}
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, sop_instance_uid, fractured, source, actor FROM labels ORDER BY id`)
+	err := queryEach(ctx, q, "verify "+c.check.Table, func(s func(...any) error) error {
+		id, err := scan(s)
+		if err != nil {
+			return err
+		}
+		key := strconv.FormatInt(id, 10)
+		if r := firstUnused(byID[id]); r != nil {
+			check(key, r)
+		} else {
+			c.problem(key, 0, "no %s audit row records this %s: it was written outside fracd", action, noun)
+		}
+		return nil
+	}, query)
 	if err != nil {
-		return c.check, fmt.Errorf("store: verify labels: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var l Label
-		if err := rows.Scan(&l.ID, &l.SOPInstanceUID, &l.Fractured, &l.Source, &l.Actor); err != nil {
-			return c.check, fmt.Errorf("store: verify labels: %w", err)
-		}
-		key := strconv.FormatInt(l.ID, 10)
-		r := firstUnused(byID[l.ID])
-		if r == nil {
-			c.problem(key, 0, "no label.added audit row records this label: it was written outside fracd")
-			continue
-		}
-		if r.subject != l.SOPInstanceUID {
-			c.problem(key, r.id, "sop_instance_uid is %s, audited %s", strconv.Quote(l.SOPInstanceUID), strconv.Quote(r.subject))
-		}
-		if r.actor != l.Actor {
-			c.problem(key, r.id, "actor is %s, audited %s", strconv.Quote(l.Actor), strconv.Quote(r.actor))
-		}
-		c.compareBool(key, r, "fractured", l.Fractured)
-		c.compareStr(key, r, "source", l.Source)
-		c.counted(r, "fractured", "source")
-	}
-	if err := rows.Err(); err != nil {
-		return c.check, fmt.Errorf("store: verify labels: %w", err)
+		return err
 	}
 	for _, r := range flatten(byID) {
 		if !r.used {
-			id, _ := r.num("label_id")
-			c.problem(strconv.FormatInt(int64(id), 10), r.id, "the label this audit row records is missing: it was deleted")
+			id, _ := r.num(idField)
+			c.problem(strconv.FormatInt(int64(id), 10), r.id, "the %s this audit row records is missing: it was deleted", noun)
 		}
 	}
-	return c.check, nil
+	return nil
 }
 
-func (db *DB) verifyModels(ctx context.Context, audit map[string][]*auditRef, problems *[]RecordProblem) (RecordCheck, error) {
-	c := recordChecker{check: RecordCheck{Table: "models"}, problems: problems}
+func (db *DB) verifyModels(ctx context.Context, audit map[string][]*auditRef, c *recordChecker) error {
 	registered := map[string][]*auditRef{}
 	for _, r := range audit[ActionModelAdded] {
 		registered[r.subject] = append(registered[r.subject], r)
@@ -423,15 +423,10 @@ func (db *DB) verifyModels(ctx context.Context, audit map[string][]*auditRef, pr
 		}
 		active, activeRow = r.subject, r.id
 	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, arch, weights_sha256, preprocess_version, threshold, state FROM models ORDER BY id`)
-	if err != nil {
-		return c.check, fmt.Errorf("store: verify models: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := queryEach(ctx, db.sql, "verify models", func(scan func(...any) error) error {
 		var m Model
-		if err := rows.Scan(&m.ID, &m.Arch, &m.WeightsSHA256, &m.PreprocessVersion, &m.Threshold, &m.State); err != nil {
-			return c.check, fmt.Errorf("store: verify models: %w", err)
+		if err := scan(&m.ID, &m.Arch, &m.WeightsSHA256, &m.PreprocessVersion, &m.Threshold, &m.State); err != nil {
+			return err
 		}
 		key := strconv.Quote(m.ID)
 		want, at := ModelCandidate, int64(0)
@@ -447,65 +442,39 @@ func (db *DB) verifyModels(ctx context.Context, audit map[string][]*auditRef, pr
 		r := firstUnused(registered[m.ID])
 		if r == nil {
 			c.problem(key, 0, "no model.registered audit row records this model: it was written outside fracd")
-			continue
+			return nil
 		}
 		c.compareStr(key, r, "weights_sha256", m.WeightsSHA256)
 		c.compareStr(key, r, "arch", m.Arch)
 		c.compareStr(key, r, "preprocess_version", m.PreprocessVersion)
 		c.compareNum(key, r, "threshold", m.Threshold)
 		c.counted(r, "weights_sha256", "arch", "threshold")
-	}
-	if err := rows.Err(); err != nil {
-		return c.check, fmt.Errorf("store: verify models: %w", err)
+		return nil
+	}, `SELECT id, arch, weights_sha256, preprocess_version, threshold, state FROM models ORDER BY id`)
+	if err != nil {
+		return err
 	}
 	for _, r := range flatten(registered) {
 		if !r.used {
 			c.problem(strconv.Quote(r.subject), r.id, "the model this audit row registers is missing from the registry: it was deleted")
 		}
 	}
-	return c.check, nil
+	return nil
 }
 
-func (db *DB) verifyEvaluations(ctx context.Context, audit map[string][]*auditRef, problems *[]RecordProblem) (RecordCheck, error) {
-	c := recordChecker{check: RecordCheck{Table: "evaluations"}, problems: problems}
-	byID := map[int64][]*auditRef{}
-	for _, r := range audit[ActionModelEvaluated] {
-		if id, ok := r.num("evaluation_id"); ok {
-			byID[int64(id)] = append(byID[int64(id)], r)
-		}
-	}
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, model_id, dataset, data_sha256, n FROM evaluations ORDER BY id`)
-	if err != nil {
-		return c.check, fmt.Errorf("store: verify evaluations: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var e Evaluation
-		if err := rows.Scan(&e.ID, &e.ModelID, &e.Dataset, &e.DataSHA256, &e.N); err != nil {
-			return c.check, fmt.Errorf("store: verify evaluations: %w", err)
-		}
-		key := strconv.FormatInt(e.ID, 10)
-		r := firstUnused(byID[e.ID])
-		if r == nil {
-			c.problem(key, 0, "no model.evaluated audit row records this evaluation: it was written outside fracd")
-			continue
-		}
-		if r.subject != e.ModelID {
-			c.problem(key, r.id, "model is %s, audited %s", strconv.Quote(e.ModelID), strconv.Quote(r.subject))
-		}
-		c.compareStr(key, r, "dataset", e.Dataset)
-		c.compareStr(key, r, "data_sha256", e.DataSHA256)
-		c.compareNum(key, r, "n", float64(e.N))
-		c.counted(r, "data_sha256", "n")
-	}
-	if err := rows.Err(); err != nil {
-		return c.check, fmt.Errorf("store: verify evaluations: %w", err)
-	}
-	for _, r := range flatten(byID) {
-		if !r.used {
-			id, _ := r.num("evaluation_id")
-			c.problem(strconv.FormatInt(int64(id), 10), r.id, "the evaluation this audit row records is missing: it was deleted")
-		}
-	}
-	return c.check, nil
+func (db *DB) verifyEvaluations(ctx context.Context, audit map[string][]*auditRef, c *recordChecker) error {
+	var e Evaluation
+	return c.byID(ctx, db.sql, audit, ActionModelEvaluated, "evaluation_id", "evaluation",
+		`SELECT id, model_id, dataset, data_sha256, n FROM evaluations ORDER BY id`,
+		func(scan func(...any) error) (int64, error) {
+			err := scan(&e.ID, &e.ModelID, &e.Dataset, &e.DataSHA256, &e.N)
+			return e.ID, err
+		},
+		func(key string, r *auditRef) {
+			c.compareColumn(key, r, "model", e.ModelID, r.subject)
+			c.compareStr(key, r, "dataset", e.Dataset)
+			c.compareStr(key, r, "data_sha256", e.DataSHA256)
+			c.compareNum(key, r, "n", float64(e.N))
+			c.counted(r, "data_sha256", "n")
+		})
 }

@@ -35,21 +35,9 @@ func newAuditListCmd(m *Main) *cobra.Command {
   fracd audit list --format json --limit 100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := store.AuditFilter{Action: action, Subject: subject, Limit: q.limit}
-			var err error
-			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
-				return err
-			}
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			es, err := db.ListAudit(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			return writeList(m.Stdout, q.format, es, []column[store.AuditEntry]{
+			return printQuery(cmd.Context(), m, q, func(db *store.DB, since, until time.Time) ([]store.AuditEntry, error) {
+				return db.ListAudit(cmd.Context(), store.AuditFilter{Action: action, Subject: subject, Since: since, Until: until, Limit: q.limit})
+			}, []column[store.AuditEntry]{
 				{"id", func(e store.AuditEntry) string { return strconv.FormatInt(e.ID, 10) }},
 				{"ts", func(e store.AuditEntry) string { return e.TS.UTC().Format(time.RFC3339Nano) }},
 				{"actor", func(e store.AuditEntry) string { return e.Actor }},

@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,10 +14,23 @@ import (
 func newBenchCmd(m *Main) *cobra.Command {
 	var o classifier.BenchOptions
 	var cpuProfile string
+	e2e := e2eOptions{Rounds: 1, Settle: 300 * time.Millisecond, Timeout: 10 * time.Minute}
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Time classifier inference or a training step (ms/image, peak RSS)",
-		Args:  cobra.NoArgs,
+		Short: "Time classifier inference or a training step (ms/image, peak RSS), or the whole daemon on a folder (--e2e)",
+		Long: `Without --e2e: times classifier inference or a training step (--train) on a
+synthetic image and prints ms/batch, ms/image, CPU time and peak RSS.
+
+With --e2e DIR: runs the daemon (serve) in this process on the files of DIR,
+--rounds times, each round on an empty inbox, spool, archive and database in
+a temporary folder (--work). Once the daemon has its model (the shipped one,
+as on a first start, or --model), all files appear in the inbox at once (one
+rename) and the clock runs to the last file's terminal outcome: claim,
+decode, de-identification, the fsync'd archive, classification and the
+audited transaction are all included. Prints files/s and peak RSS per round,
+and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
+--e2e-workers.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -31,6 +43,9 @@ func newBenchCmd(m *Main) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if e2e.Dir != "" {
+				return m.benchE2E(cmd.Context(), e2e)
+			}
 			r, err := classifier.Bench(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -40,7 +55,7 @@ func newBenchCmd(m *Main) *cobra.Command {
 				mode = "train-step"
 			}
 			fmt.Fprintf(m.Stdout, "gorgonia %s %s batch=%d size=%d workers=%d: median %.1f ms/batch, %.2f ms/image, cpu %.1f ms/batch, peak RSS %.0f MiB (runs:",
-				r.Arch, mode, r.Batch, r.Size, r.Workers, float64(r.Median.Microseconds())/1000, r.MsPerImage, float64(r.CPUPerRun.Microseconds())/1000, peakRSSMiB())
+				r.Arch, mode, r.Batch, r.Size, r.Workers, float64(r.Median.Microseconds())/1000, r.MsPerImage, float64(r.CPUPerRun.Microseconds())/1000, float64(peakRSSBytes())/(1<<20))
 			for _, t := range r.Times {
 				fmt.Fprintf(m.Stdout, " %.1f", float64(t.Microseconds())/1000)
 			}
@@ -67,24 +82,12 @@ func newBenchCmd(m *Main) *cobra.Command {
 	f.BoolVar(&o.OpTimes, "ops", false, "also print time per op kind and shape")
 	f.BoolVar(&o.RandomInput, "random-input", false, "independent random channels instead of a normalised gray image (disables the gray conv1 fold)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
+	f.StringVar(&e2e.Dir, "e2e", "", "run the whole daemon on the files of this folder instead (see above)")
+	f.IntVar(&e2e.Rounds, "rounds", e2e.Rounds, "--e2e: rounds, each on fresh state")
+	f.DurationVar(&e2e.Settle, "settle", e2e.Settle, "--e2e: the watcher's settle time")
+	f.IntVar(&e2e.Workers, "e2e-workers", 0, "--e2e: files processed in parallel (0: the config's workers)")
+	f.StringVar(&e2e.Model, "model", "", "--e2e: weights file to serve (default: the shipped model, registered as on a first start)")
+	f.StringVar(&e2e.Work, "work", "", "--e2e: folder for the rounds' temporary state (default: the system temp dir)")
+	f.DurationVar(&e2e.Timeout, "timeout", e2e.Timeout, "--e2e: limit per round")
 	return cmd
-}
-
-// peakRSSMiB reads the process's peak resident set (Linux VmHWM); 0 where
-// /proc is not there.
-func peakRSSMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				return kb / 1024
-			}
-		}
-	}
-	return 0
 }

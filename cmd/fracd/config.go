@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -171,60 +172,49 @@ func (c Config) EffectiveWorkers() int {
 
 // Validate checks values that decode fine but make no sense, naming the key.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, why string) { errs = append(errs, fmt.Errorf("%s: %s", key, why)) }
-	for key, p := range map[string]string{"paths.inbox": c.Paths.Inbox, "paths.spool": c.Paths.Spool,
-		"paths.archive": c.Paths.Archive, "paths.db": c.Paths.DB, "paths.models": c.Paths.Models,
-		"anonymize.secret_file": c.Anonymize.SecretFile} {
-		if strings.TrimSpace(p) == "" {
-			bad(key, "must not be empty")
-		}
-	}
-	if c.Workers < 0 {
-		bad("workers", "must be >= 0 (0 means one per core)")
-	}
-	if c.Settle <= 0 {
-		bad("settle", "must be a positive duration such as 2s")
-	}
-	if c.Rescan <= 0 {
-		bad("rescan", "must be a positive duration such as 30s")
-	}
-	if c.Shutdown <= 0 {
-		bad("shutdown_timeout", "must be a positive duration")
-	}
-	if c.StallTimeout <= 0 {
-		bad("stall_timeout", "must be a positive duration such as 10m")
-	}
-	if c.MinFreeMB < 0 {
-		bad("min_free_mb", "must be >= 0")
-	}
-	if c.DICOM.MaxPixelBytes <= 0 {
-		bad("dicom.max_pixel_bytes", "must be > 0")
-	}
-	if c.DICOM.MaxFileBytes <= 0 {
-		bad("dicom.max_file_bytes", "must be > 0")
-	}
-	if !(c.DICOM.MaxInflateRatio >= 1) {
-		bad("dicom.max_inflate_ratio", "must be >= 1")
-	}
-	if c.Model.Threshold < 0 || c.Model.Threshold > 1 {
-		bad("model.threshold", "must be between 0 and 1 (0 means the model's own)")
-	}
-	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log.level", fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level))
-	}
-	switch c.Log.Format {
-	case "text", "json":
-	default:
-		bad("log.format", fmt.Sprintf("%q is not one of text, json", c.Log.Format))
-	}
-	if !(c.Report.DriftTolerance > 0 && c.Report.DriftTolerance <= 1) {
-		bad("report.drift_tolerance", "must be in (0, 1], an absolute difference of rates or probabilities")
-	}
+	empty := func(p string) bool { return strings.TrimSpace(p) == "" }
+	errs := failures(
+		check{empty(c.Paths.Inbox), "paths.inbox", "must not be empty"},
+		check{empty(c.Paths.Spool), "paths.spool", "must not be empty"},
+		check{empty(c.Paths.Archive), "paths.archive", "must not be empty"},
+		check{empty(c.Paths.DB), "paths.db", "must not be empty"},
+		check{empty(c.Paths.Models), "paths.models", "must not be empty"},
+		check{empty(c.Anonymize.SecretFile), "anonymize.secret_file", "must not be empty"},
+		check{c.Workers < 0, "workers", "must be >= 0 (0 means one per core)"},
+		check{c.Settle <= 0, "settle", "must be a positive duration such as 2s"},
+		check{c.Rescan <= 0, "rescan", "must be a positive duration such as 30s"},
+		check{c.Shutdown <= 0, "shutdown_timeout", "must be a positive duration"},
+		check{c.StallTimeout <= 0, "stall_timeout", "must be a positive duration such as 10m"},
+		check{c.MinFreeMB < 0, "min_free_mb", "must be >= 0"},
+		check{c.DICOM.MaxPixelBytes <= 0, "dicom.max_pixel_bytes", "must be > 0"},
+		check{c.DICOM.MaxFileBytes <= 0, "dicom.max_file_bytes", "must be > 0"},
+		check{!(c.DICOM.MaxInflateRatio >= 1), "dicom.max_inflate_ratio", "must be >= 1"},
+		check{c.Model.Threshold < 0 || c.Model.Threshold > 1, "model.threshold", "must be between 0 and 1 (0 means the model's own)"},
+		check{!slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.Log.Level)), "log.level",
+			fmt.Sprintf("%q is not one of debug, info, warn, error", c.Log.Level)},
+		check{!slices.Contains([]string{"text", "json"}, c.Log.Format), "log.format", fmt.Sprintf("%q is not one of text, json", c.Log.Format)},
+		check{!(c.Report.DriftTolerance > 0 && c.Report.DriftTolerance <= 1), "report.drift_tolerance",
+			"must be in (0, 1], an absolute difference of rates or probabilities"},
+	)
 	errs = append(errs, c.Delivery.validate()...)
 	return errors.Join(errs...)
+}
+
+// check is one validation rule: when failed, key is reported with why.
+type check struct {
+	failed   bool
+	key, why string
+}
+
+// failures are the errors of the failed checks, in order.
+func failures(checks ...check) []error {
+	var errs []error
+	for _, c := range checks {
+		if c.failed {
+			errs = append(errs, fmt.Errorf("%s: %s", c.key, c.why))
+		}
+	}
+	return errs
 }
 
 // knownKeys lists every leaf key of Config as viper spells it.

@@ -38,36 +38,23 @@ func validAET(s string) bool {
 }
 
 func (c DeliveryConfig) validate() []error {
-	var errs []error
-	bad := func(key, why string) { errs = append(errs, fmt.Errorf("%s: %s", key, why)) }
-	if !validAET(c.CallingAET) {
-		bad("delivery.calling_aet", fmt.Sprintf("%q is not an AE title (1-16 printable ASCII characters, no backslash)", c.CallingAET))
+	notAET := func(v string) string {
+		return fmt.Sprintf("%q is not an AE title (1-16 printable ASCII characters, no backslash)", v)
 	}
+	errs := failures(check{!validAET(c.CallingAET), "delivery.calling_aet", notAET(c.CallingAET)})
 	if !c.Enabled() {
 		return errs
 	}
-	if !validAET(c.AET) {
-		bad("delivery.aet", fmt.Sprintf("%q is not an AE title (1-16 printable ASCII characters, no backslash)", c.AET))
-	}
-	if strings.ContainsAny(c.Host, " \t/\\") || strings.HasPrefix(c.Host, "-") {
-		bad("delivery.host", fmt.Sprintf("%q is not a host name or address", c.Host))
-	}
-	if c.Port < 1 || c.Port > 65535 {
-		bad("delivery.port", fmt.Sprintf("%d is not a TCP port (1-65535)", c.Port))
-	}
-	if c.MaxAttempts < 1 {
-		bad("delivery.max_attempts", "must be >= 1")
-	}
-	if c.Backoff <= 0 {
-		bad("delivery.backoff", "must be a positive duration such as 30s")
-	}
-	if c.MaxBackoff < c.Backoff {
-		bad("delivery.max_backoff", "must be at least delivery.backoff")
-	}
-	if c.Timeout <= 0 {
-		bad("delivery.timeout", "must be a positive duration such as 60s")
-	}
-	return errs
+	return append(errs, failures(
+		check{!validAET(c.AET), "delivery.aet", notAET(c.AET)},
+		check{strings.ContainsAny(c.Host, " \t/\\") || strings.HasPrefix(c.Host, "-"), "delivery.host",
+			fmt.Sprintf("%q is not a host name or address", c.Host)},
+		check{c.Port < 1 || c.Port > 65535, "delivery.port", fmt.Sprintf("%d is not a TCP port (1-65535)", c.Port)},
+		check{c.MaxAttempts < 1, "delivery.max_attempts", "must be >= 1"},
+		check{c.Backoff <= 0, "delivery.backoff", "must be a positive duration such as 30s"},
+		check{c.MaxBackoff < c.Backoff, "delivery.max_backoff", "must be at least delivery.backoff"},
+		check{c.Timeout <= 0, "delivery.timeout", "must be a positive duration such as 60s"},
+	)...)
 }
 
 // resultSink adapts the pipeline's finished results: it records the study's

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -229,14 +228,7 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	}
 	// Hospital-like files from the reference corpus, when present.
 	if dir := filepath.Join("..", "..", "..", "shared", "xray-dicom"); dirExists(dir) {
-		var phiByFile map[string]map[string]string
-		b, err := os.ReadFile(filepath.Join(dir, "phi.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, &phiByFile); err != nil {
-			t.Fatalf("phi.json: %v", err)
-		}
+		phiByFile, _ := corpusPHI(t, dir)
 		for _, name := range []string{"xr00000.dcm", "xr00001.dcm", "xr00002.dcm", "xr00003.dcm"} {
 			data, err := os.ReadFile(filepath.Join(dir, "files", name))
 			if err != nil {
@@ -347,15 +339,10 @@ func TestDeliveryEndToEnd(t *testing.T) {
 		t.Errorf("%d files left in spool/incoming", n)
 	}
 	serve.stop(t)
-	rx.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-rx.done:
-		rx.done <- err
-		if err != nil {
-			t.Errorf("receive exited with %v after SIGTERM\n%s", err, rx.logs())
-		}
-	case <-time.After(15 * time.Second):
+	if exited, err := rx.terminate(15 * time.Second); !exited {
 		t.Error("receive did not stop within 15s of SIGTERM")
+	} else if err != nil {
+		t.Errorf("receive exited with %v after SIGTERM\n%s", err, rx.logs())
 	}
 
 	// Results by the hospital's identifiers, which are mapped, not stored.
@@ -403,30 +390,9 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 
 func assertNoPHIInDeliveries(t *testing.T, s site, phi []string) {
 	t.Helper()
-	db, err := store.OpenReadOnly(context.Background(), s.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openReadOnly(t, s.db)
 	defer db.Close()
-	var dump strings.Builder
-	for _, table := range []string{"deliveries", "study_accessions"} {
-		rows, err := db.SQL().Query("SELECT * FROM " + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			rows.Scan(ptrs...)
-			fmt.Fprintln(&dump, vals...)
-		}
-		rows.Close()
-	}
-	lower := strings.ToLower(dump.String())
+	lower := strings.ToLower(dumpTables(t, db, "deliveries", "study_accessions"))
 	for _, f := range phiForms(phi) {
 		if strings.Contains(lower, f) {
 			t.Errorf("identifier %q found in the deliveries tables", f)
@@ -608,14 +574,5 @@ func TestReceiveLeftoversAndFlags(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(s.inbox, "DX.X.2.25.1")); err != nil || !bytes.Equal(b, data) {
 		t.Fatalf("leftover not in the inbox: %v", err)
 	}
-	rx.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-rx.done:
-		rx.done <- err
-		if err != nil {
-			t.Fatalf("receive exited with %v after SIGTERM\n%s", err, rx.logs())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("receive did not stop within 15s of SIGTERM")
-	}
+	rx.stopWithin(t, "receive", 15*time.Second)
 }

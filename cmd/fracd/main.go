@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fracd/fracd/pipeline"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 )
@@ -27,6 +28,9 @@ type Main struct {
 	Logger     *slog.Logger
 
 	viper *viper.Viper
+	// onOutcome, when set, sees each file's terminal outcome in a daemon
+	// OpenDaemon starts (bench --e2e counts and times them).
+	onOutcome func(pipeline.Outcome)
 }
 
 // NewMain returns a Main bound to the process's standard streams.

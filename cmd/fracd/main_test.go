@@ -32,16 +32,12 @@ func runFracd(t *testing.T, args ...string) (string, string, error) {
 func seedDB(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fracd.db")
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, path := newTestDB(t)
 	defer db.Close()
 	base := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return base }
 	sha := func(c byte) string { return strings.Repeat(string(c), 64) }
-	err = db.Update(ctx, func(tx *store.Tx) error {
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.RegisterModel(ctx, store.Model{ID: "resnet18-test", Arch: "resnet18", WeightsSHA256: sha('f'), Path: "w.safetensors", PreprocessVersion: "pp-test", Threshold: 0.5}); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/preprocess"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,7 @@ import (
 
 func newModelExportCmd(m *Main) *cobra.Command {
 	var (
-		out, id                        string
+		out, id, tta                   string
 		half                           bool
 		threshold, suspected, definite float64
 		inputSize                      int
@@ -28,7 +29,10 @@ threshold (chosen on validation data, e.g. from model evaluate's operating
 points), --suspected and --definite the two operating points of the
 three categories (fracture, doubt, no fracture). --input-size records
 another input side (the preprocessing then makes planes of that side):
-a ResNet accepts any side, but its figures change, so evaluate the file.`,
+a ResNet accepts any side, but its figures change, so evaluate the file.
+--tta none drops the flip test-time augmentation (one pass per image
+instead of two: faster, but the threshold was chosen with it, so evaluate
+the file and set --threshold from its operating points); --tta hflip adds it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -60,6 +64,16 @@ a ResNet accepts any side, but its figures change, so evaluate the file.`,
 				}
 				info.InputSize, info.PreprocessVersion = inputSize, preprocess.VersionFor(inputSize)
 			}
+			if cmd.Flags().Changed("tta") {
+				switch tta {
+				case "none":
+					info.TTA = ""
+				case classifier.TTAFlip:
+					info.TTA = classifier.TTAFlip
+				default:
+					return fmt.Errorf("model export: --tta %q: want none or %s", tta, classifier.TTAFlip)
+				}
+			}
 			save := cm.Save
 			if half {
 				save = cm.SaveF16
@@ -75,6 +89,7 @@ a ResNet accepts any side, but its figures change, so evaluate the file.`,
 	cmd.Flags().StringVarP(&out, "out", "o", "", "output safetensors file")
 	cmd.Flags().BoolVar(&half, "f16", false, "store weights as F16")
 	cmd.Flags().StringVar(&id, "id", "", "model id to record (default: the model's own)")
+	cmd.Flags().StringVar(&tta, "tta", "", "test-time augmentation to record: none or hflip (default: the model's own)")
 	cmd.Flags().IntVar(&inputSize, "input-size", 0, "input side in pixels to record (default: the model's own)")
 	cmd.Flags().Float64Var(&threshold, "threshold", 0, "operating threshold to record (default: the model's own)")
 	cmd.Flags().Float64Var(&suspected, "suspected", 0, "high-sensitivity threshold: at or above it a result is at least 'doubt' (with --definite)")

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,11 +65,7 @@ type seedModel struct {
 func seedLifecycleDB(t *testing.T, models []seedModel, active string) string {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fracd.db")
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, path := newTestDB(t)
 	defer db.Close()
 	base := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	tick := 0

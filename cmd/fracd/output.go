@@ -93,20 +93,38 @@ func newListCmd[T any](m *Main, short string, query func(*store.DB, context.Cont
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			records, err := query(db, cmd.Context()) // a method expression such as (*store.DB).Labels
-			if err != nil {
-				return err
-			}
-			return writeList(m.Stdout, format, records, cols)
+			return printList(cmd.Context(), m, format, func(db *store.DB) ([]T, error) {
+				return query(db, cmd.Context()) // a method expression such as (*store.DB).Labels
+			}, cols)
 		},
 	}
 	addFormatFlag(cmd, &format)
 	return cmd
+}
+
+// printList opens the database read-only, runs query and prints its rows
+// with writeList: the body of every list command.
+func printList[T any](ctx context.Context, m *Main, format string, query func(*store.DB) ([]T, error), cols []column[T]) error {
+	db, err := store.OpenReadOnly(ctx, m.Config.Paths.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	records, err := query(db)
+	if err != nil {
+		return err
+	}
+	return writeList(m.Stdout, format, records, cols)
+}
+
+// printQuery is printList for the commands with queryFlags: query gets the
+// window --since/--until resolve to.
+func printQuery[T any](ctx context.Context, m *Main, q queryFlags, query func(db *store.DB, since, until time.Time) ([]T, error), cols []column[T]) error {
+	since, until, err := q.window(time.Now())
+	if err != nil {
+		return err
+	}
+	return printList(ctx, m, q.format, func(db *store.DB) ([]T, error) { return query(db, since, until) }, cols)
 }
 
 // addFormatFlag is the --format flag of the list commands.

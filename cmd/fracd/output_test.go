@@ -78,14 +78,10 @@ func TestTableEscapesControlCharacters(t *testing.T) {
 // controls them (body part, modality) and reads them back through
 // `fracd results`.
 func TestResultsOutputEscapesEndToEnd(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "fracd.db")
 	ctx := context.Background()
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, path := newTestDB(t)
 	sha := strings.Repeat("a", 64)
-	err = db.Update(ctx, func(tx *store.Tx) error {
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		if err := tx.RegisterModel(ctx, store.Model{ID: "m", Arch: "resnet18", WeightsSHA256: strings.Repeat("f", 64), Path: "w", PreprocessVersion: "pp", Threshold: 0.5}); err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,16 +18,12 @@ import (
 func seedReportDB(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fracd.db")
-	db, err := store.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, path := newTestDB(t)
 	defer db.Close()
 	w45 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC) // a Monday
 	w46 := w45.AddDate(0, 0, 7)
 	db.Now = func() time.Time { return w45 }
-	err = db.Update(ctx, func(tx *store.Tx) error {
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		for i, m := range []struct{ id, meta string }{{"m0", `{}`}, {"m1", `{"val_auc": 0.9, "val_flagged_rate": 0.2}`}} {
 			if err := tx.RegisterModel(ctx, store.Model{ID: m.id, Arch: "resnet18", WeightsSHA256: fmt.Sprintf("%064x", i+1), Path: m.id,
 				PreprocessVersion: "pp", Threshold: 0.5, Metadata: json.RawMessage(m.meta)}); err != nil {

@@ -23,26 +23,13 @@ func newResultsCmd(m *Main) *cobra.Command {
   fracd results --accession ACC000005161`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := store.ResultFilter{FlaggedOnly: flagged, ModelID: mdl, Limit: q.limit}
-			var err error
-			if f.Since, f.Until, err = q.window(time.Now()); err != nil {
-				return err
-			}
-			db, err := store.OpenReadOnly(cmd.Context(), m.Config.Paths.DB)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			var rs []store.Result
-			if study.set() {
-				rs, err = m.studyResults(cmd.Context(), db, study, f)
-			} else {
-				rs, err = db.Results(cmd.Context(), f)
-			}
-			if err != nil {
-				return err
-			}
-			return writeList(m.Stdout, q.format, rs, []column[store.Result]{
+			return printQuery(cmd.Context(), m, q, func(db *store.DB, since, until time.Time) ([]store.Result, error) {
+				f := store.ResultFilter{FlaggedOnly: flagged, Since: since, Until: until, ModelID: mdl, Limit: q.limit}
+				if study.set() {
+					return m.studyResults(cmd.Context(), db, study, f)
+				}
+				return db.Results(cmd.Context(), f)
+			}, []column[store.Result]{
 				{"predicted_at", func(r store.Result) string { return fmtTS(r.PredictedAt) }},
 				{"sop_instance_uid", func(r store.Result) string { return r.SOPInstanceUID }},
 				{"modality", func(r store.Result) string { return r.Modality }},

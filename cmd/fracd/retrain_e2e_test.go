@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/fracd/fracd/internal/testdicom"
-	"github.com/fracd/fracd/models"
 	"github.com/fracd/fracd/store"
 )
 
@@ -28,27 +27,8 @@ import (
 // the run directory or the logs.
 func TestRetrainLoopEndToEnd(t *testing.T) {
 	dir := sharedDir(t, "xray-dicom")
-	var phiByFile map[string]map[string]string
-	b, err := os.ReadFile(filepath.Join(dir, "phi.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &phiByFile); err != nil {
-		t.Fatal(err)
-	}
-	var phi []string
-	for _, m := range phiByFile {
-		for _, v := range m {
-			phi = append(phi, v)
-		}
-	}
-	sh, err := models.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newSite(t, "", 2)
-	p := startServe(t, s)
-	p.addr(t)
+	_, phi := corpusPHI(t, dir)
+	sh, s, p := serveShipped(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "files", "*.dcm"))
 	for _, f := range files {
 		data, err := os.ReadFile(f)

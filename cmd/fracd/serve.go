@@ -215,6 +215,7 @@ func (m *Main) OpenDaemon(ctx context.Context) (_ *Daemon, err error) {
 			DiskOK:          d.diskOK,
 			Release:         w.Done,
 			SettledID:       w.SettledID,
+			OnOutcome:       m.onOutcome,
 		}, ready)
 		dm.cancel()
 		wg.Wait()
@@ -307,6 +308,9 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 		var cm *classifier.Model
 		cm, err = classifier.Load(path)
 		if err == nil {
+			err = warmUp(ctx, cm)
+		}
+		if err == nil {
 			err = d.p.SetModel(ctx, fromClassifier(cm, id, path), why)
 		}
 		if err == nil {
@@ -326,6 +330,18 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 			log.Warn("not ready: files wait in the inbox until a model is available", "error", err)
 		}
 	}
+}
+
+// warmUp runs the model once on a blank input, as the pipeline will (the
+// heat-map pass), before it is switched in: the first file after a start
+// or a switch does not pay for building the graph, and a model that
+// cannot run is refused while the current one keeps working.
+func warmUp(ctx context.Context, cm *classifier.Model) error {
+	s := cm.Info().InputSize
+	if _, _, err := cm.HeatMaps(ctx, make([]float32, 3*s*s), 1); err != nil {
+		return fmt.Errorf("model warm-up: %w", err)
+	}
+	return nil
 }
 
 func (d *daemon) currentKey() string {

@@ -28,64 +28,56 @@ import (
 	"github.com/fracd/fracd/store"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// fracdBinary builds the daemon once per test run: the crash tests need a
+// buildFracd builds the daemon once per test run: the crash tests need a
 // real process to kill.
+var buildFracd = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "fracd-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "fracd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// saveTinyModel saves, once per test run, a small randomly initialised
+// ResNet: real weights and a real hash, but fast enough for end-to-end
+// tests on two cores.
+var saveTinyModel = sync.OnceValues(func() (string, error) {
+	m, err := classifier.New("basic[1,1,1,1]", 3)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "fracd-model")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "tiny.safetensors")
+	info := m.Info()
+	info.ID, info.PreprocessVersion = "tiny-e2e", preprocess.Version
+	return path, m.Save(path, info)
+})
+
 func fracdBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "fracd-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "fracd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return onceFile(t, buildFracd)
 }
 
-var (
-	modelOnce sync.Once
-	modelPath string
-	modelErr  error
-)
-
-// tinyModelFile saves a small randomly initialised ResNet: real weights and a
-// real hash, but fast enough for end-to-end tests on two cores.
 func tinyModelFile(t *testing.T) string {
 	t.Helper()
-	modelOnce.Do(func() {
-		m, err := classifier.New("basic[1,1,1,1]", 3)
-		if err != nil {
-			modelErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "fracd-model")
-		if err != nil {
-			modelErr = err
-			return
-		}
-		modelPath = filepath.Join(dir, "tiny.safetensors")
-		info := m.Info()
-		info.ID, info.PreprocessVersion = "tiny-e2e", preprocess.Version
-		modelErr = m.Save(modelPath, info)
-	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
+	return onceFile(t, saveTinyModel)
+}
+
+// onceFile is the file a sync.OnceValues makes, or the test's end.
+func onceFile(t *testing.T, once func() (string, error)) string {
+	t.Helper()
+	path, err := once()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return modelPath
+	return path
 }
 
 type site struct {
@@ -136,31 +128,37 @@ func (p *proc) logs() string { return p.String() }
 
 func startServe(t *testing.T, s site) *proc {
 	t.Helper()
-	p := &proc{done: make(chan error, 1)}
-	p.cmd = exec.Command(fracdBinary(t), "--config", s.config, "serve")
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
+	return startProc(t, fracdBinary(t), "--config", s.config, "serve")
 }
 
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
+	p.stopWithin(t, "serve", 20*time.Second)
+}
+
+// stopWithin ends p (name, in the messages) with SIGTERM: it must exit
+// cleanly within timeout.
+func (p *proc) stopWithin(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	exited, err := p.terminate(timeout)
+	if !exited {
+		t.Fatalf("%s did not stop within %v of SIGTERM", name, timeout)
+	}
+	if err != nil {
+		t.Fatalf("%s exited with %v after SIGTERM\n%s", name, err, p.logs())
+	}
+}
+
+// terminate sends SIGTERM and waits up to timeout: whether p exited, and
+// its exit error (left in done for later waits).
+func (p *proc) terminate(timeout time.Duration) (exited bool, err error) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
 		p.done <- err
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM\n%s", err, p.logs())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not stop within 20s of SIGTERM")
+		return true, err
+	case <-time.After(timeout):
+		return false, nil
 	}
 }
 
@@ -270,6 +268,76 @@ func sharedDir(t *testing.T, sub string) string {
 	return dir
 }
 
+// newTestDB makes an empty database in a fresh directory, for a test to
+// seed through the store's API; the caller closes it before running fracd
+// on path.
+func newTestDB(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fracd.db")
+	db, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, path
+}
+
+// openReadOnly opens a database as the query commands do; the caller
+// closes it.
+func openReadOnly(t *testing.T, path string) *store.DB {
+	t.Helper()
+	db, err := store.OpenReadOnly(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// dumpTables prints every row of the tables, so an identifier scan sees
+// the values however SQLite stores them (compressed, split over pages).
+func dumpTables(t *testing.T, db *store.DB, tables ...string) string {
+	t.Helper()
+	var dump strings.Builder
+	for _, table := range tables {
+		rows, err := db.SQL().Query("SELECT * FROM " + table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			rows.Scan(ptrs...)
+			fmt.Fprintln(&dump, vals...)
+		}
+		rows.Close()
+	}
+	return dump.String()
+}
+
+// corpusPHI reads the reference corpus's phi.json: the identifiers of each
+// file by attribute, and all of them in one list.
+func corpusPHI(t *testing.T, dir string) (map[string]map[string]string, []string) {
+	t.Helper()
+	var phiByFile map[string]map[string]string
+	b, err := os.ReadFile(filepath.Join(dir, "phi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &phiByFile); err != nil {
+		t.Fatalf("phi.json: %v", err)
+	}
+	var phi []string
+	for _, m := range phiByFile {
+		for _, v := range m {
+			phi = append(phi, v)
+		}
+	}
+	return phiByFile, phi
+}
+
 // phiForms expands identifiers into the forms that must not appear: as
 // written, with ^ as a space, and dates in the DICOM and ISO spellings.
 func phiForms(values []string) []string {
@@ -309,26 +377,8 @@ func assertNoPHIInOutputs(t *testing.T, s site, logs string, phi []string) {
 	}
 	// A dump through SQL too, in case a value is stored compressed or split.
 	if db, err := store.OpenReadOnly(context.Background(), s.db); err == nil {
-		var dump strings.Builder
-		for _, table := range []string{"instances", "predictions", "models", "labels", "training_runs", "audit"} {
-			rows, err := db.SQL().Query("SELECT * FROM " + table)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cols, _ := rows.Columns()
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			for rows.Next() {
-				rows.Scan(ptrs...)
-				fmt.Fprintln(&dump, vals...)
-			}
-			rows.Close()
-		}
+		outputs["sql dump"] = []byte(dumpTables(t, db, "instances", "predictions", "models", "labels", "training_runs", "audit"))
 		db.Close()
-		outputs["sql dump"] = []byte(dump.String())
 	}
 	forms := phiForms(phi)
 	for name, b := range outputs {
@@ -354,20 +404,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 
 func TestServeXrayCorpus(t *testing.T) {
 	dir := sharedDir(t, "xray-dicom")
-	var phiByFile map[string]map[string]string
-	b, err := os.ReadFile(filepath.Join(dir, "phi.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &phiByFile); err != nil {
-		t.Fatal(err)
-	}
-	var phi []string
-	for _, m := range phiByFile {
-		for _, v := range m {
-			phi = append(phi, v)
-		}
-	}
+	phiByFile, phi := corpusPHI(t, dir)
 	files, _ := filepath.Glob(filepath.Join(dir, "files", "*.dcm"))
 	if len(files) != 24 {
 		t.Fatalf("found %d corpus files; want 24", len(files))
@@ -401,10 +438,7 @@ func TestServeXrayCorpus(t *testing.T) {
 		t.Fatalf("terminal states %v; want 24 done\n%s", counts, p.logs())
 	}
 
-	db, err := store.OpenReadOnly(context.Background(), s.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openReadOnly(t, s.db)
 	rs, err := db.Results(context.Background(), store.ResultFilter{})
 	db.Close()
 	if err != nil || len(rs) != 24 {

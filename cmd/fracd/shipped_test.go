@@ -21,6 +21,21 @@ import (
 	"github.com/fracd/fracd/store"
 )
 
+// serveShipped starts serve on a two-worker site with no model
+// configured, so the model compiled into the binary is activated on first
+// start, and returns that model.
+func serveShipped(t *testing.T) (models.Shipped, site, *proc) {
+	t.Helper()
+	sh, err := models.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, "", 2)
+	p := startServe(t, s)
+	p.addr(t)
+	return sh, s, p
+}
+
 // TestServeShippedModel: a fresh site with no model configured registers
 // and activates the model compiled into the binary on first start (audited),
 // and the 24 hospital-like DICOM files get predictions from it that are not
@@ -30,13 +45,7 @@ import (
 func TestServeShippedModel(t *testing.T) {
 	dir := sharedDir(t, "xray-dicom")
 	atlas := sharedDir(t, "fracatlas")
-	sh, err := models.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newSite(t, "", 2)
-	p := startServe(t, s)
-	p.addr(t)
+	sh, s, p := serveShipped(t)
 
 	// Which FracAtlas JPEG each file was made from, by the file's hash.
 	f, err := os.Open(filepath.Join(dir, "labels.csv"))
@@ -85,10 +94,7 @@ func TestServeShippedModel(t *testing.T) {
 		t.Fatalf("model.registered audit rows %+v (%v)", es, err)
 	}
 
-	db, err := store.OpenReadOnly(context.Background(), s.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openReadOnly(t, s.db)
 	rs, err := db.Results(context.Background(), store.ResultFilter{})
 	db.Close()
 	if err != nil || len(rs) != 24 {

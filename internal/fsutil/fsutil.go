@@ -1,6 +1,6 @@
-// Package fsutil holds fracd's durable file writes, file hashing and path
-// scrubbing: one way to do each, with the strongest guarantee any caller
-// needs.
+// Package fsutil holds fracd's durable file writes, file hashing, path
+// scrubbing and secret key files: one way to do each, with the strongest
+// guarantee any caller needs.
 //
 // A durable write goes through a temporary file in the destination's own
 // directory (so the rename cannot cross filesystems), fsyncs the file,

@@ -208,3 +208,36 @@ func TestScrubPath(t *testing.T) {
 		t.Fatal("ScrubPath(nil) != nil")
 	}
 }
+
+// TestKeyFile: a key file is made once (0600) and read back; one that is
+// not regular, readable by others, too long or too short is refused.
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys", "k.key")
+	key, err := CreateKeyFile(path, 32)
+	if err != nil || len(key) != 32 {
+		t.Fatalf("create: %d bytes, %v", len(key), err)
+	}
+	if _, err := CreateKeyFile(path, 32); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second create: %v; want fs.ErrExist", err)
+	}
+	if got, err := ReadKeyFile(path, 32); err != nil || string(got) != string(key) {
+		t.Fatalf("read back: %v", err)
+	}
+	wantEntries(t, filepath.Join(dir, "keys"), "k.key")
+	long := filepath.Join(dir, "long.key")
+	os.WriteFile(long, []byte(strings.Repeat("ab", 600)), 0o600)
+	os.Chmod(path, 0o640)
+	for name, p := range map[string]string{"group-readable": path, "not regular": dir, "too long": long} {
+		if _, err := ReadKeyFile(p, 1); err == nil {
+			t.Errorf("%s key file accepted", name)
+		}
+	}
+	os.Chmod(path, 0o600)
+	if _, err := ReadKeyFile(path, 33); err == nil {
+		t.Error("a 32-byte key accepted where 33 are needed")
+	}
+	if _, err := ReadKeyFile(filepath.Join(dir, "absent"), 1); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing key file: %v; want fs.ErrNotExist", err)
+	}
+}
