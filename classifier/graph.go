@@ -29,7 +29,8 @@ type builder struct {
 // at a time on its tape): the kernels' buffers and the oneDNN scratchpad.
 type workspace struct {
 	kernels.Workspace
-	sp []byte
+	sp  []byte    // oneDNN primitives' scratchpad
+	tmp []float32 // see temp
 }
 
 func newBuilder() *builder {
@@ -435,11 +436,16 @@ func shareOutputs(g *G.ExprGraph, keep map[*G.Node]bool) error {
 		}
 		last[nd] = l
 	}
+	// Buffers are sized after the assignment: a dead buffer too small for
+	// the next output grows to fit rather than a new one being added beside
+	// it, so the total approaches the peak of what is alive at once.
 	type buf struct {
-		data  []float32
+		size  int // the largest output it holds
 		until int // last read of the current owner
 	}
 	var bufs []*buf
+	owner := map[*kernelOp]*buf{}
+	var ops []*kernelOp
 	for i := n - 1; i >= 0; i-- {
 		nd := sorted[i]
 		op, ok := nd.Op().(*kernelOp)
@@ -447,18 +453,37 @@ func shareOutputs(g *G.ExprGraph, keep map[*G.Node]bool) error {
 			continue
 		}
 		size, at := op.outShape.TotalSize(), pos[nd]
-		var best *buf
+		var fit, big *buf // smallest dead buffer that fits; largest dead one
 		for _, b := range bufs {
-			if b.until < at && len(b.data) >= size && (best == nil || len(b.data) < len(best.data)) {
-				best = b
+			if b.until >= at {
+				continue
+			}
+			if b.size >= size && (fit == nil || b.size < fit.size) {
+				fit = b
+			}
+			if big == nil || b.size > big.size {
+				big = b
 			}
 		}
-		if best == nil {
-			best = &buf{data: make([]float32, size)}
-			bufs = append(bufs, best)
+		switch {
+		case fit != nil:
+		case big != nil:
+			fit, big.size = big, size
+		default:
+			fit = &buf{size: size}
+			bufs = append(bufs, fit)
 		}
-		best.until = last[nd]
-		op.out = tensor.New(tensor.WithShape(op.outShape.Clone()...), tensor.WithBacking(best.data[:size]))
+		fit.until = last[nd]
+		owner[op] = fit
+		ops = append(ops, op)
+	}
+	data := make(map[*buf][]float32, len(bufs))
+	for _, b := range bufs {
+		data[b] = make([]float32, b.size)
+	}
+	for _, op := range ops {
+		size := op.outShape.TotalSize()
+		op.out = tensor.New(tensor.WithShape(op.outShape.Clone()...), tensor.WithBacking(data[owner[op]][:size]))
 	}
 	return nil
 }

@@ -46,6 +46,16 @@ func dnnlFor(net *netSpec) bool {
 
 // scratch returns the graph's shared oneDNN scratchpad, at least n bytes
 // (ops run one at a time on a graph's tape).
+// temp is the graph's temporary float buffer for data that lives within
+// one op (reordered weights, a weight gradient before its reorder); it
+// never aliases scratch.
+func (ws *workspace) temp(n int) []float32 {
+	if cap(ws.tmp) < n {
+		ws.tmp = make([]float32, n)
+	}
+	return ws.tmp[:n]
+}
+
 func (ws *workspace) scratch(n int) []byte {
 	if cap(ws.sp) < n {
 		ws.sp = make([]byte, n)

@@ -20,10 +20,15 @@ import (
 // into buf when that layout is not OIHW.
 type weightsIn struct {
 	reorder *dnnl.Prim // nil: OIHW as it is
-	buf     []float32
+	buf     []float32  // nil: the workspace's temporary buffer (used within one op)
+	floats  int
 }
 
-func newWeightsIn(p *dnnl.Prim, arg int, g *kernels.Geom) (*weightsIn, error) {
+// newWeightsIn prepares the reorder of OIHW weights into the layout p
+// wants for arg. Weights read only within the op that reorders them are
+// transient: they go to the workspace's temporary buffer, shared by every
+// op of the graph, instead of a buffer of their own.
+func newWeightsIn(p *dnnl.Prim, arg int, g *kernels.Geom, transient bool) (*weightsIn, error) {
 	plain := dnnl.PlainMD(g.Cout, g.C, g.K, g.K, dnnl.NCHW, true)
 	if p.MD(arg).Same(plain) {
 		return &weightsIn{}, nil
@@ -32,14 +37,22 @@ func newWeightsIn(p *dnnl.Prim, arg int, g *kernels.Geom) (*weightsIn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &weightsIn{reorder: r, buf: make([]float32, p.ArgFloats(arg))}, nil
+	wi := &weightsIn{reorder: r, floats: p.ArgFloats(arg)}
+	if !transient {
+		wi.buf = make([]float32, wi.floats)
+	}
+	return wi, nil
 }
 
 func (wi *weightsIn) from(ws *workspace, w []float32) ([]float32, error) {
 	if wi.reorder == nil {
 		return w, nil
 	}
-	return wi.buf, wi.reorder.Exec(ws.scratch(wi.reorder.Scratch), w, wi.buf)
+	buf := wi.buf
+	if buf == nil {
+		buf = ws.temp(wi.floats)
+	}
+	return buf, wi.reorder.Exec(ws.scratch(wi.reorder.Scratch), w, buf)
 }
 
 // dnnlTrainConv adds a convolution (no bias) whose forward, input gradient
@@ -54,7 +67,8 @@ func (b *builder) dnnlTrainConv(x, w *G.Node, g kernels.Geom, noInputGrad bool) 
 	if err != nil {
 		return nil, fmt.Errorf("classifier: conv: %w", err)
 	}
-	wFwd, err := newWeightsIn(fwd, dnnl.ArgWeights, &g)
+	// kept: the input gradient reads them later in the step
+	wFwd, err := newWeightsIn(fwd, dnnl.ArgWeights, &g, false)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: conv weights: %w", err)
 	}
@@ -79,20 +93,21 @@ func (b *builder) dnnlTrainConv(x, w *G.Node, g kernels.Geom, noInputGrad bool) 
 			return nil, fmt.Errorf("classifier: conv.dW: %w", err)
 		}
 		// the weight gradient goes to OIHW through this reorder
+		// (in the workspace's temporary buffer: it lives within this op)
 		var toPlain *dnnl.Prim
-		var dwBuf []float32
 		plain := dnnl.PlainMD(g.Cout, g.C, g.K, g.K, dnnl.NCHW, true)
 		if !bw.MD(dnnl.ArgDiffWeights).Same(plain) {
 			if toPlain, err = dnnl.Reorder(bw.MD(dnnl.ArgDiffWeights), plain, kernels.Workers()); err != nil {
 				return nil, fmt.Errorf("classifier: conv.dW: %w", err)
 			}
-			dwBuf = make([]float32, bw.ArgFloats(dnnl.ArgDiffWeights))
 		}
+		dwFloats := bw.ArgFloats(dnnl.ArgDiffWeights)
 		dw := newKernelOp("dnnl conv.dW", []int{4, 4}, w.Shape().Clone())
 		dw.run = func(out []float32, in [][]float32) error {
 			if toPlain == nil {
 				return bw.Exec(ws.scratch(bw.Scratch), in[0], in[1], out)
 			}
+			dwBuf := ws.temp(dwFloats)
 			if err := bw.Exec(ws.scratch(bw.Scratch), in[0], in[1], dwBuf); err != nil {
 				return err
 			}
@@ -112,7 +127,7 @@ func (b *builder) dnnlTrainConv(x, w *G.Node, g kernels.Geom, noInputGrad bool) 
 		sameW := bd.MD(dnnl.ArgWeights).Same(fwd.MD(dnnl.ArgWeights))
 		var wBwd *weightsIn
 		if !sameW {
-			if wBwd, err = newWeightsIn(bd, dnnl.ArgWeights, &g); err != nil {
+			if wBwd, err = newWeightsIn(bd, dnnl.ArgWeights, &g, true); err != nil {
 				return nil, fmt.Errorf("classifier: conv.dX weights: %w", err)
 			}
 		}
