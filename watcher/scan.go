@@ -18,10 +18,12 @@ import (
 // rescan walks the whole inbox and re-verifies in-flight files. It only
 // fails when ctx is cancelled.
 func (w *Watcher) rescan(ctx context.Context) error {
-	w.st.rescans.Add(1)
+	// Counted once the walk is over: Stats' Rescans are completed walks,
+	// so a caller seeing 1 knows the initial scan has seen the tree.
+	defer w.st.rescans.Add(1)
 	w.capped = false
 	if _, err := os.Stat(w.root); err != nil {
-		if w.inboxOK || w.st.rescans.Load() == 1 {
+		if w.inboxOK || w.st.rescans.Load() == 0 {
 			w.log.Error("inbox directory unreadable", "dir", w.root, "err", err)
 		}
 		w.inboxOK = false

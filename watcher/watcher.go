@@ -80,7 +80,7 @@ type Stats struct {
 	InFlight int    // emitted, neither gone from the inbox nor Done yet
 	Dirs     int    // folders watched
 	Emitted  uint64 // paths sent on ready since start
-	Rescans  uint64 // full walks since start (initial scan included)
+	Rescans  uint64 // full walks completed since start (initial scan included)
 	Overflow uint64 // fsnotify overflows seen
 	Capped   bool   // MaxTracked reached; the rest waits on disk
 	InboxOK  bool   // the last walk could read the inbox root
