@@ -42,7 +42,7 @@ static void fracd_quiet(const char *msg, void *client) { (void)msg; (void)client
 // decoded, so a codestream cannot make OpenJPEG allocate more than the
 // dataset allows.
 static int fracd_j2k_decode(const unsigned char *data, size_t len, int jp2,
-	int ew, int eh, int enc,
+	int ew, int eh, int enc, int threads,
 	int32_t **out, int *w, int *h, int *nc, int *prec, int *sgnd) {
 	fracd_buf buf = { data, len, 0 };
 	opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
@@ -53,6 +53,9 @@ static int fracd_j2k_decode(const unsigned char *data, size_t len, int jp2,
 	opj_dparameters_t params;
 	opj_set_default_decoder_parameters(&params);
 	if (!opj_setup_decoder(codec, &params)) { opj_destroy_codec(codec); return -2; }
+	// Code blocks decode in parallel (OpenJPEG >= 2.2), as GDCM does; a
+	// failure here only means one thread.
+	if (threads > 1) opj_codec_set_threads(codec, threads);
 	opj_stream_t *s = opj_stream_create(1 << 16, OPJ_TRUE);
 	if (!s) { opj_destroy_codec(codec); return -3; }
 	opj_stream_set_user_data(s, &buf, NULL);
@@ -99,6 +102,7 @@ import "C"
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"unsafe"
 )
 
@@ -125,7 +129,7 @@ func decodeJ2K(data []byte, ii ImageInfo) (*Frame, error) {
 	var out *C.int32_t
 	var w, h, nc, prec, sgnd C.int
 	rc := C.fracd_j2k_decode((*C.uchar)(src), C.size_t(len(data)), C.int(jp2),
-		C.int(ii.Columns), C.int(ii.Rows), C.int(ii.SamplesPerPixel), &out, &w, &h, &nc, &prec, &sgnd)
+		C.int(ii.Columns), C.int(ii.Rows), C.int(ii.SamplesPerPixel), C.int(min(runtime.GOMAXPROCS(0), 4)), &out, &w, &h, &nc, &prec, &sgnd)
 	if rc == -10 {
 		return nil, fmt.Errorf("%w: JPEG 2000 header does not match the dataset's %dx%d with %d samples", ErrMalformed, ii.Columns, ii.Rows, ii.SamplesPerPixel)
 	}
