@@ -38,7 +38,8 @@ func NewBatcher(m *Model, maxBatch int) *Batcher {
 // HeatMap returns the probability and heat map of one image (3 x S x S,
 // S = the model's input size), as HeatMaps does. If ctx ends while the
 // request waits for a batch run by another caller, HeatMap returns at once;
-// the batch still computes it.
+// the batch still computes it. A batch runs under the context of the
+// caller that runs it (the daemon's workers share one).
 func (b *Batcher) HeatMap(ctx context.Context, input []float32) (float32, HeatMap, error) {
 	r := &batchReq{input: input, done: make(chan struct{})}
 	b.mu.Lock()

@@ -49,10 +49,7 @@ func (m *Model) HeatMaps(ctx context.Context, inputs []float32, n int) ([]float3
 		return probs, maps, nil
 	}
 	// The images and their mirrors in one batch of 2n, as Predict does.
-	both := make([]float32, 2*len(inputs))
-	copy(both, inputs)
-	flipInto(both[len(inputs):], inputs, size)
-	logits, maps, err := m.heatMaps(ctx, both, 2*n, size)
+	logits, maps, err := m.heatMaps(ctx, withMirrors(inputs, size), 2*n, size)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -386,10 +386,7 @@ func (m *Model) Predict(ctx context.Context, inputs []float32, n int) ([]float32
 	}
 	// The images and their mirrors go through as one batch of 2n: one
 	// pass over the weights instead of two.
-	both := make([]float32, 2*len(inputs))
-	copy(both, inputs)
-	flipInto(both[len(inputs):], inputs, size)
-	p, err := m.PredictPlain(ctx, both, 2*n, size)
+	p, err := m.PredictPlain(ctx, withMirrors(inputs, size), 2*n, size)
 	if err != nil {
 		return nil, err
 	}
@@ -416,6 +413,15 @@ func FlipInputs(inputs []float32, n, size int) []float32 {
 	out := make([]float32, len(inputs))
 	flipInto(out, inputs, size)
 	return out
+}
+
+// withMirrors returns the images followed by their mirror images, for
+// flip TTA in one batch of 2n.
+func withMirrors(inputs []float32, size int) []float32 {
+	both := make([]float32, 2*len(inputs))
+	copy(both, inputs)
+	flipInto(both[len(inputs):], inputs, size)
+	return both
 }
 
 // flipInto writes the rows of side size in src, mirrored, into dst.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/pipeline"
 	"github.com/fracd/fracd/store"
 )
@@ -108,7 +109,7 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 		return res, err
 	}
 	for _, f := range files {
-		if err := copyFile(f, filepath.Join(stage, filepath.Base(f))); err != nil {
+		if err := fsutil.CopyFileAtomic(filepath.Join(stage, filepath.Base(f)), f, 0o640); err != nil {
 			return res, err
 		}
 	}
@@ -293,23 +294,6 @@ func formatCounts(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // resetPeakRSS restarts the kernel's peak-resident-set count of this
