@@ -19,6 +19,9 @@ type builder struct {
 	// dnnl: activations are nChw16c and convolutions, pooling and (in
 	// training) BatchNorm run in oneDNN (see ops_dnnl.go).
 	dnnl bool
+	// bf16: inference convolutions take bfloat16 source and weights (see
+	// Precision); activations between ops stay float32.
+	bf16 bool
 	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
@@ -163,10 +166,16 @@ func (b *builder) stemPool(h *G.Node) (*G.Node, error) {
 // caller has verified that channel c of the input is (g - mean[c]) / std[c]
 // (a gray image replicated and normalised), and the normalisation is folded
 // into conv1, which then does a third of the work (see grayStem).
-func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32) (*graph, error) {
+func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32, prec Precision) (*graph, error) {
 	b := newBuilder()
 	b.inference = true
 	b.dnnl = dnnlFor(net)
+	if prec == PrecisionBF16 {
+		if !b.dnnl {
+			return nil, fmt.Errorf("classifier: precision %s needs oneDNN and channel counts in multiples of %d", prec, kernels.Block)
+		}
+		b.bf16 = true
+	}
 	inC := 3
 	if gray != nil {
 		inC = 1

@@ -44,6 +44,17 @@ func dnnlFor(net *netSpec) bool {
 	return true
 }
 
+// bf16Ready says why net cannot run at PrecisionBF16 here, if it cannot.
+func bf16Ready(net *netSpec) error {
+	if !dnnlFor(net) {
+		return fmt.Errorf("classifier: precision %s needs oneDNN (this build or this network has none)", PrecisionBF16)
+	}
+	if !dnnl.NativeBF16() {
+		return fmt.Errorf("classifier: precision %s: this CPU has no AVX512-BF16 (oneDNN would emulate it, slower than f32)", PrecisionBF16)
+	}
+	return nil
+}
+
 // scratch returns the graph's shared oneDNN scratchpad, at least n bytes
 // (ops run one at a time on a graph's tape).
 // temp is the graph's temporary float buffer for data that lives within
@@ -84,9 +95,23 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 	if g.C%dnnl.Block != 0 {
 		src = dnnl.NCHW // the network input
 	}
-	p, err := dnnl.Conv(dnnl.ConvInference, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, src, dnnl.Blocked, true, res != nil, relu, kernels.Workers())
+	kind := dnnl.ConvInference
+	if b.bf16 {
+		kind = dnnl.ConvInferenceBF16
+	}
+	p, err := dnnl.Conv(kind, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, src, dnnl.Blocked, true, res != nil, relu, kernels.Workers())
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %s: %w", name, err)
+	}
+	// bf16: the float32 source is rounded to bfloat16 in the graph's temp
+	// buffer right before the convolution (a few microseconds against the
+	// convolution's milliseconds), so every tensor of the graph, the
+	// residuals included, stays float32.
+	var toBF16 *dnnl.Prim
+	if b.bf16 {
+		if toBF16, err = dnnl.Reorder(dnnl.PlainMD(n, g.C, g.H, g.W, src, false), p.MD(dnnl.ArgSrc), kernels.Workers()); err != nil {
+			return nil, fmt.Errorf("classifier: %s source to bf16: %w", name, err)
+		}
 	}
 	wr, err := reorderWeights(p, dnnl.ArgWeights, w, g.Cout, g.C, g.K)
 	if err != nil {
@@ -107,7 +132,14 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 		if len(in) > 3 {
 			copy(out, in[3]) // the sum post-op adds dst's previous contents
 		}
-		return p.Exec(ws.scratch(p.Scratch), in[0], in[1], in[2], out)
+		x := in[0]
+		if toBF16 != nil {
+			x = ws.temp(toBF16.ArgFloats(dnnl.ArgDst))
+			if err := toBF16.Exec(ws.scratch(toBF16.Scratch), in[0], x); err != nil {
+				return err
+			}
+		}
+		return p.Exec(ws.scratch(p.Scratch), x, in[1], in[2], out)
 	}
 	return apply(op, in...)
 }

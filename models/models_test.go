@@ -126,17 +126,17 @@ func TestShippedModelPinnedOutputs(t *testing.T) {
 	}
 }
 
-// TestShippedModelValAUC re-measures the card's validation ROC-AUC on
-// FracAtlas's val split (the images, not DICOM), with the model's TTA.
-func TestShippedModelValAUC(t *testing.T) {
+// valSet is FracAtlas's val split (the images, not DICOM), preprocessed,
+// or a skip without ../shared or under -short.
+func valSet(t *testing.T) *training.Cache {
+	t.Helper()
 	dir := filepath.Join("..", "..", "shared", "fracatlas")
 	if _, err := os.Stat(filepath.Join(dir, "split.csv")); err != nil {
-		t.Skipf("../shared/fracatlas not present (%v): the card's val ROC-AUC is not re-measured", err)
+		t.Skipf("../shared/fracatlas not present (%v): val figures are not re-measured", err)
 	}
 	if testing.Short() {
 		t.Skip("scores 816 validation images")
 	}
-	sh, m := shipped(t)
 	ls, err := training.LoadLabels(filepath.Join(dir, "split.csv"), filepath.Join(dir, "images"), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -152,13 +152,25 @@ func TestShippedModelValAUC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := caches[training.SplitVal]
+	return caches[training.SplitVal]
+}
+
+func valProbs(t *testing.T, m *classifier.Model, c *training.Cache) []float32 {
+	t.Helper()
 	info := m.Info()
 	probs, err := training.PredictAll(context.Background(), m, &training.Dataset{Cache: c, Mean: info.Mean, Std: info.Std}, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	met, err := classifier.Evaluate(probs, c.Labels, info.Threshold)
+	return probs
+}
+
+// TestShippedModelValAUC re-measures the card's validation ROC-AUC on
+// FracAtlas's val split (the images, not DICOM), with the model's TTA.
+func TestShippedModelValAUC(t *testing.T) {
+	c := valSet(t)
+	sh, m := shipped(t)
+	met, err := classifier.Evaluate(valProbs(t, m, c), c.Labels, m.Info().Threshold)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,4 +178,74 @@ func TestShippedModelValAUC(t *testing.T) {
 		t.Errorf("val: %d images, ROC-AUC %.4f; the card says %d images, %.4f", c.Len(), met.AUC, sh.Card.ValN, sh.Card.ValAUC)
 	}
 	t.Logf("val ROC-AUC %.4f on %d images (card %.4f)", met.AUC, c.Len(), sh.Card.ValAUC)
+}
+
+// TestShippedModelBF16Val is the bf16 option's evidence the throughput
+// issue asks for: on val, ROC-AUC within 0.002 of float32's and the same
+// flagged decision on at least 99.5% of images.
+func TestShippedModelBF16Val(t *testing.T) {
+	c := valSet(t)
+	_, m32 := shipped(t)
+	m16 := bf16Model(t)
+	thr := m32.Info().Threshold
+	p32, p16 := valProbs(t, m32, c), valProbs(t, m16, c)
+	a32, err := classifier.Evaluate(p32, c.Labels, thr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a16, err := classifier.Evaluate(p16, c.Labels, thr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, maxDiff := 0, 0.0
+	for i := range p32 {
+		if (p32[i] >= float32(thr)) == (p16[i] >= float32(thr)) {
+			same++
+		}
+		maxDiff = max(maxDiff, math.Abs(float64(p32[i]-p16[i])))
+	}
+	frac := float64(same) / float64(len(p32))
+	if math.Abs(a16.AUC-a32.AUC) > 0.002 || frac < 0.995 {
+		t.Errorf("bf16 on val: ROC-AUC %.4f vs f32 %.4f, same decision on %d of %d (%.4f)", a16.AUC, a32.AUC, same, len(p32), frac)
+	}
+	t.Logf("val, %d images: ROC-AUC f32 %.4f bf16 %.4f; same decision %d of %d (%.2f%%); largest probability difference %.4f",
+		len(p32), a32.AUC, a16.AUC, same, len(p32), 100*frac, maxDiff)
+}
+
+// bf16Model is the shipped model at PrecisionBF16, or a skip where this
+// build or CPU cannot run it.
+func bf16Model(t *testing.T) *classifier.Model {
+	t.Helper()
+	_, m := shipped(t)
+	if err := m.SetPrecision(classifier.PrecisionBF16); err != nil {
+		t.Skipf("bf16 inference unavailable here: %v", err)
+	}
+	return m
+}
+
+// TestShippedModelBF16NearF32 checks the bf16 option on the pinned inputs:
+// probabilities within 0.01 of float32's and the same decision at the
+// model's threshold.
+func TestShippedModelBF16NearF32(t *testing.T) {
+	_, m32 := shipped(t)
+	m16 := bf16Model(t)
+	thr := m32.Info().Threshold
+	for name, x := range pinnedInputs(t) {
+		p32, err := m32.Predict(context.Background(), x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p16, err := m16.Predict(context.Background(), x, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := math.Abs(float64(p16[0] - p32[0]))
+		if d > 0.01 || (p16[0] >= float32(thr)) != (p32[0] >= float32(thr)) {
+			t.Errorf("%s: bf16 %.5f, f32 %.5f (threshold %.4f)", name, p16[0], p32[0], thr)
+		}
+		if d == 0 {
+			t.Errorf("%s: bf16 and f32 agree exactly (%.6f): is bf16 in effect?", name, p16[0])
+		}
+		t.Logf("%s: bf16 %.5f f32 %.5f", name, p16[0], p32[0])
+	}
 }

@@ -58,6 +58,9 @@ const (
 	ConvTraining
 	ConvBackwardData
 	ConvBackwardWeights
+	// ConvInferenceBF16 is ConvInference with bfloat16 source and weights
+	// (bias and destination stay float32): see BF16MD for the source.
+	ConvInferenceBF16
 )
 
 var (
@@ -74,6 +77,10 @@ func Available() bool {
 	})
 	return initErr == nil
 }
+
+// NativeBF16 reports whether the CPU computes bfloat16 natively
+// (AVX512-BF16); elsewhere oneDNN emulates it, more slowly than float32.
+func NativeBF16() bool { return Available() && C.fd_native_bf16() != 0 }
 
 // Prim is one compiled oneDNN primitive.
 type Prim struct {
@@ -145,8 +152,14 @@ func (p *Prim) ArgFloats(arg int) int { return (int(C.fd_arg_size(p.p, C.int(arg
 type ownedMD struct{ md *C.dnnl_memory_desc_t }
 
 // PlainMD describes an n x c x h x w tensor in layout l (weights: OIHW).
-func PlainMD(n, c, h, w int, l Layout, weights bool) MD {
-	md := C.fd_md(C.int(n), C.int(c), C.int(h), C.int(w), C.int(l), b2i(weights))
+func PlainMD(n, c, h, w int, l Layout, weights bool) MD { return newMD(n, c, h, w, l, weights, false) }
+
+// BF16MD describes an n x c x h x w activation in layout l, in bfloat16
+// (2 bytes an element: a buffer of n*c*h*w/2 float32s, rounded up, holds it).
+func BF16MD(n, c, h, w int, l Layout) MD { return newMD(n, c, h, w, l, false, true) }
+
+func newMD(n, c, h, w int, l Layout, weights, bf16 bool) MD {
+	md := C.fd_md(C.int(n), C.int(c), C.int(h), C.int(w), C.int(l), b2i(weights), b2i(bf16))
 	o := &ownedMD{md}
 	runtime.SetFinalizer(o, func(o *ownedMD) { C.fd_md_free(o.md) })
 	return MD{md: md, owner: o}

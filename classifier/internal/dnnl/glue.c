@@ -13,6 +13,11 @@ extern void omp_set_num_threads(int);
 static dnnl_engine_t eng;
 static dnnl_stream_t strm;
 
+int fd_native_bf16(void) {
+	// ISA values are feature masks: each includes the ones below it
+	return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
 int fd_init(void) {
 	if (eng) return 0;
 	int st = dnnl_engine_create(&eng, dnnl_cpu, 0);
@@ -31,15 +36,19 @@ static dnnl_format_tag_t tag_of(int layout, int weights) {
 	}
 }
 
-static int md4(dnnl_memory_desc_t *md, int n, int c, int h, int w, int layout, int weights) {
+static int md4t(dnnl_memory_desc_t *md, int n, int c, int h, int w, int layout, int weights, dnnl_data_type_t dt) {
 	dnnl_dims_t d = {n, c, h, w};
-	return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag_of(layout, weights));
+	return dnnl_memory_desc_init_by_tag(md, 4, d, dt, tag_of(layout, weights));
 }
 
-dnnl_memory_desc_t *fd_md(int n, int c, int h, int w, int layout, int weights) {
+static int md4(dnnl_memory_desc_t *md, int n, int c, int h, int w, int layout, int weights) {
+	return md4t(md, n, c, h, w, layout, weights, dnnl_f32);
+}
+
+dnnl_memory_desc_t *fd_md(int n, int c, int h, int w, int layout, int weights, int bf16) {
 	dnnl_memory_desc_t *md = malloc(sizeof *md);
 	if (!md) return NULL;
-	if (md4(md, n, c, h, w, layout, weights) != dnnl_success) {
+	if (md4t(md, n, c, h, w, layout, weights, bf16 ? dnnl_bf16 : dnnl_f32) != dnnl_success) {
 		free(md);
 		return NULL;
 	}
@@ -142,13 +151,15 @@ int fd_exec(fd_prim *p, int nthr, void *a0, void *a1, void *a2, void *a3, void *
 	return dnnl_stream_wait(strm);
 }
 
+// bf16: source and weights in bfloat16 (bias and destination stay f32).
 static int conv_desc(dnnl_convolution_desc_t *cd, dnnl_prop_kind_t prop, int n, int c, int h, int w, int oc,
-                     int k, int s, int p, int src_layout, int dst_layout, int bias) {
+                     int k, int s, int p, int src_layout, int dst_layout, int bias, int bf16) {
 	int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
 	dnnl_memory_desc_t src, wei, b, dst;
 	dnnl_dims_t bd = {oc};
-	md4(&src, n, c, h, w, src_layout, 0);
-	md4(&wei, oc, c, k, k, FD_ANY, 1);
+	dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+	md4t(&src, n, c, h, w, src_layout, 0, dt);
+	md4t(&wei, oc, c, k, k, FD_ANY, 1, dt);
 	md4(&dst, n, oc, oh, ow, dst_layout, 0);
 	if (bias) dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x);
 	dnnl_dims_t st = {s, s}, pad = {p, p};
@@ -159,8 +170,10 @@ static int conv_desc(dnnl_convolution_desc_t *cd, dnnl_prop_kind_t prop, int n, 
 int fd_conv(fd_prim **out, int kind, int n, int c, int h, int w, int oc, int k, int s, int p,
             int src_layout, int dst_layout, int bias, int sum, int relu, int nthr) {
 	dnnl_convolution_desc_t fwd;
+	int bf16 = kind == 4;
+	if (bf16) kind = 0;
 	dnnl_prop_kind_t prop = kind == 0 ? dnnl_forward_inference : dnnl_forward_training;
-	int st = conv_desc(&fwd, prop, n, c, h, w, oc, k, s, p, src_layout, dst_layout, bias);
+	int st = conv_desc(&fwd, prop, n, c, h, w, oc, k, s, p, src_layout, dst_layout, bias, bf16);
 	if (st != dnnl_success) return st;
 	dnnl_primitive_attr_t attr = new_attr();
 	if (kind <= 1) {

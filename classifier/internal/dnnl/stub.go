@@ -31,11 +31,13 @@ const (
 	ConvTraining
 	ConvBackwardData
 	ConvBackwardWeights
+	ConvInferenceBF16
 )
 
 var errMissing = errors.New("dnnl: built without oneDNN (-tags nodnnl)")
 
-func Available() bool { return false }
+func Available() bool  { return false }
+func NativeBF16() bool { return false }
 
 type Prim struct {
 	Scratch int
@@ -51,6 +53,7 @@ func Pool(ConvKind, bool, int, int, int, int, int, int, int, int) (*Prim, error)
 	return nil, errMissing
 }
 func PlainMD(int, int, int, int, Layout, bool) MD { return MD{} }
+func BF16MD(int, int, int, int, Layout) MD        { return MD{} }
 func Reorder(MD, MD, int) (*Prim, error)          { return nil, errMissing }
 func (p *Prim) MD(int) MD                         { return MD{} }
 func (p *Prim) ArgFloats(int) int                 { return 0 }
