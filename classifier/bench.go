@@ -23,6 +23,8 @@ type BenchOptions struct {
 	// pipeline's input (one gray image replicated and normalised per
 	// channel), which disables the gray-input conv1 fold.
 	RandomInput bool
+	// Precision of inference ("": f32).
+	Precision Precision
 }
 
 // BenchResult reports the timing of Bench.
@@ -30,6 +32,7 @@ type BenchResult struct {
 	Arch        string
 	Batch, Size int
 	Train       bool
+	Precision   Precision
 	Times       []time.Duration // per repetition (whole batch)
 	Median      time.Duration
 	MsPerImage  float64
@@ -56,6 +59,9 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err != nil {
 		return BenchResult{}, err
 	}
+	if err := m.SetPrecision(o.Precision); err != nil {
+		return BenchResult{}, err
+	}
 	x := randInputs(rand.New(rand.NewSource(2)), o.Batch*3*o.Size*o.Size)
 	if !o.RandomInput {
 		grayInputs(rand.New(rand.NewSource(2)), x, o.Batch, o.Size, m.Info().Mean, m.Info().Std)
@@ -77,7 +83,7 @@ func Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 	if err := step(); err != nil { // warm-up: builds the graph, sizes buffers
 		return BenchResult{}, err
 	}
-	r := BenchResult{Arch: m.net.arch.Name, Batch: o.Batch, Size: o.Size, Train: o.Train, Workers: runtime.GOMAXPROCS(0)}
+	r := BenchResult{Arch: m.net.arch.Name, Batch: o.Batch, Size: o.Size, Train: o.Train, Precision: m.Precision(), Workers: runtime.GOMAXPROCS(0)}
 	if o.OpTimes {
 		opTimes.Store(&opTimer{total: map[string]time.Duration{}, count: map[string]int{}})
 		defer opTimes.Store(nil)

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"context"
+	"math"
 	"math/rand"
 	"testing"
 
@@ -102,5 +103,63 @@ func TestPredictRunsWhileAGraphIsBusy(t *testing.T) {
 	defer m.mu.Unlock()
 	if p := m.infer[gr.key]; p.total > maxGraphsPerShape() || len(p.free) != p.total {
 		t.Errorf("pool: %d graphs built (max %d), %d free", p.total, maxGraphsPerShape(), len(p.free))
+	}
+}
+
+// TestBF16CloseToF32 runs the same model at both precisions: bf16 keeps 8
+// significant bits of each convolution's inputs, so logits move by about
+// 1% of their size and heat-map cells by about 1% of the map's spread.
+func TestBF16CloseToF32(t *testing.T) {
+	for _, arch := range []string{"basic[1,1,1,1]", "bottleneck[1,1,1,1]"} {
+		m := modelWithBNStats(arch, 21, rand.New(rand.NewSource(5)))
+		m.info.InputSize = 64
+		if err := m.SetPrecision(PrecisionBF16); err != nil {
+			t.Skipf("bf16 unavailable here: %v", err)
+		}
+		if err := m.SetPrecision(PrecisionF32); err != nil {
+			t.Fatal(err)
+		}
+		const n, size = 4, 64
+		x := make([]float32, n*3*size*size)
+		grayInputs(rand.New(rand.NewSource(6)), x, n, size, m.info.Mean, m.info.Std)
+		run := func(p Precision) ([]float32, []HeatMap) {
+			if err := m.SetPrecision(p); err != nil {
+				t.Fatal(err)
+			}
+			l, err := m.Logits(context.Background(), x, n, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, maps, err := m.HeatMaps(context.Background(), x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l, maps
+		}
+		l32, h32 := run(PrecisionF32)
+		l16, h16 := run(PrecisionBF16)
+		spread := func(v []float32) float64 {
+			lo, hi := v[0], v[0]
+			for _, x := range v {
+				lo, hi = min(lo, x), max(hi, x)
+			}
+			return float64(hi - lo)
+		}
+		var mag float64
+		for _, v := range l32 {
+			mag = max(mag, math.Abs(float64(v)))
+		}
+		var worst, worstMap float64
+		for i := range l32 {
+			worst = max(worst, math.Abs(float64(l16[i]-l32[i]))/mag)
+			hs := spread(h32[i].Values)
+			for j, v := range h32[i].Values {
+				worstMap = max(worstMap, math.Abs(float64(h16[i].Values[j]-v))/hs)
+			}
+		}
+		if worst > 0.03 || worstMap > 0.05 || worst == 0 {
+			t.Errorf("%s: bf16 moved logits by %.4f of their size (want (0, 0.03]) and heat-map cells by %.4f of their spread (want <= 0.05)", arch, worst, worstMap)
+		}
+		t.Logf("%s: logits %v vs %v; worst logit %.4f of size, heat map %.4f of spread", arch, l16, l32, worst, worstMap)
 	}
 }

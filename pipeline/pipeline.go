@@ -58,6 +58,8 @@ type ModelInfo struct {
 	Suspected, Definite float64
 	// Path is where the weights were loaded from (for the registry).
 	Path string
+	// Precision is the inference arithmetic ("f32" or "bf16"; empty: f32).
+	Precision string
 }
 
 // Config configures a Pipeline.
@@ -181,6 +183,9 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 	if info.WeightsSHA256 == "" {
 		return fmt.Errorf("pipeline: model %s has no weights sha256", info.ID)
 	}
+	if info.Precision == "" {
+		info.Precision = "f32"
+	}
 	// Every prediction references a registered model: register unknown
 	// weights on first use; known weights keep their registry id.
 	err := p.db.Update(ctx, func(tx *store.Tx) error {
@@ -203,9 +208,13 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 				WeightsSHA256     string  `json:"weights_sha256"`
 				Threshold         float64 `json:"threshold"`
 				PreprocessVersion string  `json:"preprocess_version"`
+				Precision         string  `json:"precision"`
+			}
+			if d.Precision == "" {
+				d.Precision = "f32" // rows from before the precision option
 			}
 			if json.Unmarshal(last.Detail, &d) == nil && d.WeightsSHA256 == info.WeightsSHA256 &&
-				d.Threshold == info.Threshold && d.PreprocessVersion == info.PreprocessVersion {
+				d.Threshold == info.Threshold && d.PreprocessVersion == info.PreprocessVersion && d.Precision == info.Precision {
 				return nil
 			}
 		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -213,7 +222,7 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 		}
 		_, err = tx.AppendAudit(ctx, p.cfg.Actor, store.ActionModelActivated, info.ID, map[string]any{
 			"weights_sha256": info.WeightsSHA256, "arch": info.Arch, "threshold": info.Threshold,
-			"preprocess_version": info.PreprocessVersion, "reason": why,
+			"preprocess_version": info.PreprocessVersion, "precision": info.Precision, "reason": why,
 		})
 		return err
 	})
@@ -226,7 +235,7 @@ func (p *Pipeline) SetModel(ctx context.Context, m Model, why string) error {
 	}
 	p.model.Store(&activeModel{m: m, info: info})
 	p.metrics.setModel(info)
-	p.log.Info("model active", "model_id", info.ID, "weights_sha256", info.WeightsSHA256, "reason", why)
+	p.log.Info("model active", "model_id", info.ID, "weights_sha256", info.WeightsSHA256, "precision", info.Precision, "reason", why)
 	return nil
 }
 

@@ -5,6 +5,10 @@ users share the machine, so pairs run adjacent and rounds alternate order.
 
     /usr/bin/python3 classifier/scripts/bench_compare.py --fracd /tmp/fracd --rounds 5 \
         --case "resnet18 1" --case "resnet50 1" --case "resnet18 16 train" --case "resnet50 16 train"
+
+A case is "arch batch [train | bf16 | bf16/f32]": bf16 runs both at bfloat16
+inference (fracd --precision bf16, PyTorch under CPU autocast); bf16/f32
+compares fracd's bf16 with PyTorch's default float32.
 """
 import argparse
 import os
@@ -55,11 +59,18 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     for case in a.case:
         parts = case.split()
-        arch, batch, train = parts[0], parts[1], len(parts) > 2
+        arch, batch, mode = parts[0], parts[1], parts[2] if len(parts) > 2 else ""
+        if mode not in ("", "train", "bf16", "bf16/f32"):
+            sys.exit(f"case {case!r}: want arch batch [train|bf16|bf16/f32]")
+        train = mode == "train"
         iters = "3" if train else "9"
         go = [a.fracd, "bench", "--arch", arch, "--batch", batch, "--iters", iters] + (["--train"] if train else [])
         py = ["/usr/bin/python3", os.path.join(here, "bench_torch.py"), "--arch", arch, "--batch", batch,
               "--iters", iters, "--threads", "2"] + (["--train"] if train else [])
+        if mode.startswith("bf16"):
+            go += ["--precision", "bf16"]
+        if mode == "bf16":
+            py += ["--bf16"]
         gt, pt, grss, prss = [], [], [], []
         for r in range(a.rounds):
             order = [(go, gt, grss), (py, pt, prss)]

@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--train", action="store_true")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="inference under CPU autocast to bfloat16 (oneDNN bf16 convolutions)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -48,7 +49,7 @@ def main():
         model.eval()
 
         def step():
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
                 model(x)
     step()
     times = []
@@ -57,7 +58,7 @@ def main():
         step()
         times.append((time.perf_counter() - t0) * 1000)
     med = sorted(times)[len(times) // 2]
-    mode = "train-step" if a.train else "inference"
+    mode = "train-step" if a.train else "inference-bf16" if a.bf16 else "inference"
     print(f"pytorch {torch.__version__} {a.arch} {mode} batch={a.batch} size={a.size} threads={torch.get_num_threads()}: "
           f"median {med:.1f} ms/batch, {med / a.batch:.2f} ms/image, peak RSS {peak_rss_mib():.0f} MiB "
           f"(runs: {' '.join(f'{t:.1f}' for t in times)})")

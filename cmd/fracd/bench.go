@@ -13,7 +13,7 @@ import (
 
 func newBenchCmd(m *Main) *cobra.Command {
 	var o classifier.BenchOptions
-	var cpuProfile string
+	var cpuProfile, precision string
 	e2e := e2eOptions{Rounds: 1, Settle: 300 * time.Millisecond, Timeout: 10 * time.Minute}
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -43,6 +43,13 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if precision != "" {
+				p, err := classifier.ParsePrecision(precision)
+				if err != nil {
+					return fmt.Errorf("bench: --precision: %w", err)
+				}
+				o.Precision, m.Config.Model.Precision = p, string(p)
+			}
 			if e2e.Dir != "" {
 				return m.benchE2E(cmd.Context(), e2e)
 			}
@@ -50,7 +57,7 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 			if err != nil {
 				return err
 			}
-			mode := "inference"
+			mode := "inference-" + string(r.Precision)
 			if r.Train {
 				mode = "train-step"
 			}
@@ -81,6 +88,7 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 	f.IntVar(&o.Workers, "workers", 0, "kernel worker threads (GOMAXPROCS; 0: all cores)")
 	f.BoolVar(&o.OpTimes, "ops", false, "also print time per op kind and shape")
 	f.BoolVar(&o.RandomInput, "random-input", false, "independent random channels instead of a normalised gray image (disables the gray conv1 fold)")
+	f.StringVar(&precision, "precision", "", "inference precision, f32 or bf16 (default f32; --e2e: model.precision)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
 	f.StringVar(&e2e.Dir, "e2e", "", "run the whole daemon on the files of this folder instead (see above)")
 	f.IntVar(&e2e.Rounds, "rounds", e2e.Rounds, "--e2e: rounds, each on fresh state")

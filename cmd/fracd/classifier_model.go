@@ -25,6 +25,23 @@ const batchFiles = 4
 
 // fromClassifier wraps a loaded classifier model. id overrides the model's
 // own id when not empty (the registry's id).
+// loadClassifier reads a weights file and sets its inference precision
+// (model.precision, or a command's --precision).
+func loadClassifier(path, precision string) (*classifier.Model, error) {
+	prec, err := classifier.ParsePrecision(precision)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := classifier.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := cm.SetPrecision(prec); err != nil {
+		return nil, err
+	}
+	return cm, nil
+}
+
 func fromClassifier(m *classifier.Model, id, path string) pipeline.Model {
 	ci := m.Info()
 	if id == "" {
@@ -33,7 +50,7 @@ func fromClassifier(m *classifier.Model, id, path string) pipeline.Model {
 	return &classifierModel{m: m, b: classifier.NewBatcher(m, batchFiles), info: pipeline.ModelInfo{
 		ID: id, Arch: ci.Arch, WeightsSHA256: ci.WeightsSHA256, PreprocessVersion: ci.PreprocessVersion,
 		InputSize: ci.InputSize, Mean: ci.Mean, Std: ci.Std, Threshold: ci.Threshold, Path: path,
-		Suspected: ci.Suspected, Definite: ci.Definite,
+		Suspected: ci.Suspected, Definite: ci.Definite, Precision: string(m.Precision()),
 	}}
 }
 

@@ -314,6 +314,7 @@ func TestConfig(t *testing.T) {
 		{name: "invalid duration names key", args: []string{"-c", write("d.yaml", "settle: soon\n")}, wantErr: "settle"},
 		{name: "invalid value names key", args: []string{"-c", write("e.yaml", "workers: -2\nlog:\n  format: xml\n")}, wantErr: "workers: must be >= 0"},
 		{name: "invalid enum names key", args: []string{"-c", write("f.yaml", "log:\n  format: xml\n")}, wantErr: "log.format"},
+		{name: "unknown precision names key", args: []string{"-c", write("p.yaml", "model:\n  precision: fp8\n")}, wantErr: "model.precision"},
 		{name: "missing explicit file", args: []string{"-c", filepath.Join(dir, "absent.yaml")}, wantErr: "absent.yaml"},
 		{name: "safe private list", args: []string{"-c", write("h.yaml", "anonymize:\n  retain_safe_private: true\n  safe_private:\n    - {creator: ACME 1.0, group: 0x0011, element: 0x10}\n  clean_vocabulary: [wrist, scaphoid]\n")}, check: func(c Config) error {
 			if len(c.Anonymize.SafePrivate) != 1 || c.Anonymize.SafePrivate[0] != (anonymize.PrivateAttr{Creator: "ACME 1.0", Group: 0x11, Element: 0x10}) || len(c.Anonymize.CleanVocabulary) != 2 {

@@ -32,6 +32,7 @@ type evalFlags struct {
 	out, predictions              string
 	bootstrap                     int
 	seed, splitSeed               int64
+	precision                     string
 }
 
 // splitAll evaluates every row of the label file.
@@ -81,6 +82,7 @@ exist but cannot be decoded are skipped and counted, as in training.`,
 	fl.StringVar(&f.predictions, "predictions", "", "write the evaluated key,label,probability rows to this CSV")
 	fl.IntVar(&f.bootstrap, "bootstrap", evaluate.DefaultBootstrap, "bootstrap resamples for the ROC-AUC interval (0: none)")
 	fl.Int64Var(&f.seed, "seed", 1, "bootstrap seed")
+	fl.StringVar(&f.precision, "precision", "", "inference precision, f32 or bf16 (default: model.precision); a bf16 evaluation names it in its dataset")
 	fl.Int64Var(&f.splitSeed, "split-seed", 1, "for a label file without a split column: the seed of its 70/20/10 split (default: the model's training run seed, else 1)")
 	return cmd
 }
@@ -141,10 +143,16 @@ func runModelEvaluate(ctx context.Context, m *Main, cmd *cobra.Command, args []s
 		return err
 	}
 
+	if f.precision == "" {
+		f.precision = m.Config.Model.Precision
+	}
+	if _, err := classifier.ParsePrecision(f.precision); err != nil {
+		return fmt.Errorf("model evaluate: --precision: %w", err)
+	}
 	var preds []evaluate.Prediction
 	var dataset string
 	if f.archive {
-		preds, dataset, err = archivePredictions(ctx, rdb, model, f.archiveSplit, m.trainingProgress(progressLogEvery))
+		preds, dataset, err = archivePredictions(ctx, rdb, model, f.archiveSplit, f.precision, m.trainingProgress(progressLogEvery))
 	} else if f.labelled {
 		preds, dataset, err = labelledPredictions(ctx, rdb, model)
 	} else {
@@ -155,6 +163,9 @@ func runModelEvaluate(ctx context.Context, m *Main, cmd *cobra.Command, args []s
 	}
 	if err != nil {
 		return err
+	}
+	if !f.labelled && f.precision == string(classifier.PrecisionBF16) {
+		dataset += " precision=bf16" // not the same measurement as f32's
 	}
 	n := f.bootstrap
 	if n == 0 {
@@ -274,7 +285,7 @@ func imagePredictions(ctx context.Context, m *Main, model store.Model, f evalFla
 		return nil, "", err
 	}
 
-	cm, err := classifier.Load(model.Path)
+	cm, err := loadClassifier(model.Path, f.precision)
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/evaluate"
 	"github.com/fracd/fracd/store"
 	"github.com/fracd/fracd/training"
@@ -19,7 +18,7 @@ import (
 // split, when not empty, keeps the instances of the patients stored in that
 // split (train, val or test, as fracd train --from-db assigned them), so a
 // model is judged on patients it was not trained on.
-func archivePredictions(ctx context.Context, db *store.DB, model store.Model, split string, progress training.ProgressFunc) ([]evaluate.Prediction, string, error) {
+func archivePredictions(ctx context.Context, db *store.DB, model store.Model, split, precision string, progress training.ProgressFunc) ([]evaluate.Prediction, string, error) {
 	rows, err := db.LabelledArchive(ctx)
 	if err != nil {
 		return nil, "", err
@@ -49,7 +48,7 @@ func archivePredictions(ctx context.Context, db *store.DB, model store.Model, sp
 		ls.Examples = append(ls.Examples, training.Example{Row: i + 1, Path: r.ArchivePath, Fractured: r.Fractured,
 			Split: training.SplitVal, DICOM: true})
 	}
-	cm, err := classifier.Load(model.Path)
+	cm, err := loadClassifier(model.Path, precision)
 	if err != nil {
 		return nil, "", fmt.Errorf("model evaluate: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/fracd/fracd/classifier"
 	"github.com/fracd/fracd/pipeline"
 	"github.com/fracd/fracd/store"
 	"github.com/spf13/cobra"
@@ -44,7 +43,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 			if err != nil {
 				return err
 			}
-			cm, err := classifier.Load(path)
+			cm, err := loadClassifier(path, m.Config.Model.Precision)
 			if err != nil {
 				return err
 			}

@@ -306,7 +306,7 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 	}
 	if err == nil {
 		var cm *classifier.Model
-		cm, err = classifier.Load(path)
+		cm, err = loadClassifier(path, d.m.Config.Model.Precision)
 		if err == nil {
 			err = warmUp(ctx, cm)
 		}
