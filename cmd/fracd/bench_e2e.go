@@ -67,8 +67,8 @@ func (m *Main) benchE2E(ctx context.Context, o e2eOptions) error {
 			if workers == 0 {
 				workers = m.Config.EffectiveWorkers()
 			}
-			fmt.Fprintf(m.Stdout, "e2e %s: %d files, %d workers, settle %s, model %s (%s, %d px)\n",
-				o.Dir, len(files), workers, o.Settle, res.Model.ID, res.Model.Arch, res.Model.InputSize)
+			fmt.Fprintf(m.Stdout, "e2e %s: %d files, %d workers, settle %s, model %s (%s, %d px, %s)\n",
+				o.Dir, len(files), workers, o.Settle, res.Model.ID, res.Model.Arch, res.Model.InputSize, res.Model.Precision)
 		}
 		fmt.Fprintf(m.Stdout, "round %d: %.2f s, %.2f files/s, peak RSS %.0f MiB, outcomes %s\n",
 			r, res.Wall.Seconds(), res.FilesPer, float64(res.PeakRSS)/(1<<20), formatCounts(res.ByState))
