@@ -40,10 +40,11 @@ for r in $(seq "$ROUNDS"); do
 	fout=$("$FRACD" bench --e2e "$dir" --rounds 1 "$@")
 	f=$(sed -n 's/^median \([0-9.]*\) files\/s.*/\1/p' <<<"$fout")
 	rss=$(sed -n 's/.*peak RSS \([0-9]*\) MiB$/\1/p' <<<"$fout" | tail -1)
+	cpu=$(sed -n 's/^round 1: .*, \(cpu [0-9.]* ms\/file ([0-9.]* cores busy)\).*/\1/p' <<<"$fout")
 	pout=$(/usr/bin/python3 "$PEER" "$dir")
 	p=$(sed -n 's/.*files\/s \([0-9.]*\).*/\1/p' <<<"$pout")
 	ratio=$(python3 -c "print(f'{$f/$p:.2f}')")
-	echo "round $r: fracd $f files/s (peak RSS $rss MiB), peer $p files/s, ratio ${ratio}x"
+	echo "round $r: fracd $f files/s ($cpu, peak RSS $rss MiB), peer $p files/s, ratio ${ratio}x"
 	[[ $r -eq 1 ]] && { echo "$fout" | sed -n '/^stage/,$p'; echo "peer: $pout"; }
 	fr+=("$f") pr+=("$p") ratios+=("$ratio")
 done

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fracd/fracd/internal/fsutil"
@@ -34,6 +35,7 @@ type e2eRound struct {
 	Files    int
 	Wall     time.Duration // from the files' appearance in the inbox to the last outcome
 	PeakRSS  int64         // bytes (VmHWM, reset before the drop)
+	CPU      time.Duration // the process's user+system time over Wall
 	ByState  map[string]int
 	Stages   map[string][]time.Duration
 	Model    pipeline.ModelInfo
@@ -70,8 +72,11 @@ func (m *Main) benchE2E(ctx context.Context, o e2eOptions) error {
 			fmt.Fprintf(m.Stdout, "e2e %s: %d files, %d workers, settle %s, model %s (%s, %d px, %s)\n",
 				o.Dir, len(files), workers, o.Settle, res.Model.ID, res.Model.Arch, res.Model.InputSize, res.Model.Precision)
 		}
-		fmt.Fprintf(m.Stdout, "round %d: %.2f s, %.2f files/s, peak RSS %.0f MiB, outcomes %s\n",
-			r, res.Wall.Seconds(), res.FilesPer, float64(res.PeakRSS)/(1<<20), formatCounts(res.ByState))
+		// CPU per file and busy cores tell work from waiting (settle,
+		// fsync, a worker idle for want of files).
+		fmt.Fprintf(m.Stdout, "round %d: %.2f s, %.2f files/s, cpu %.1f ms/file (%.2f cores busy), peak RSS %.0f MiB, outcomes %s\n",
+			r, res.Wall.Seconds(), res.FilesPer, ms(res.CPU)/float64(max(res.Files, 1)), res.CPU.Seconds()/res.Wall.Seconds(),
+			float64(res.PeakRSS)/(1<<20), formatCounts(res.ByState))
 		rounds = append(rounds, res)
 	}
 	printE2ESummary(m.Stdout, rounds)
@@ -162,6 +167,7 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 		return res, err
 	}
 	resetPeakRSS()
+	cpu0 := processCPU()
 	t0 := time.Now()
 	if err := os.Rename(stage, filepath.Join(c.Paths.Inbox, "drop")); err != nil {
 		return res, err
@@ -177,6 +183,7 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 		return res, fmt.Errorf("%d of %d files finished within %s", n, len(files), o.Timeout)
 	}
 	res.Wall = time.Since(t0)
+	res.CPU = processCPU() - cpu0
 	res.PeakRSS = peakRSSBytes()
 	res.Files = len(files)
 	res.FilesPer = float64(len(files)) / res.Wall.Seconds()
@@ -314,4 +321,13 @@ func peakRSSBytes() int64 {
 		}
 	}
 	return 0
+}
+
+// processCPU is this process's user+system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
