@@ -157,10 +157,43 @@ func ParseFile(path string, opts ...Option) (*File, error) {
 		return nil, fmt.Errorf("dicomio: open: %w", err)
 	}
 	defer fh.Close()
-	if st, err := fh.Stat(); err == nil && st.Size() > o.maxFileBytes {
-		return nil, &FileError{SHA256: "(not read)", Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, st.Size(), o.maxFileBytes)}
+	var size int64
+	if st, err := fh.Stat(); err == nil {
+		if st.Size() > o.maxFileBytes {
+			return nil, &FileError{SHA256: "(not read)", Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, st.Size(), o.maxFileBytes)}
+		}
+		size = st.Size()
 	}
-	return ParseReader(fh, opts...)
+	data, err := readLimited(fh, size, o.maxFileBytes+1)
+	if err != nil {
+		return nil, fmt.Errorf("dicomio: read: %w", err)
+	}
+	if int64(len(data)) > o.maxFileBytes {
+		return nil, &FileError{SHA256: hashHex(data), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
+	}
+	return Parse(data, opts...)
+}
+
+// readLimited reads r to EOF, at most limit bytes, into a buffer sized for
+// hint (the file's size, one byte over so EOF needs no regrowth): io.ReadAll
+// grows from 512 bytes, which for a typical image allocates and copies
+// about twice its size. A wrong hint only costs regrowth.
+func readLimited(r io.Reader, hint, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, max(min(hint+1, limit), 512))
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // let append pick the growth
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // sanitizePanic keeps only the panic's type and a generic message: panic
