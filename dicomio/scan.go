@@ -21,6 +21,7 @@ type layout struct {
 	body               []byte // data set after the meta group (inflated when deflated)
 	pixel              *rawPixel
 	binaries           map[uint32][]byte
+	bodyOwned          bool // body is a buffer of scan's own (inflated or patched)
 }
 
 // rawPixel locates the top-level Pixel Data element inside layout.body.
@@ -29,6 +30,8 @@ type rawPixel struct {
 	encapsulated bool
 	bot          []uint32 // Basic Offset Table (may be empty)
 	fragments    int      // number of fragments after the BOT
+	// native only: where the element and its value are in layout.body
+	elemStart, valueStart, valueEnd int
 }
 
 const (
@@ -146,6 +149,7 @@ func scan(b []byte, o options) (*layout, error) {
 	}
 	l.pixel = w.pixel
 	l.binaries = w.binaries
+	l.bodyOwned = owned || len(l.body) > 0 && len(rest) > 0 && &l.body[0] != &rest[0]
 	return l, nil
 }
 
@@ -347,7 +351,7 @@ func (w *walker) element(pos, end, depth int, top bool) (int, bool, error) {
 		}
 	}
 	if isPixel && top {
-		w.pixel = &rawPixel{vr: vr}
+		w.pixel = &rawPixel{vr: vr, elemStart: pos, valueStart: start, valueEnd: start + int(vl)}
 	}
 	return start + int(vl), false, nil
 }
