@@ -12,6 +12,14 @@ type dctDecoder struct {
 	bw, bh []int         // blocks per line / column per component (MCU-padded)
 	coefs  [][][64]int32 // per component, per block: coefficients in zig-zag order
 	eobrun int
+	// stream: a sequential one-component frame, whose blocks are transformed
+	// into out as they are decoded (no coefficient store). Exact only if its
+	// one scan saw the quantisation table output would use: decodeJPEG checks
+	// scans and q after the stream and otherwise decodes again, storing.
+	stream bool
+	out    []int32
+	q      [64]int32 // the table the scan used
+	scans  int
 }
 
 var zigzag = [64]int{
@@ -21,15 +29,20 @@ var zigzag = [64]int{
 	58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 }
 
-func newDCTDecoder(fr *jpegFrame) *dctDecoder {
-	d := &dctDecoder{fr: fr}
+func newDCTDecoder(fr *jpegFrame, stream bool) *dctDecoder {
+	d := &dctDecoder{fr: fr, stream: stream && fr.sof != 0xC2 && len(fr.comps) == 1}
 	mcux := (fr.width + 8*fr.hmax - 1) / (8 * fr.hmax)
 	mcuy := (fr.height + 8*fr.vmax - 1) / (8 * fr.vmax)
 	for _, c := range fr.comps {
 		bw, bh := mcux*c.h, mcuy*c.v
 		d.bw = append(d.bw, bw)
 		d.bh = append(d.bh, bh)
-		d.coefs = append(d.coefs, make([][64]int32, bw*bh))
+		if !d.stream {
+			d.coefs = append(d.coefs, make([][64]int32, bw*bh))
+		}
+	}
+	if d.stream {
+		d.out = make([]int32, fr.width*fr.height)
 	}
 	return d
 }
@@ -75,6 +88,24 @@ func (d *dctDecoder) scan(st *jpegState, sc *jpegScan) error {
 		cw := (fr.width*c.h + fr.hmax - 1) / fr.hmax
 		ch := (fr.height*c.v + fr.vmax - 1) / fr.vmax
 		bx, by := (cw+7)/8, (ch+7)/8
+		if d.stream {
+			d.scans++
+			d.q = st.quant[c.tq]
+			pass1, center, maxv := d.levels()
+			var blk [64]int32
+			var deq [64]int64
+			for y := range by {
+				for x := range bx {
+					step()
+					blk = [64]int32{}
+					if err := d.block(st, sc, br, ci, &blk, &pred[ci]); err != nil {
+						return err
+					}
+					d.grayBlock(&blk, &d.q, &deq, d.out, x, y, pass1, center, maxv)
+				}
+			}
+			return nil
+		}
 		for y := range by {
 			for x := range bx {
 				step()
@@ -248,14 +279,16 @@ func (d *dctDecoder) block(st *jpegState, sc *jpegScan, br *bitReader, ci int, b
 
 // output dequantises, inverse-transforms and upsamples every component.
 func (d *dctDecoder) output(st *jpegState) []int32 {
+	if d.stream {
+		return d.out
+	}
 	fr := d.fr
 	nc := len(fr.comps)
 	out := make([]int32, fr.width*fr.height*nc)
-	maxv := int64(1)<<fr.precision - 1
-	center := int64(1) << (fr.precision - 1)
-	pass1 := uint(2)
-	if fr.precision > 8 {
-		pass1 = 1 // IJG's PASS1_BITS for 12-bit samples
+	pass1, center, maxv := d.levels()
+	if nc == 1 {
+		d.outputGray(st, out, pass1, center, maxv)
+		return out
 	}
 	for ci, c := range fr.comps {
 		q := &st.quant[c.tq]
@@ -277,6 +310,49 @@ func (d *dctDecoder) output(st *jpegState) []int32 {
 		upsample(plane, pw, cw, chh, fr.hmax/c.h, fr.vmax/c.v, fr.hmax%c.h == 0 && fr.vmax%c.v == 0, out, fr.width, fr.height, nc, ci)
 	}
 	return out
+}
+
+// levels returns the IDCT's pass-1 bits, level shift and sample maximum.
+func (d *dctDecoder) levels() (pass1 uint, center, maxv int64) {
+	pass1 = 2
+	if d.fr.precision > 8 {
+		pass1 = 1 // IJG's PASS1_BITS for 12-bit samples
+	}
+	return pass1, int64(1) << (d.fr.precision - 1), int64(1)<<d.fr.precision - 1
+}
+
+// outputGray is output for one component, which needs no upsampling: the
+// blocks are transformed straight into out (only those inside the image;
+// edge blocks through a scratch block) instead of into an MCU-padded plane
+// that is then copied.
+func (d *dctDecoder) outputGray(st *jpegState, out []int32, pass1 uint, center, maxv int64) {
+	w, h := d.fr.width, d.fr.height
+	q := &st.quant[d.fr.comps[0].tq]
+	var deq [64]int64
+	for by := range min(d.bh[0], (h+7)/8) {
+		for bx := range min(d.bw[0], (w+7)/8) {
+			d.grayBlock(&d.coefs[0][by*d.bw[0]+bx], q, &deq, out, bx, by, pass1, center, maxv)
+		}
+	}
+}
+
+// grayBlock dequantises block (bx, by) of a one-component frame and
+// transforms it into out (width x height); deq is scratch.
+func (d *dctDecoder) grayBlock(blk, q *[64]int32, deq *[64]int64, out []int32, bx, by int, pass1 uint, center, maxv int64) {
+	w, h := d.fr.width, d.fr.height
+	for k := range 64 {
+		deq[zigzag[k]] = int64(blk[k]) * int64(q[k])
+	}
+	x0, y0 := bx*8, by*8
+	if x0+8 <= w && y0+8 <= h {
+		idctIslow(deq, out[y0*w+x0:], w, pass1, center, maxv)
+		return
+	}
+	var edge [64]int32
+	idctIslow(deq, edge[:], 8, pass1, center, maxv)
+	for y := y0; y < min(y0+8, h); y++ {
+		copy(out[y*w+x0:y*w+min(x0+8, w)], edge[(y-y0)*8:])
+	}
 }
 
 // upsample writes one component plane into the interleaved output, using

@@ -6,6 +6,8 @@ import (
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
+	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -229,5 +231,86 @@ func TestJPEGBaselineVsStdlib(t *testing.T) {
 				t.Fatalf("(%d,%d): %d, image/jpeg %d", x, y, g, w)
 			}
 		}
+	}
+}
+
+// TestJPEGStreamedAsStored checks that a sequential one-component frame
+// transformed block by block as it is decoded gives what decoding from
+// stored coefficients gives, also where a table is redefined after the scan
+// or the component is scanned twice (the streamed decode must fall back).
+func TestJPEGStreamedAsStored(t *testing.T) {
+	rows, cols := 37, 45 // edge blocks on both axes
+	src := image.NewGray(image.Rect(0, 0, cols, rows))
+	for y := range rows {
+		for x := range cols {
+			src.Pix[y*cols+x] = uint8((x*7 + y*5) ^ (x * y))
+		}
+	}
+	var jb bytes.Buffer
+	if err := jpeg.Encode(&jb, src, &jpeg.Options{Quality: 75}); err != nil {
+		t.Fatal(err)
+	}
+	base := jb.Bytes()
+	eoi := bytes.LastIndex(base, []byte{0xFF, 0xD9})
+	sos := bytes.Index(base, []byte{0xFF, 0xDA})
+	before := func(extra []byte) []byte {
+		return append(append(append([]byte(nil), base[:eoi]...), extra...), base[eoi:]...)
+	}
+	dqt := []byte{0xFF, 0xDB, 0x00, 0x43, 0x00}
+	for k := range 64 {
+		dqt = append(dqt, byte(1+k))
+	}
+	ii := ImageInfo{Rows: rows, Columns: cols, SamplesPerPixel: 1, BitsAllocated: 8, BitsStored: 8, HighBit: 7, Photometric: "MONOCHROME2"}
+	streams := map[string][]byte{
+		"plain":           base,
+		"DQT after scan":  before(dqt),
+		"component twice": before(base[sos:eoi]),
+		"truncated scan":  base[:sos+(eoi-sos)/2],
+		"garbage in scan": append(append(append([]byte(nil), base[:sos+40]...), 0x13, 0x57, 0x9B), base[sos+43:]...),
+	}
+	var paths []string
+	for _, pat := range []string{filepath.Join(sharedDir, "xray-dicom/files/*.dcm"), filepath.Join(sharedDir, "dicom/files/*dcmcjpeg_*.dcm"), "testdata/pydicom/*JPG*.dcm"} {
+		m, _ := filepath.Glob(pat)
+		paths = append(paths, m...)
+	}
+	files := map[string]ImageInfo{}
+	for _, p := range paths {
+		f, err := ParseFile(p)
+		if err != nil || f.ts.codec != codecJPEGDCT {
+			continue
+		}
+		fii, err := f.ImageInfo()
+		if err != nil {
+			continue
+		}
+		info, _, err := f.pixelInfo()
+		if err != nil {
+			continue
+		}
+		data, err := f.frameBytes(info, fii, 0)
+		if err != nil {
+			continue
+		}
+		streams[p] = data
+		files[p] = fii
+	}
+	for name, data := range streams {
+		fii, ok := files[name]
+		if !ok {
+			fii = ii
+		}
+		got, gerr := decodeJPEGMode(data, fii, true)
+		want, werr := decodeJPEGMode(data, fii, false)
+		if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Fatalf("%s: streamed error %v, stored %v", name, gerr, werr)
+		}
+		if gerr == nil && !slices.Equal(got.Data, want.Data) {
+			t.Fatalf("%s: streamed samples differ from stored", name)
+		}
+	}
+	plain, _ := decodeJPEGMode(base, ii, false)
+	redef, _ := decodeJPEGMode(streams["DQT after scan"], ii, false)
+	if slices.Equal(plain.Data, redef.Data) {
+		t.Fatal("a table redefined after the scan changed nothing: the fallback is not tested")
 	}
 }

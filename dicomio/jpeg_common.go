@@ -428,6 +428,12 @@ func (st *jpegState) parseSOS(seg []byte) (*jpegScan, error) {
 
 // decodeJPEG decodes one frame of any supported ISO 10918-1 process.
 func decodeJPEG(data []byte, ii ImageInfo) (*Frame, error) {
+	return decodeJPEGMode(data, ii, true)
+}
+
+// decodeJPEGMode is decodeJPEG; stream lets a sequential one-component frame
+// be transformed block by block as it is decoded (see dctDecoder.stream).
+func decodeJPEGMode(data []byte, ii ImageInfo, stream bool) (*Frame, error) {
 	var dct *dctDecoder
 	var ll *losslessDecoder
 	st, err := parseJPEG(data, func(st *jpegState, sc *jpegScan) error {
@@ -443,7 +449,7 @@ func decodeJPEG(data []byte, ii ImageInfo) (*Frame, error) {
 			return ll.scan(st, sc)
 		case 0xC0, 0xC1, 0xC2:
 			if dct == nil {
-				dct = newDCTDecoder(fr)
+				dct = newDCTDecoder(fr, stream)
 			}
 			return dct.scan(st, sc)
 		}
@@ -456,6 +462,11 @@ func decodeJPEG(data []byte, ii ImageInfo) (*Frame, error) {
 	if fr.width != ii.Columns || fr.height != ii.Rows || len(fr.comps) != ii.SamplesPerPixel {
 		return nil, fmt.Errorf("%w: JPEG is %dx%d with %d components, dataset says %dx%d with %d",
 			ErrMalformed, fr.width, fr.height, len(fr.comps), ii.Columns, ii.Rows, ii.SamplesPerPixel)
+	}
+	if dct != nil && dct.stream && (dct.scans != 1 || dct.q != st.quant[fr.comps[0].tq]) {
+		// A component scanned twice, or its table redefined after its scan:
+		// only the stored coefficients give what decoding always gave.
+		return decodeJPEGMode(data, ii, false)
 	}
 	out := &Frame{Rows: fr.height, Columns: fr.width, Samples: len(fr.comps), Photometric: ii.Photometric}
 	if ll != nil {

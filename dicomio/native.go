@@ -93,6 +93,11 @@ func decodeNative(raw []byte, ii ImageInfo, i int, bo binary.ByteOrder, vr strin
 			fr.Data[k] = sf.value(uint32(src[k]))
 		}
 	case 2:
+		if bo == binary.LittleEndian {
+			// The common case, without bo's dynamic call per sample.
+			decode16LE(fr.Data[:n], src[:2*n], sf)
+			break
+		}
 		for k := range n {
 			fr.Data[k] = sf.value(uint32(bo.Uint16(src[2*k:])))
 		}
@@ -126,4 +131,20 @@ func (sf sampleFormat) value(w uint32) int32 {
 		return int32(int64(v) - int64(1)<<sf.bits)
 	}
 	return int32(v)
+}
+
+// decode16LE is decodeNative's loop for 16-bit little-endian words, with
+// the unsigned case (no sign test) split out.
+func decode16LE(dst []int32, src []byte, sf sampleFormat) {
+	src = src[:2*len(dst)]
+	shift, mask := sf.shift, sf.mask
+	if !sf.signed || sf.bits >= 32 {
+		for k := range dst {
+			dst[k] = int32((uint32(src[2*k]) | uint32(src[2*k+1])<<8) >> shift & mask)
+		}
+		return
+	}
+	for k := range dst {
+		dst[k] = sf.value(uint32(src[2*k]) | uint32(src[2*k+1])<<8)
+	}
 }

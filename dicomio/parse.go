@@ -116,6 +116,12 @@ func Parse(data []byte, opts ...Option) (*File, error) {
 
 // ParseContext is Parse with cancellation checked between stages.
 func ParseContext(ctx context.Context, data []byte, opts ...Option) (f *File, err error) {
+	return parseContext(ctx, data, false, opts)
+}
+
+// parseContext is ParseContext; owned says data is dicomio's own buffer,
+// which the File may then reference instead of copying (the pixel data).
+func parseContext(ctx context.Context, data []byte, owned bool, opts []Option) (f *File, err error) {
 	o := toOptions(opts)
 	id := hashHex(data)
 	defer func() {
@@ -127,7 +133,7 @@ func ParseContext(ctx context.Context, data []byte, opts ...Option) (f *File, er
 	if int64(len(data)) > o.maxFileBytes {
 		return nil, &FileError{SHA256: id, Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, len(data), o.maxFileBytes)}
 	}
-	f, err = parse(ctx, data, o)
+	f, err = parse(ctx, data, owned, o)
 	if err != nil {
 		return nil, &FileError{SHA256: id, Op: "parse", Err: err}
 	}
@@ -145,7 +151,7 @@ func ParseReader(r io.Reader, opts ...Option) (*File, error) {
 	if int64(len(data)) > o.maxFileBytes {
 		return nil, &FileError{SHA256: hashHex(data), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
 	}
-	return Parse(data, opts...)
+	return parseContext(context.Background(), data, true, opts)
 }
 
 // ParseFile reads and parses the file at path. The path is not put into
@@ -157,10 +163,43 @@ func ParseFile(path string, opts ...Option) (*File, error) {
 		return nil, fmt.Errorf("dicomio: open: %w", err)
 	}
 	defer fh.Close()
-	if st, err := fh.Stat(); err == nil && st.Size() > o.maxFileBytes {
-		return nil, &FileError{SHA256: "(not read)", Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, st.Size(), o.maxFileBytes)}
+	var size int64
+	if st, err := fh.Stat(); err == nil {
+		if st.Size() > o.maxFileBytes {
+			return nil, &FileError{SHA256: "(not read)", Op: "parse", Err: fmt.Errorf("%w: %d bytes exceeds limit %d", ErrTooLarge, st.Size(), o.maxFileBytes)}
+		}
+		size = st.Size()
 	}
-	return ParseReader(fh, opts...)
+	data, err := readLimited(fh, size, o.maxFileBytes+1)
+	if err != nil {
+		return nil, fmt.Errorf("dicomio: read: %w", err)
+	}
+	if int64(len(data)) > o.maxFileBytes {
+		return nil, &FileError{SHA256: hashHex(data), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
+	}
+	return parseContext(context.Background(), data, true, opts)
+}
+
+// readLimited reads r to EOF, at most limit bytes, into a buffer sized for
+// hint (the file's size, one byte over so EOF needs no regrowth): io.ReadAll
+// grows from 512 bytes, which for a typical image allocates and copies
+// about twice its size. A wrong hint only costs regrowth.
+func readLimited(r io.Reader, hint, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, max(min(hint+1, limit), 512))
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // let append pick the growth
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // sanitizePanic keeps only the panic's type and a generic message: panic
@@ -187,7 +226,7 @@ func runtimeKind(s string) string {
 	return "other"
 }
 
-func parse(ctx context.Context, data []byte, o options) (*File, error) {
+func parse(ctx context.Context, data []byte, owned bool, o options) (*File, error) {
 	l, err := scan(data, o)
 	if err != nil {
 		return nil, err
@@ -213,7 +252,7 @@ func parse(ctx context.Context, data []byte, o options) (*File, error) {
 		}
 		elems = append(elems, meta...)
 	}
-	body, err := parseElements(l.body, l.ts.bo, l.ts.implicit)
+	body, err := parseBody(l, owned)
 	if err != nil {
 		return nil, fmt.Errorf("%w: data set not readable", ErrMalformed)
 	}
@@ -270,6 +309,36 @@ func (f *File) attachOffsets(px *rawPixel) error {
 	}
 	el.Value = v
 	return nil
+}
+
+// parseBody parses the data set. Native Pixel Data that ends it, the usual
+// layout, is cut off and its element built here, its value a slice of the
+// body when that is dicomio's own buffer: suyashkumar would allocate and
+// copy the largest value of the file. The element is the one it would build.
+func parseBody(l *layout, owned bool) ([]*dicom.Element, error) {
+	px := l.pixel
+	if px == nil || px.encapsulated || px.valueEnd != len(l.body) ||
+		!(l.ts.implicit || px.vr == "OW" || px.vr == "OB") {
+		return parseElements(l.body, l.ts.bo, l.ts.implicit)
+	}
+	elems, err := parseElements(l.body[:px.elemStart], l.ts.bo, l.ts.implicit)
+	if err != nil {
+		return nil, err
+	}
+	value := l.body[px.valueStart:px.valueEnd:px.valueEnd]
+	if !owned && !l.bodyOwned {
+		value = append([]byte(nil), value...) // the caller's bytes: not to be aliased
+	}
+	vr := px.vr
+	if l.ts.implicit {
+		vr = "OW" // as suyashkumar's implicit VR reader names Pixel Data
+	}
+	v, err := dicom.NewValue(dicom.PixelDataInfo{IntentionallyUnprocessed: true, UnprocessedValueData: value})
+	if err != nil {
+		return nil, err
+	}
+	return append(elems, &dicom.Element{Tag: tag.PixelData, ValueRepresentation: tag.GetVRKind(tag.PixelData, vr),
+		RawValueRepresentation: vr, ValueLength: uint32(len(value)), Value: v}), nil
 }
 
 // parseElements runs suyashkumar's element reader over bytes the walker has
