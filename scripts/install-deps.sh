@@ -3,10 +3,10 @@
 # missing. Used by `make deps` (and so by `make test`/`make run`) and CI.
 set -euo pipefail
 
-# cgo libraries: OpenBLAS and oneDNN (classifier), OpenJPEG (JPEG 2000), CharLS (JPEG-LS).
+# cgo libraries: OpenBLAS and oneDNN (classifier), OpenJPEG (JPEG 2000), CharLS (JPEG-LS), zlib (deflated DICOM).
 # Tools the tests compare against: dcmtk (dcmdump, storescu/storescp, dsrdump),
 # dicom3tools (dciodvfy), sqlite3.
-packages=(gcc pkg-config libopenblas-dev libdnnl-dev libopenjp2-7-dev libcharls-dev dcmtk dicom3tools sqlite3)
+packages=(gcc pkg-config libopenblas-dev libdnnl-dev libopenjp2-7-dev libcharls-dev zlib1g-dev dcmtk dicom3tools sqlite3)
 
 missing=()
 for p in "${packages[@]}"; do
