@@ -128,3 +128,88 @@ func BenchmarkConcurrentHeatMaps(b *testing.B) {
 		})
 	}
 }
+
+// TestBatcherHandsTheModelOn: with the model busy, queued callers are
+// handed it in turn, and a caller cancelled while waiting (even just as it
+// is handed the model) neither loses its place's batch for the others nor
+// stalls them.
+func TestBatcherHandsTheModelOn(t *testing.T) {
+	m, err := New("basic[1,1,1,1]", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetInputSize(32); err != nil {
+		t.Fatal(err)
+	}
+	in := make([]float32, 3*32*32)
+	for i := range in {
+		in[i] = float32(i%13) / 13
+	}
+	waitQueued := func(b *Batcher, n int) {
+		for {
+			b.mu.Lock()
+			q := len(b.queue)
+			b.mu.Unlock()
+			if q == n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for round := 0; round < 30; round++ {
+		b := NewBatcher(m, 1) // one image a batch: every waiter must be handed the model
+		b.running = true      // as if another caller were computing
+		ctxA, cancelA := context.WithCancel(context.Background())
+		errA, errB := make(chan error, 1), make(chan error, 1)
+		go func() { _, _, err := b.HeatMap(ctxA, in); errA <- err }()
+		waitQueued(b, 1)
+		go func() { _, _, err := b.HeatMap(context.Background(), in); errB <- err }()
+		waitQueued(b, 2)
+		// The busy caller finishes just as A gives up.
+		go cancelA()
+		b.mu.Lock()
+		b.handOff()
+		b.mu.Unlock()
+		select {
+		case err := <-errB:
+			if err != nil {
+				t.Fatalf("round %d: B: %v", round, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: B never ran: the model was not handed on", round)
+		}
+		<-errA // A either ran its batch or was cancelled; both are fine
+		b.mu.Lock()
+		if b.running || len(b.queue) != 0 {
+			t.Errorf("round %d: after both callers: running %v, %d queued", round, b.running, len(b.queue))
+		}
+		b.mu.Unlock()
+	}
+}
+
+// TestBatcherWithdrawPassesTheModelOn pins the narrow case the test above
+// rarely hits: a caller is handed the model and cancelled at the same
+// moment, and takes the cancellation.
+func TestBatcherWithdrawPassesTheModelOn(t *testing.T) {
+	b := NewBatcher(nil, 1)
+	newReq := func() *batchReq { return &batchReq{done: make(chan struct{}), lead: make(chan struct{}, 1)} }
+	a, c := newReq(), newReq()
+	b.running, b.queue = true, []*batchReq{a, c}
+	b.mu.Lock()
+	b.handOff() // a heads the queue: a is handed the model
+	b.mu.Unlock()
+	b.withdraw(a) // ... but a's caller had been cancelled
+	select {
+	case <-c.lead:
+		c.lead <- struct{}{} // c still holds it
+	default:
+		t.Fatal("a withdrew holding the model and did not hand it on: c waits forever")
+	}
+	if len(b.queue) != 1 || b.queue[0] != c || !b.running {
+		t.Errorf("queue %d, running %v; want c alone, running", len(b.queue), b.running)
+	}
+	b.withdraw(c) // c too: c held the model, the queue is empty: idle
+	if b.running || len(b.queue) != 0 {
+		t.Errorf("after the last withdrawal: running %v, %d queued; want idle", b.running, len(b.queue))
+	}
+}
