@@ -16,8 +16,10 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 
+# OMP_WAIT_POLICY=passive: oneDNN's OpenMP threads sleep instead of spinning
+# between convolutions, which the daemon's other workers then get (README, Speed).
 run: build
-	./$(BIN) serve
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./$(BIN) serve
 
 vet:
 	$(GO) vet ./...

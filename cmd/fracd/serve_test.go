@@ -384,7 +384,7 @@ func assertNoPHIInOutputs(t *testing.T, s site, logs string, phi []string) {
 	for name, b := range outputs {
 		lower := bytes.ToLower(b)
 		for _, f := range forms {
-			if bytes.Contains(lower, []byte(f)) {
+			if testdicom.ContainsIdentifier(lower, f) {
 				t.Errorf("identifier %q found in %s", f, name)
 			}
 		}
