@@ -88,7 +88,41 @@ func BenchmarkConvLayers(b *testing.B) {
 					}
 					b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e6, "cpu-ms/op")
 				})
+				if v.kind == dnnl.ConvInference && dnnl.NativeBF16() {
+					benchBF16Conv(b, name, n, g, srcL, x, w, bias, y)
+				}
 			}
 		}
 	}
+}
+
+// benchBF16Conv times what an inference graph at PrecisionBF16 runs per
+// convolution: the f32 source's reorder to bf16, then the bf16 conv.
+func benchBF16Conv(b *testing.B, name string, n int, g kernels.Geom, srcL dnnl.Layout, x, w, bias, y []float32) {
+	pr, err := dnnl.Conv(dnnl.ConvInferenceBF16, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, srcL, dnnl.Blocked, true, false, true, kernels.Workers())
+	if err != nil {
+		b.Fatal(err)
+	}
+	toBF16, err := dnnl.Reorder(dnnl.PlainMD(n, g.C, g.H, g.W, srcL, false), pr.MD(dnnl.ArgSrc), kernels.Workers())
+	if err != nil {
+		b.Fatal(err)
+	}
+	wr, err := reorderWeights(pr, dnnl.ArgWeights, w, g.Cout, g.C, g.K)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sp := make([]byte, max(pr.Scratch, toBF16.Scratch))
+	xb := make([]float32, pr.ArgFloats(dnnl.ArgSrc))
+	b.Run(name+"/fwd/dnnl-bf16", func(b *testing.B) {
+		c0 := cpuTime()
+		for i := 0; i < b.N; i++ {
+			if err := toBF16.Exec(sp, x, xb); err != nil {
+				b.Fatal(err)
+			}
+			if err := pr.Exec(sp, xb, wr, bias, y); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e6, "cpu-ms/op")
+	})
 }

@@ -108,10 +108,12 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 	// convolution's milliseconds), so every tensor of the graph, the
 	// residuals included, stays float32.
 	var toBF16 *dnnl.Prim
+	var bf16Floats int // the bf16 source's size, in float32s
 	if b.bf16 {
 		if toBF16, err = dnnl.Reorder(dnnl.PlainMD(n, g.C, g.H, g.W, src, false), p.MD(dnnl.ArgSrc), kernels.Workers()); err != nil {
 			return nil, fmt.Errorf("classifier: %s source to bf16: %w", name, err)
 		}
+		bf16Floats = p.ArgFloats(dnnl.ArgSrc)
 	}
 	wr, err := reorderWeights(p, dnnl.ArgWeights, w, g.Cout, g.C, g.K)
 	if err != nil {
@@ -134,7 +136,7 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 		}
 		x := in[0]
 		if toBF16 != nil {
-			x = ws.temp(toBF16.ArgFloats(dnnl.ArgDst))
+			x = ws.temp(bf16Floats)
 			if err := toBF16.Exec(ws.scratch(toBF16.Scratch), in[0], x); err != nil {
 				return err
 			}
