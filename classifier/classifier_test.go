@@ -313,7 +313,7 @@ func TestGrayInputFold(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gr, err := m.net.inferenceGraph(n, size, nil, PrecisionF32)
+		gr, err := m.net.inferenceGraph(n, size, nil, PrecisionF32, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -163,3 +163,49 @@ func TestBF16CloseToF32(t *testing.T) {
 		t.Logf("%s: logits %v vs %v; worst logit %.4f of size, heat map %.4f of spread", arch, l16, l32, worst, worstMap)
 	}
 }
+
+// TestSetThreadsKeepsResults runs the same model with oneDNN primitives
+// partitioned for one thread and for every core, at both precisions: the
+// partition changes the order of some sums, not the result beyond float32
+// rounding, and a new count rebuilds the graphs (no primitive of the old
+// partition is reused).
+func TestSetThreadsKeepsResults(t *testing.T) {
+	m := modelWithBNStats("basic[1,1,1,1]", 23, rand.New(rand.NewSource(7)))
+	m.info.InputSize = 64
+	if err := m.SetThreads(-1); err == nil {
+		t.Error("SetThreads(-1): no error")
+	}
+	const n, size = 2, 64
+	x := make([]float32, n*3*size*size)
+	grayInputs(rand.New(rand.NewSource(8)), x, n, size, m.info.Mean, m.info.Std)
+	precs := []Precision{PrecisionF32}
+	if bf16Ready(m.net) == nil {
+		precs = append(precs, PrecisionBF16)
+	}
+	for _, p := range precs {
+		if err := m.SetPrecision(p); err != nil {
+			t.Fatal(err)
+		}
+		run := func(threads int) []float32 {
+			if err := m.SetThreads(threads); err != nil {
+				t.Fatal(err)
+			}
+			l, err := m.Logits(context.Background(), x, n, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		all := run(0)
+		v0 := m.version
+		one := run(1)
+		if m.version == v0 {
+			t.Errorf("%s: SetThreads(1) kept the compiled graphs' version", p)
+		}
+		for i := range all {
+			if !closeRel(float64(one[i]), float64(all[i]), 1e-5, 1e-5) {
+				t.Errorf("%s image %d: logit %g on one thread, %g on all cores", p, i, one[i], all[i])
+			}
+		}
+	}
+}

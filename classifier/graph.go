@@ -25,7 +25,19 @@ type builder struct {
 	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
-	nodes           map[*param]*G.Node
+	// threads is the OpenMP thread count of the graph's oneDNN inference
+	// primitives (0: kernels.Workers()); see Model.SetThreads.
+	threads int
+	nodes   map[*param]*G.Node
+}
+
+// nthr is the thread count oneDNN primitives are created (and so
+// partitioned) for.
+func (b *builder) nthr() int {
+	if b.threads > 0 {
+		return b.threads
+	}
+	return kernels.Workers()
 }
 
 // workspace is the scratch memory the ops of one graph share (they run one
@@ -166,9 +178,10 @@ func (b *builder) stemPool(h *G.Node) (*G.Node, error) {
 // caller has verified that channel c of the input is (g - mean[c]) / std[c]
 // (a gray image replicated and normalised), and the normalisation is folded
 // into conv1, which then does a third of the work (see grayStem).
-func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32, prec Precision) (*graph, error) {
+func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32, prec Precision, threads int) (*graph, error) {
 	b := newBuilder()
 	b.inference = true
+	b.threads = threads
 	b.dnnl = dnnlFor(net)
 	if prec == PrecisionBF16 {
 		if !b.dnnl {

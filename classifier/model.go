@@ -67,9 +67,10 @@ type Model struct {
 	net  *netSpec
 	info ModelInfo
 
-	mu      sync.Mutex // guards info, version, prec, infer (not the runs themselves)
-	version uint64     // bumped whenever parameters or the precision change
+	mu      sync.Mutex // guards info, version, prec, threads, infer (not the runs themselves)
+	version uint64     // bumped whenever parameters, the precision or the threads change
 	prec    Precision
+	threads int // oneDNN threads per inference call; 0: kernels.Workers()
 	infer   map[[3]int]*graphPool
 }
 
@@ -118,6 +119,24 @@ func (m *Model) SetPrecision(p Precision) error {
 	if m.prec != p {
 		m.prec = p
 		m.version++ // compiled graphs are of the old precision
+	}
+	return nil
+}
+
+// SetThreads sets how many OpenMP threads each inference call's oneDNN
+// primitives use (0, the default: one per core, at most a few). A caller
+// that keeps several calls in flight, like the daemon's workers, sets 1:
+// the cores then go to different images instead of every call's threads
+// waiting at each layer for the ones another call holds up.
+func (m *Model) SetThreads(n int) error {
+	if n < 0 {
+		return fmt.Errorf("classifier: threads %d: want >= 0", n)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.threads != n {
+		m.threads = n
+		m.version++ // compiled graphs are partitioned for the old count
 	}
 	return nil
 }
@@ -599,7 +618,7 @@ func (m *Model) takeGraph(ctx context.Context, in []float32, n, size int) (*grap
 			if gray != nil {
 				ms = &[2][3]float32{mean, std}
 			}
-			gr, err := m.net.inferenceGraph(n, size, ms, m.prec)
+			gr, err := m.net.inferenceGraph(n, size, ms, m.prec, m.threads)
 			if err != nil {
 				return nil, nil, fmt.Errorf("build inference graph: %w", err)
 			}

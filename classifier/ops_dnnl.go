@@ -99,7 +99,7 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 	if b.bf16 {
 		kind = dnnl.ConvInferenceBF16
 	}
-	p, err := dnnl.Conv(kind, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, src, dnnl.Blocked, true, res != nil, relu, kernels.Workers())
+	p, err := dnnl.Conv(kind, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, src, dnnl.Blocked, true, res != nil, relu, b.nthr())
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %s: %w", name, err)
 	}
@@ -110,7 +110,7 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 	var toBF16 *dnnl.Prim
 	var bf16Floats int // the bf16 source's size, in float32s
 	if b.bf16 {
-		if toBF16, err = dnnl.Reorder(dnnl.PlainMD(n, g.C, g.H, g.W, src, false), p.MD(dnnl.ArgSrc), kernels.Workers()); err != nil {
+		if toBF16, err = dnnl.Reorder(dnnl.PlainMD(n, g.C, g.H, g.W, src, false), p.MD(dnnl.ArgSrc), b.nthr()); err != nil {
 			return nil, fmt.Errorf("classifier: %s source to bf16: %w", name, err)
 		}
 		bf16Floats = p.ArgFloats(dnnl.ArgSrc)
@@ -151,7 +151,7 @@ func (b *builder) dnnlMaxPoolInfer(x *G.Node, k, s, pad int) (*G.Node, error) {
 	shp := x.Shape()
 	n, c, h, w := shp[0], shp[1], shp[2], shp[3]
 	g := kernels.NewGeom(c, h, w, c, k, s, pad)
-	p, err := dnnl.Pool(dnnl.ConvInference, false, n, c, h, w, k, s, pad, kernels.Workers())
+	p, err := dnnl.Pool(dnnl.ConvInference, false, n, c, h, w, k, s, pad, b.nthr())
 	if err != nil {
 		return nil, fmt.Errorf("classifier: maxpool: %w", err)
 	}

@@ -102,14 +102,13 @@ import "C"
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"unsafe"
 )
 
 // decodeJ2K decodes a JPEG 2000 (.90/.91) frame with OpenJPEG. OpenJPEG
 // reverses the RCT/ICT component transform itself, so YBR_RCT/YBR_ICT data
 // come back as RGB, like pydicom's and GDCM's output.
-func decodeJ2K(data []byte, ii ImageInfo) (*Frame, error) {
+func decodeJ2K(data []byte, ii ImageInfo, threads int) (*Frame, error) {
 	if len(data) < 16 {
 		return nil, fmt.Errorf("%w: JPEG 2000 stream", ErrTruncated)
 	}
@@ -129,7 +128,7 @@ func decodeJ2K(data []byte, ii ImageInfo) (*Frame, error) {
 	var out *C.int32_t
 	var w, h, nc, prec, sgnd C.int
 	rc := C.fracd_j2k_decode((*C.uchar)(src), C.size_t(len(data)), C.int(jp2),
-		C.int(ii.Columns), C.int(ii.Rows), C.int(ii.SamplesPerPixel), C.int(min(runtime.GOMAXPROCS(0), 4)), &out, &w, &h, &nc, &prec, &sgnd)
+		C.int(ii.Columns), C.int(ii.Rows), C.int(ii.SamplesPerPixel), C.int(threads), &out, &w, &h, &nc, &prec, &sgnd)
 	if rc == -10 {
 		return nil, fmt.Errorf("%w: JPEG 2000 header does not match the dataset's %dx%d with %d samples", ErrMalformed, ii.Columns, ii.Rows, ii.SamplesPerPixel)
 	}

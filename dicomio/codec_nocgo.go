@@ -11,6 +11,6 @@ func decodeJPEGLS(data []byte, ii ImageInfo) (*Frame, error) {
 	return nil, fmt.Errorf("%w: JPEG-LS needs CharLS (built without cgo)", ErrUnsupportedTransferSyntax)
 }
 
-func decodeJ2K(data []byte, ii ImageInfo) (*Frame, error) {
+func decodeJ2K(data []byte, ii ImageInfo, threads int) (*Frame, error) {
 	return nil, fmt.Errorf("%w: JPEG 2000 needs OpenJPEG (built without cgo)", ErrUnsupportedTransferSyntax)
 }

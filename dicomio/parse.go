@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 
 	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/suyashkumar/dicom"
@@ -35,6 +36,7 @@ type options struct {
 	maxPixelBytes   int64
 	maxInflateRatio float64
 	ratioFloor      int64
+	codecThreads    int
 }
 
 // Option configures Parse.
@@ -56,6 +58,13 @@ func WithMaxPixelBytes(n int64) Option { return func(o *options) { o.maxPixelByt
 // that. Outputs of at most 16 MiB are exempt. Default DefaultMaxInflateRatio.
 func WithMaxInflateRatio(r float64) Option { return func(o *options) { o.maxInflateRatio = r } }
 
+// WithCodecThreads sets how many threads a codec may use for one frame
+// (OpenJPEG's, for JPEG 2000). 0, the default: one per core, at most 4, the
+// fastest single decode. A caller decoding several files at once sets 1:
+// OpenJPEG's threads cost more CPU in all than one (README, Speed), which
+// the other files could use.
+func WithCodecThreads(n int) Option { return func(o *options) { o.codecThreads = n } }
+
 func toOptions(opts []Option) options {
 	o := options{maxFileBytes: DefaultMaxFileBytes, maxPixelBytes: DefaultMaxPixelBytes,
 		maxInflateRatio: DefaultMaxInflateRatio, ratioFloor: defaultRatioFloor}
@@ -70,6 +79,9 @@ func toOptions(opts []Option) options {
 	}
 	if !(o.maxInflateRatio > 0) { // also NaN
 		o.maxInflateRatio = DefaultMaxInflateRatio
+	}
+	if o.codecThreads <= 0 {
+		o.codecThreads = min(runtime.GOMAXPROCS(0), 4)
 	}
 	return o
 }
@@ -170,7 +182,7 @@ func ParseFile(path string, opts ...Option) (*File, error) {
 		}
 		size = st.Size()
 	}
-	data, err := readLimited(fh, size, o.maxFileBytes+1)
+	data, err := fsutil.ReadLimited(fh, size, o.maxFileBytes+1)
 	if err != nil {
 		return nil, fmt.Errorf("dicomio: read: %w", err)
 	}
@@ -178,28 +190,6 @@ func ParseFile(path string, opts ...Option) (*File, error) {
 		return nil, &FileError{SHA256: hashHex(data), Op: "parse", Err: fmt.Errorf("%w: more than %d bytes", ErrTooLarge, o.maxFileBytes)}
 	}
 	return parseContext(context.Background(), data, true, opts)
-}
-
-// readLimited reads r to EOF, at most limit bytes, into a buffer sized for
-// hint (the file's size, one byte over so EOF needs no regrowth): io.ReadAll
-// grows from 512 bytes, which for a typical image allocates and copies
-// about twice its size. A wrong hint only costs regrowth.
-func readLimited(r io.Reader, hint, limit int64) ([]byte, error) {
-	buf := make([]byte, 0, max(min(hint+1, limit), 512))
-	for int64(len(buf)) < limit {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // let append pick the growth
-		}
-		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return buf, nil
 }
 
 // sanitizePanic keeps only the panic's type and a generic message: panic

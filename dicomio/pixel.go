@@ -202,7 +202,7 @@ func (f *File) decodeFrame(i int) (*Frame, error) {
 	case codecJPEGLS:
 		fr, err = decodeJPEGLS(data, ii)
 	case codecJ2K:
-		fr, err = decodeJ2K(data, ii)
+		fr, err = decodeJ2K(data, ii, f.opts.codecThreads)
 	default:
 		return nil, unsupportedTS(f.TransferSyntaxUID, "")
 	}

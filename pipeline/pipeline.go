@@ -77,6 +77,9 @@ type Config struct {
 	Actor string
 	// ThresholdOverride replaces the model's threshold when > 0.
 	ThresholdOverride float64
+	// CodecThreads is dicomio's WithCodecThreads for the files processed
+	// (0: dicomio's default); the commands' DICOM reads keep the default.
+	CodecThreads int
 }
 
 // DICOMOptions are the limits every DICOM read of fracd uses: the daemon's
@@ -85,6 +88,12 @@ type Config struct {
 func (c Config) DICOMOptions() []dicomio.Option {
 	return []dicomio.Option{dicomio.WithMaxPixelBytes(c.MaxPixelBytes), dicomio.WithMaxFileBytes(c.maxFileBytes()),
 		dicomio.WithMaxInflateRatio(c.MaxInflateRatio)}
+}
+
+// processOptions are DICOMOptions plus the codec threads, for the files
+// the pipeline processes.
+func (c Config) processOptions() []dicomio.Option {
+	return append(c.DICOMOptions(), dicomio.WithCodecThreads(c.CodecThreads))
 }
 
 func (c Config) maxFileBytes() int64 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -228,7 +227,11 @@ func (p *Pipeline) readWork(job *Job) ([]byte, error) {
 	}
 	defer f.Close()
 	limit := p.maxFileBytes()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	var size int64
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	data, err := fsutil.ReadLimited(f, size, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: read work file %s: %w", job.SHA256, err)
 	}

@@ -24,7 +24,7 @@ import (
 // in f and returns a rejection for a problem of the input.
 
 func (p *Pipeline) parseStage(ctx context.Context, f *file) error {
-	d, err := dicomio.ParseContext(ctx, f.data, p.cfg.DICOMOptions()...)
+	d, err := dicomio.ParseContext(ctx, f.data, p.cfg.processOptions()...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +14,7 @@ import (
 
 func newBenchCmd(m *Main) *cobra.Command {
 	var o classifier.BenchOptions
-	var cpuProfile, precision string
+	var cpuProfile, traceFile, precision string
 	e2e := e2eOptions{Rounds: 1, Settle: 300 * time.Millisecond, Timeout: 10 * time.Minute}
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -42,6 +43,17 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 					return fmt.Errorf("bench: profile: %w", err)
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if traceFile != "" {
+				f, err := os.Create(traceFile)
+				if err != nil {
+					return fmt.Errorf("bench: trace: %w", err)
+				}
+				defer f.Close()
+				if err := trace.Start(f); err != nil {
+					return fmt.Errorf("bench: trace: %w", err)
+				}
+				defer trace.Stop()
 			}
 			if precision != "" {
 				p, err := classifier.ParsePrecision(precision)
@@ -90,6 +102,7 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 	f.BoolVar(&o.RandomInput, "random-input", false, "independent random channels instead of a normalised gray image (disables the gray conv1 fold)")
 	f.StringVar(&precision, "precision", "", "inference precision, f32 or bf16 (default f32; --e2e: model.precision)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
+	f.StringVar(&traceFile, "trace", "", "write a Go execution trace (go tool trace) to this file: where workers wait")
 	f.StringVar(&e2e.Dir, "e2e", "", "run the whole daemon on the files of this folder instead (see above)")
 	f.IntVar(&e2e.Rounds, "rounds", e2e.Rounds, "--e2e: rounds, each on fresh state")
 	f.DurationVar(&e2e.Settle, "settle", e2e.Settle, "--e2e: the watcher's settle time")

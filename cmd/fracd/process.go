@@ -34,7 +34,7 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 				return err
 			}
 			defer db.Close()
-			p, err := m.newPipeline(db, nil)
+			p, err := m.newPipeline(db, nil, 1)
 			if err != nil {
 				return err
 			}
@@ -47,7 +47,11 @@ left where they are: a copy is processed. Exit status 1 if any file was rejected
 			if err != nil {
 				return err
 			}
-			if err := p.SetModel(ctx, fromClassifier(cm, id, path), "process"); err != nil {
+			pm, err := fromClassifier(cm, id, path, 1)
+			if err != nil {
+				return err
+			}
+			if err := p.SetModel(ctx, pm, "process"); err != nil {
 				return err
 			}
 			var outs []pipeline.Outcome

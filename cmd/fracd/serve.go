@@ -140,7 +140,7 @@ func (m *Main) OpenDaemon(ctx context.Context) (_ *Daemon, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := pipeline.NewMetrics(reg)
-	p, err := m.newPipeline(db, metrics)
+	p, err := m.newPipeline(db, metrics, c.EffectiveWorkers())
 	if err != nil {
 		return nil, err
 	}
@@ -226,13 +226,19 @@ func (m *Main) OpenDaemon(ctx context.Context) (_ *Daemon, err error) {
 
 // newPipeline builds the pipeline from the config: the site's anonymizer
 // (its secret is created on first use) and the spool, archive and limits.
-func (m *Main) newPipeline(db *store.DB, metrics *pipeline.Metrics) (*pipeline.Pipeline, error) {
+// workers is how many files run at once: with more than one, each file's
+// JPEG 2000 decode keeps to one thread (see fromClassifier).
+func (m *Main) newPipeline(db *store.DB, metrics *pipeline.Metrics, workers int) (*pipeline.Pipeline, error) {
 	c := m.Config
 	anon, err := anonymizerFromConfig(c.Anonymize)
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.New(m.pipelineConfig(), db, anon, m.Logger, metrics)
+	pc := m.pipelineConfig()
+	if workers > 1 {
+		pc.CodecThreads = 1
+	}
+	return pipeline.New(pc, db, anon, m.Logger, metrics)
 }
 
 // pipelineConfig is the pipeline's part of the config.
@@ -307,11 +313,15 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 	if err == nil {
 		var cm *classifier.Model
 		cm, err = loadClassifier(path, d.m.Config.Model.Precision)
+		var pm pipeline.Model
 		if err == nil {
-			err = warmUp(ctx, cm)
+			pm, err = fromClassifier(cm, id, path, d.m.Config.EffectiveWorkers())
 		}
 		if err == nil {
-			err = d.p.SetModel(ctx, fromClassifier(cm, id, path), why)
+			err = warmUp(ctx, cm, d.m.Config.EffectiveWorkers())
+		}
+		if err == nil {
+			err = d.p.SetModel(ctx, pm, why)
 		}
 		if err == nil {
 			d.mu.Lock()
@@ -332,16 +342,36 @@ func (d *daemon) reloadModel(ctx context.Context, why string) {
 	}
 }
 
-// warmUp runs the model once on a blank input, as the pipeline will (the
-// heat-map pass), before it is switched in: the first file after a start
-// or a switch does not pay for building the graph, and a model that
-// cannot run is refused while the current one keeps working.
-func warmUp(ctx context.Context, cm *classifier.Model) error {
-	s := cm.Info().InputSize
-	if _, _, err := cm.HeatMaps(ctx, make([]float32, 3*s*s), 1); err != nil {
-		return fmt.Errorf("model warm-up: %w", err)
+// warmUp runs the model on a uniform gray image, as the pipeline will (the
+// heat-map pass on a normalised gray plane, which takes the one-channel
+// graph), before it is switched in: the first files after a start or a
+// switch do not pay for building graphs and compiling kernels, and a model
+// that cannot run is refused while the current one keeps working. workers
+// calls run at once, so that each file in flight finds a graph ready.
+func warmUp(ctx context.Context, cm *classifier.Model, workers int) error {
+	info := cm.Info()
+	plane := info.InputSize * info.InputSize
+	in := make([]float32, 3*plane)
+	for c := range 3 {
+		v := (0.5 - info.Mean[c]) / info.Std[c]
+		for i := range plane {
+			in[c*plane+i] = v
+		}
 	}
-	return nil
+	errs := make(chan error, max(workers, 1))
+	for range max(workers, 1) {
+		go func() {
+			_, _, err := cm.HeatMaps(ctx, in, 1)
+			errs <- err
+		}()
+	}
+	var first error
+	for range max(workers, 1) {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("model warm-up: %w", err)
+		}
+	}
+	return first
 }
 
 func (d *daemon) currentKey() string {

@@ -237,3 +237,25 @@ func ScrubPath(err error) error {
 	}
 	return err
 }
+
+// ReadLimited reads r to EOF, at most limit bytes, into a buffer sized for
+// hint (the file's size, one byte over so EOF needs no regrowth): io.ReadAll
+// grows from 512 bytes, which for a typical image allocates and copies
+// about twice its size. A wrong hint only costs regrowth.
+func ReadLimited(r io.Reader, hint, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, max(min(hint+1, limit), 512))
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // let append pick the growth
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
