@@ -131,11 +131,27 @@ func ParseContext(ctx context.Context, data []byte, opts ...Option) (f *File, er
 	return parseContext(ctx, data, false, opts)
 }
 
+// ParseOwned is ParseContext for a caller that hands data over: the File
+// may reference it instead of copying (the pixel data), so the caller must
+// not change it afterwards. sha256, when not empty, is the hex SHA-256 of
+// data that the caller has already computed (a content address), so data
+// is not hashed again.
+func ParseOwned(ctx context.Context, data []byte, sha256 string, opts ...Option) (*File, error) {
+	return parseContextID(ctx, data, true, sha256, opts)
+}
+
 // parseContext is ParseContext; owned says data is dicomio's own buffer,
 // which the File may then reference instead of copying (the pixel data).
 func parseContext(ctx context.Context, data []byte, owned bool, opts []Option) (f *File, err error) {
+	return parseContextID(ctx, data, owned, "", opts)
+}
+
+// parseContextID is parseContext with data's hash when already known.
+func parseContextID(ctx context.Context, data []byte, owned bool, id string, opts []Option) (f *File, err error) {
 	o := toOptions(opts)
-	id := hashHex(data)
+	if id == "" {
+		id = hashHex(data)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			f = nil

@@ -1,6 +1,9 @@
 package dicomio
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -75,5 +78,42 @@ func TestPixelElementAsSuyashkumar(t *testing.T) {
 	}
 	if built == 0 {
 		t.Fatal("no input took the built-element path")
+	}
+}
+
+// TestParseOwnedTakesTheCallersHash: ParseOwned parses as ParseContext
+// does, names the file by the hash it is given (not hashing again), and
+// hashes itself when given none.
+func TestParseOwnedTakesTheCallersHash(t *testing.T) {
+	paths, _ := filepath.Glob("testdata/pydicom/*.dcm")
+	if len(paths) == 0 {
+		t.Fatal("no testdata/pydicom files")
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, werr := Parse(b)
+		const given = "0000000000000000000000000000000000000000000000000000000000000001"
+		for _, id := range []string{given, ""} {
+			got, err := ParseOwned(context.Background(), append([]byte(nil), b...), id)
+			if (err != nil) != (werr != nil) {
+				t.Fatalf("%s: ParseOwned error %v, Parse's %v", p, err, werr)
+			}
+			if err != nil {
+				var fe *FileError
+				if wantID := cmp.Or(id, hashHex(b)); !errors.As(err, &fe) || fe.SHA256 != wantID {
+					t.Errorf("%s: error %v does not name %s", p, err, wantID)
+				}
+				continue
+			}
+			if wantID := cmp.Or(id, want.SHA256); got.SHA256 != wantID {
+				t.Errorf("%s: SHA256 %s, want %s", p, got.SHA256, wantID)
+			}
+			if !reflect.DeepEqual(got.Dataset, want.Dataset) {
+				t.Errorf("%s: data set differs from Parse's", p)
+			}
+		}
 	}
 }

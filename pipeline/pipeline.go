@@ -118,6 +118,8 @@ type Pipeline struct {
 	inflight map[string]bool          // content hashes being processed
 	sops     map[string]chan struct{} // de-identified SOP Instance UIDs being archived and recorded
 
+	dirs durableDirs // archive folders whose entries are known durable
+
 	workDir, rejectedDir, quarantineDir string
 	running                             runningJobs // run.go: for readiness (a hung worker)
 	claimFailures                       pathSet     // run.go: inbox paths already warned about

@@ -13,7 +13,6 @@ import (
 	"github.com/fracd/fracd"
 	"github.com/fracd/fracd/anonymize"
 	"github.com/fracd/fracd/dicomio"
-	"github.com/fracd/fracd/internal/fsutil"
 	"github.com/fracd/fracd/preprocess"
 	"github.com/fracd/fracd/store"
 	"github.com/suyashkumar/dicom"
@@ -24,7 +23,9 @@ import (
 // in f and returns a rejection for a problem of the input.
 
 func (p *Pipeline) parseStage(ctx context.Context, f *file) error {
-	d, err := dicomio.ParseContext(ctx, f.data, p.cfg.processOptions()...)
+	// f.data is read-only from here on (the sink reads it); readWork has
+	// checked that its hash is the job's.
+	d, err := dicomio.ParseOwned(ctx, f.data, f.job.SHA256, p.cfg.processOptions()...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -98,15 +99,20 @@ func (p *Pipeline) archiveStage(_ context.Context, f *file) error {
 	if err != nil {
 		return reject(ReasonDeidentify, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(archive), 0o750); err != nil {
+	series := filepath.Dir(archive)
+	_, err = os.Stat(series)
+	created := err != nil // by this MkdirAll, or by one racing it
+	if err := os.MkdirAll(series, 0o750); err != nil {
 		return fmt.Errorf("pipeline: archive %s: %w", f.job.SHA256, err)
 	}
 	if err := dicomio.WriteFile(archive, f.dcm.Dataset); err != nil {
 		return fmt.Errorf("pipeline: archive %s: %w", f.job.SHA256, err)
 	}
-	// New study/series folders must be durable too.
-	for _, d := range []string{filepath.Dir(filepath.Dir(archive)), p.cfg.Archive} {
-		if err := fsutil.SyncDir(d); err != nil {
+	// New study/series folders must be durable too: each folder's entry in
+	// its parent, once per folder and run, and again whenever the series
+	// folder had to be created (see durableDirs).
+	for _, d := range []string{series, filepath.Dir(series)} {
+		if err := p.dirs.syncEntry(d, created); err != nil {
 			return err
 		}
 	}
