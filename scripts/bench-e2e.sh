@@ -16,6 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FRACD=$(realpath "${FRACD:-bin/fracd}")
 ROUNDS=${ROUNDS:-5}
+# WARMUP=1: each fracd round is measured after an unmeasured one in the
+# same process (grown heap, oneDNN's kernel cache: a daemon that has run a
+# while); 0, the default, measures a freshly started process.
+WARMUP=${WARMUP:-0}
 PEER=$(realpath ../shared/bench/peer_pipeline.py)
 dir=""
 if [[ $# -gt 0 && $1 != -- ]]; then dir=$1; shift; fi
@@ -34,10 +38,10 @@ if [[ -z $dir ]]; then
 	fi
 fi
 n=$(ls "$dir" | wc -l)
-echo "files: $dir ($n), fracd: $FRACD $*, rounds: $ROUNDS, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "files: $dir ($n), fracd: $FRACD $*, rounds: $ROUNDS, warm-up: $WARMUP, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 fr=() pr=() ratios=()
 for r in $(seq "$ROUNDS"); do
-	fout=$("$FRACD" bench --e2e "$dir" --rounds 1 "$@")
+	fout=$("$FRACD" bench --e2e "$dir" --rounds 1 --warmup "$WARMUP" "$@")
 	f=$(sed -n 's/^median \([0-9.]*\) files\/s.*/\1/p' <<<"$fout")
 	rss=$(sed -n 's/.*peak RSS \([0-9]*\) MiB$/\1/p' <<<"$fout" | tail -1)
 	cpu=$(sed -n 's/^round 1: .*, \(cpu [0-9.]* ms\/file ([0-9.]* cores busy)\).*/\1/p' <<<"$fout")

@@ -105,6 +105,7 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 	f.StringVar(&traceFile, "trace", "", "write a Go execution trace (go tool trace) to this file: where workers wait")
 	f.StringVar(&e2e.Dir, "e2e", "", "run the whole daemon on the files of this folder instead (see above)")
 	f.IntVar(&e2e.Rounds, "rounds", e2e.Rounds, "--e2e: rounds, each on fresh state")
+	f.IntVar(&e2e.Warmup, "warmup", 0, "--e2e: unmeasured rounds first, in the same process (a daemon that has run a while)")
 	f.DurationVar(&e2e.Settle, "settle", e2e.Settle, "--e2e: the watcher's settle time")
 	f.IntVar(&e2e.Workers, "e2e-workers", 0, "--e2e: files processed in parallel (0: the config's workers)")
 	f.StringVar(&e2e.Model, "model", "", "--e2e: weights file to serve (default: the shipped model, registered as on a first start)")

@@ -23,6 +23,7 @@ import (
 type e2eOptions struct {
 	Dir     string        // the files to process
 	Rounds  int           // each on a fresh inbox, spool, archive and database
+	Warmup  int           // unmeasured rounds first (a long-running daemon's state)
 	Settle  time.Duration // the watcher's settle time
 	Workers int           // 0: the config's workers
 	Model   string        // weights file; "": the shipped model, as on a first start
@@ -57,6 +58,19 @@ func (m *Main) benchE2E(ctx context.Context, o e2eOptions) error {
 	}
 	if o.Rounds < 1 {
 		return fmt.Errorf("bench: --rounds %d: want at least 1", o.Rounds)
+	}
+	if o.Warmup < 0 {
+		return fmt.Errorf("bench: --warmup %d: want at least 0", o.Warmup)
+	}
+	// Warm-up rounds leave what a daemon that has run a while has: a grown
+	// heap and oneDNN's kernel cache. Each measured round still starts a
+	// fresh daemon on empty state.
+	for r := 1; r <= o.Warmup; r++ {
+		res, err := m.e2eRound(ctx, o, files)
+		if err != nil {
+			return fmt.Errorf("bench: e2e warm-up round %d: %w", r, err)
+		}
+		fmt.Fprintf(m.Stdout, "warm-up round %d: %.2f s, %.2f files/s (not counted)\n", r, res.Wall.Seconds(), res.FilesPer)
 	}
 	var rounds []e2eRound
 	for r := 1; r <= o.Rounds; r++ {

@@ -41,12 +41,12 @@ func TestBenchE2E(t *testing.T) {
 	if err := m.Save(model, m.Info()); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, err := runFracd(t, "--db", filepath.Join(dir, "unused.db"), "bench", "--e2e", in, "--rounds", "2",
+	stdout, stderr, err := runFracd(t, "--db", filepath.Join(dir, "unused.db"), "bench", "--e2e", in, "--rounds", "2", "--warmup", "1",
 		"--model", model, "--settle", "50ms", "--e2e-workers", "2", "--work", dir)
 	if err != nil {
 		t.Fatalf("bench --e2e: %v\n%s\n%s", err, stdout, stderr)
 	}
-	for _, want := range []string{"4 files, 2 workers, settle 50ms", "round 1:", "round 2:", "outcomes done 3, rejected (not_dicom) 1",
+	for _, want := range []string{"4 files, 2 workers, settle 50ms", "warm-up round 1:", "(not counted)", "\nround 1:", "round 2:", "outcomes done 3, rejected (not_dicom) 1",
 		"median", "files/s over 2 rounds"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)

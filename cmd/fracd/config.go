@@ -166,12 +166,14 @@ func defaultConfig() Config {
 	}
 }
 
-// EffectiveWorkers resolves workers = 0 to the number of cores.
+// EffectiveWorkers resolves workers = 0 to one per core and one more: each
+// file also waits on fsyncs and reads, which the extra file's work fills
+// (bench --e2e on 2 cores: 3 workers about 7% more files/s than 2).
 func (c Config) EffectiveWorkers() int {
 	if c.Workers > 0 {
 		return c.Workers
 	}
-	return runtime.NumCPU()
+	return runtime.NumCPU() + 1
 }
 
 // Validate checks values that decode fine but make no sense, naming the key.
@@ -184,7 +186,7 @@ func (c Config) Validate() error {
 		check{empty(c.Paths.DB), "paths.db", "must not be empty"},
 		check{empty(c.Paths.Models), "paths.models", "must not be empty"},
 		check{empty(c.Anonymize.SecretFile), "anonymize.secret_file", "must not be empty"},
-		check{c.Workers < 0, "workers", "must be >= 0 (0 means one per core)"},
+		check{c.Workers < 0, "workers", "must be >= 0 (0 means one per core, plus one)"},
 		check{c.Settle <= 0, "settle", "must be a positive duration such as 2s"},
 		check{c.Rescan <= 0, "rescan", "must be a positive duration such as 30s"},
 		check{c.Shutdown <= 0, "shutdown_timeout", "must be a positive duration"},
