@@ -17,7 +17,8 @@ test: deps
 	$(GO) test -count=1 -timeout 25m ./...
 
 # OMP_WAIT_POLICY=passive: oneDNN's OpenMP threads sleep instead of spinning
-# between convolutions, which the daemon's other workers then get (README, Speed).
+# between convolutions. It matters with workers: 1 only; with more, each
+# file's inference runs on one thread and has no OpenMP team (README, Speed).
 run: build
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./$(BIN) serve
 

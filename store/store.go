@@ -35,6 +35,11 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z"
 type DB struct {
 	sql      *sql.DB
 	readOnly bool
+	// writer admits one write transaction of this process at a time: the
+	// others queue here and start the moment it commits, instead of in
+	// SQLite's busy handler, which polls by sleeping 1, 2, 5, 10 ms and
+	// more (other processes, such as the CLI, still meet that one).
+	writer chan struct{}
 	// auditKey, when set (UseAuditKey), keys the audit chain; auditKeyFile
 	// is where to create it on the first write (UseAuditKeyFile).
 	keyMu        sync.Mutex
@@ -113,11 +118,16 @@ func open(ctx context.Context, path string, readOnly bool) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	// Connections stay open between uses: database/sql keeps 2 idle by
+	// default, and the daemon's workers, its HTTP server and its pollers
+	// use more at once, so each extra one was reopened (files, schema,
+	// pragmas) for every transaction.
+	sqlDB.SetMaxIdleConns(16)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{sql: sqlDB, readOnly: readOnly, Now: time.Now}, nil
+	return &DB{sql: sqlDB, readOnly: readOnly, writer: make(chan struct{}, 1), Now: time.Now}, nil
 }
 
 // Close closes the database.
@@ -200,6 +210,12 @@ func (db *DB) update(ctx context.Context, fn func(*sql.Tx) error) error {
 	if db.readOnly {
 		return errors.New("store: database opened read-only")
 	}
+	select {
+	case db.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writer }()
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return err
