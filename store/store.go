@@ -120,8 +120,8 @@ func open(ctx context.Context, path string, readOnly bool) (*DB, error) {
 	}
 	// Connections stay open between uses: database/sql keeps 2 idle by
 	// default, and the daemon's workers, its HTTP server and its pollers
-	// use more at once, so each extra one was reopened (files, schema,
-	// pragmas) for every transaction.
+	// may use more at once; connections beyond the idle limit are closed
+	// after each use and opened again (files, pragmas) on the next.
 	sqlDB.SetMaxIdleConns(16)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()

@@ -358,15 +358,16 @@ func warmUp(ctx context.Context, cm *classifier.Model, workers int) error {
 			in[c*plane+i] = v
 		}
 	}
-	errs := make(chan error, max(workers, 1))
-	for range max(workers, 1) {
+	n := max(workers, 1)
+	errs := make(chan error, n)
+	for range n {
 		go func() {
 			_, _, err := cm.HeatMaps(ctx, in, 1)
 			errs <- err
 		}()
 	}
 	var first error
-	for range max(workers, 1) {
+	for range n {
 		if err := <-errs; err != nil && first == nil {
 			first = fmt.Errorf("model warm-up: %w", err)
 		}
