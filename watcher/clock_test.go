@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -121,7 +123,7 @@ func (c *manualClock) Sync() {
 func TestSettleOnTheWatchersClock(t *testing.T) {
 	clk := newManualClock(t)
 	h := newHarness(t, withConfig(func(c *Config) { c.Retry = time.Minute }))
-	h.start(func(w *Watcher) { w.clock, w.noNotify = clk, true })
+	h.start(func(w *Watcher) { w.clock, w.noNotify, w.inodeTimes = clk, true, false })
 	h.waitFor("initial scan", func() bool { return h.w.Stats().Rescans == 1 })
 	p := h.path("a/b.dcm")
 	writeFile(t, p, 100)
@@ -137,5 +139,63 @@ func TestSettleOnTheWatchersClock(t *testing.T) {
 	for n := 2; n <= 3; n++ {
 		clk.Step(time.Minute)
 		h.waitFor("re-offer after Retry", func() bool { return h.count(p) == n })
+	}
+}
+
+// TestFoundFilesQuietSinceTheirCtime: a file a walk finds (the initial scan,
+// or a folder moved in) has been quiet since its inode last changed, where
+// the inbox's filesystem stamps inode times with this machine's clock. The
+// manual clock is set ahead of or behind the real time the file was written
+// at, and never ticks here, so an emission without a step can only come
+// from the walk itself. inodeTimes is decided at New; this inbox is in the
+// test's temp folder, a local filesystem on any CI machine worth the name.
+func TestFoundFilesQuietSinceTheirCtime(t *testing.T) {
+	cases := []struct {
+		name       string
+		ahead      time.Duration // the watcher's clock minus the real time
+		inodeTimes bool
+		moveIn     bool // a folder moved into the running watcher's inbox; else on disk before Run
+		atOnce     bool
+	}{
+		{"on disk at start, written an hour ago", time.Hour, true, false, true},
+		{"folder moved in, written an hour ago", time.Hour, true, true, true},
+		{"written just now", 0, true, false, false},
+		{"ctime ahead of the clock (stepped back)", -time.Hour, true, false, false},
+		{"network filesystem: only what was seen counts", time.Hour, false, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newManualClock(t)
+			clk.now = time.Now().Add(c.ahead)
+			h := newHarness(t)
+			if !h.w.inodeTimes {
+				t.Skip("the temp folder's filesystem does not stamp inode times locally")
+			}
+			p := h.path("study/a.dcm")
+			staged := filepath.Join(h.outside, "study")
+			if c.moveIn {
+				writeFile(t, filepath.Join(staged, "a.dcm"), 100)
+			} else {
+				writeFile(t, p, 100)
+			}
+			h.start(func(w *Watcher) { w.clock, w.inodeTimes = clk, c.inodeTimes })
+			h.waitFor("initial scan", func() bool { return h.w.Stats().Rescans == 1 })
+			if c.moveIn {
+				if err := os.Rename(staged, filepath.Dir(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.atOnce {
+				h.waitFor("emission without a tick", func() bool { return h.count(p) == 1 })
+				return
+			}
+			h.waitFor("file tracked", func() bool { return h.w.Stats().Settling == 1 })
+			time.Sleep(50 * time.Millisecond) // room for a wrong emission
+			if n := h.count(p); n != 0 {
+				t.Fatalf("emitted %d times before Settle passed on the watcher's clock", n)
+			}
+			clk.Step(testSettle)
+			h.waitFor("emission after Settle", func() bool { return h.count(p) == 1 })
+		})
 	}
 }

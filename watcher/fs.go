@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,6 +86,39 @@ func fileID(fi fs.FileInfo) (dev, ino uint64) {
 	}
 	return 0, 0
 }
+
+// inodeChanged returns the file's ctime: when its inode last changed. The
+// kernel sets it on every write, truncate, rename, link and attribute
+// change, and no program can set it, so a file whose ctime lies Settle in
+// the past has been quiet that long even if nobody was watching (a folder
+// moved into the inbox, files left there while the daemon was down).
+func inodeChanged(fi fs.FileInfo) (time.Time, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec), true
+}
+
+// localInodeTimes reports whether the filesystem at path is a local one,
+// whose inode times come from this machine's clock. A network filesystem's
+// come from the server's (or a client's), which may run behind ours, so
+// there only what the watcher itself saw counts.
+func localInodeTimes(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC,
+		unix.TMPFS_MAGIC, unix.RAMFS_MAGIC, unix.OVERLAYFS_SUPER_MAGIC, zfsSuperMagic:
+		return true
+	}
+	return false
+}
+
+// zfsSuperMagic is OpenZFS's f_type (not in x/sys/unix).
+const zfsSuperMagic = 0x2fc12fc1
 
 // openForWriting reports whether any process holds path open for writing.
 // It asks for a read lease (fcntl F_SETLEASE), which the kernel refuses with

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 )
 
 // SameFilesystem is only implemented on Linux, where fracd runs.
@@ -26,3 +27,9 @@ func openForWriting(string) (open, known bool) { return false, false }
 
 // removeEmptyDir is only implemented on Linux; emptied folders stay.
 func removeEmptyDir(root, rel string) error { return errors.ErrUnsupported }
+
+// inodeChanged is unknown here: only what the watcher saw counts.
+func inodeChanged(fs.FileInfo) (time.Time, bool) { return time.Time{}, false }
+
+// localInodeTimes is false here: only what the watcher saw counts.
+func localInodeTimes(string) bool { return false }

@@ -159,6 +159,7 @@ func (w *Watcher) handle(ctx context.Context, ev fsnotify.Event) {
 			// A new or moved-in folder: watch it and everything below,
 			// then pick up files that were already inside.
 			w.walk(ctx, p)
+			w.settleFound(w.clock.Now())
 		}
 		return
 	}

@@ -32,6 +32,7 @@ func (w *Watcher) rescan(ctx context.Context) error {
 	w.inboxOK = true
 	w.walk(ctx, w.root)
 	now := w.clock.Now()
+	w.settleFound(now)
 	for p, e := range w.entries {
 		if e.state == inFlight {
 			w.recheckInFlight(p, e, now, false)
@@ -131,7 +132,7 @@ func (w *Watcher) walk(ctx context.Context, dir string) {
 		if err != nil {
 			return nil
 		}
-		w.add(p, snap(fi), now)
+		w.addFound(p, fi, now)
 		return nil
 	})
 	if watchErrs > 0 {

@@ -117,6 +117,28 @@ func (w *Watcher) add(p string, s snapshot, now time.Time) {
 	w.move(p, &entry{snap: s}, settling, now)
 }
 
+// addFound starts tracking a file a walk found. Where the inode times can
+// be trusted it has been quiet since its ctime (if that is not ahead of
+// now: a clock stepped back), not since now: nothing can have written it
+// since without changing ctime, and check still looks at its size, inode
+// and writers before it goes on.
+func (w *Watcher) addFound(p string, fi fs.FileInfo, now time.Time) {
+	w.add(p, snap(fi), now)
+	e := w.entries[p]
+	if e == nil || !w.inodeTimes {
+		return
+	}
+	if dev, _ := fileID(fi); dev != w.rootDev {
+		return // another filesystem mounted below the inbox
+	}
+	if t, ok := inodeChanged(fi); ok && t.Before(now) {
+		e.changed = t
+		if now.Sub(t) >= w.cfg.Settle {
+			w.found = append(w.found, p)
+		}
+	}
+}
+
 func (w *Watcher) setCapped() {
 	if !w.capped {
 		w.log.Warn("tracking limit reached, leaving further files for a later scan", "max_tracked", w.cfg.MaxTracked)
@@ -160,26 +182,7 @@ func (w *Watcher) check(now time.Time) {
 	for p, e := range w.entries {
 		switch e.state {
 		case settling:
-			if now.Sub(e.changed) < w.cfg.Settle {
-				continue
-			}
-			fi, err := os.Lstat(p)
-			if err != nil || !fi.Mode().IsRegular() {
-				w.move(p, e, untracked, now)
-				continue
-			}
-			if s := snap(fi); s != e.snap {
-				// Changed without an event reaching us: settle anew.
-				e.snap = s
-				w.move(p, e, settling, now)
-				continue
-			}
-			if open, _ := openForWriting(p); open {
-				// Quiet but still open for writing: the sender has paused.
-				w.move(p, e, settling, now)
-				continue
-			}
-			w.move(p, e, queued, now)
+			w.settle(p, e, now)
 		case inFlight:
 			if w.cfg.Retry < 0 || now.Sub(e.emitted) < w.cfg.Retry {
 				continue
@@ -187,6 +190,42 @@ func (w *Watcher) check(now time.Time) {
 			w.recheckInFlight(p, e, now, true)
 		}
 	}
+}
+
+// settle queues a settling file that has been quiet for Settle, unless it
+// is gone, changed unseen, or still open for writing.
+func (w *Watcher) settle(p string, e *entry, now time.Time) {
+	if now.Sub(e.changed) < w.cfg.Settle {
+		return
+	}
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		w.move(p, e, untracked, now)
+		return
+	}
+	if s := snap(fi); s != e.snap {
+		// Changed without an event reaching us: settle anew.
+		e.snap = s
+		w.move(p, e, settling, now)
+		return
+	}
+	if open, _ := openForWriting(p); open {
+		// Quiet but still open for writing: the sender has paused.
+		w.move(p, e, settling, now)
+		return
+	}
+	w.move(p, e, queued, now)
+}
+
+// settleFound settles at once the files the last walk found quiet for
+// Settle already (addFound), rather than at the next poll.
+func (w *Watcher) settleFound(now time.Time) {
+	for _, p := range w.found {
+		if e := w.entries[p]; e != nil && e.state == settling {
+			w.settle(p, e, now)
+		}
+	}
+	w.found = w.found[:0]
 }
 
 // recheckInFlight drops an in-flight entry whose file has gone, turns it

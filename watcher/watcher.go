@@ -4,7 +4,11 @@
 //
 // A file is complete when, for Config.Settle, no filesystem event has been
 // seen for it and its size, mtime and inode have not changed, and (on Linux,
-// where a lease can tell) no process has it open for writing. Events come
+// where a lease can tell) no process has it open for writing. A file found
+// by a walk rather than an event (a folder moved in, files left while the
+// daemon was down) has been quiet since its inode last changed (ctime), where
+// the inbox is on a local filesystem, so a study moved in whole that was
+// written more than Settle ago goes on at once. Events come
 // from fsnotify (inotify on Linux), watching every subfolder; because the
 // kernel drops events when its queue overflows, and because a watch can fail
 // (e.g. the inotify watch limit), the tree is also walked at start, every
@@ -124,6 +128,13 @@ type Watcher struct {
 	// clock is real time; tests drive a manual one (set before Run).
 	clock clock
 
+	// inodeTimes: the inbox is on a local filesystem (device rootDev), so
+	// a file found by a walk counts as quiet since its ctime, not since it
+	// was found (inodeChanged).
+	inodeTimes bool
+	rootDev    uint64
+	found      []string // added by the current walk, quiet for Settle already
+
 	// Test hooks: noNotify runs on scans alone, as if every event were lost;
 	// injectErr feeds errors as if they came from fsnotify.
 	noNotify  bool
@@ -198,18 +209,21 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 	// Check often enough that a settled file waits at most a quarter of
 	// Settle beyond it, but not so often that an idle daemon spins.
 	poll := min(max(cfg.Settle/4, 10*time.Millisecond), 500*time.Millisecond)
+	rootDev, _ := fileID(fi)
 	return &Watcher{
-		cfg:     cfg,
-		root:    root,
-		log:     log.With("component", "watcher"),
-		poll:    poll,
-		clock:   realClock{},
-		doneSig: make(chan struct{}, 1),
-		ids:     make(map[string]snapshot),
-		entries: make(map[string]*entry),
-		queue:   list.New(),
-		dirs:    make(map[string]struct{}),
-		emptied: make(map[string]struct{}),
+		inodeTimes: localInodeTimes(root),
+		rootDev:    rootDev,
+		cfg:        cfg,
+		root:       root,
+		log:        log.With("component", "watcher"),
+		poll:       poll,
+		clock:      realClock{},
+		doneSig:    make(chan struct{}, 1),
+		ids:        make(map[string]snapshot),
+		entries:    make(map[string]*entry),
+		queue:      list.New(),
+		dirs:       make(map[string]struct{}),
+		emptied:    make(map[string]struct{}),
 	}, nil
 }
 

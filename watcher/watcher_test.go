@@ -603,7 +603,7 @@ func TestRetryReoffersUnclaimedFile(t *testing.T) {
 	h := newHarness(t, withConfig(func(c *Config) { c.Retry = 300 * time.Millisecond }))
 	p := h.path("forgotten.dcm")
 	writeFile(t, p, 100)
-	h.start(func(w *Watcher) { w.clock, w.noNotify = clk, true })
+	h.start(func(w *Watcher) { w.clock, w.noNotify, w.inodeTimes = clk, true, false })
 	h.waitFor("file seen", func() bool { return h.w.Stats().Settling == 1 })
 	clk.Step(testSettle)
 	h.waitFor("first offer", func() bool { return h.count(p) == 1 })
