@@ -79,7 +79,7 @@ func TestPredictRunsWhileAGraphIsBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gr, pool, err := m.takeGraph(context.Background(), x, 2, 32)
+	gr, pool, err := m.takeGraph(context.Background(), 2, 32, false) // random input: not gray
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +161,42 @@ func TestBF16CloseToF32(t *testing.T) {
 			t.Errorf("%s: bf16 moved logits by %.4f of their size (want (0, 0.03]) and heat-map cells by %.4f of their spread (want <= 0.05)", arch, worst, worstMap)
 		}
 		t.Logf("%s: logits %v vs %v; worst logit %.4f of size, heat map %.4f of spread", arch, l16, l32, worst, worstMap)
+	}
+}
+
+// TestBF16PassesBF16BetweenConvolutions: at bf16 every convolution of the
+// residual stages writes bfloat16 for the next to read as it is, and only
+// the stem (float32, for its pooling) and the features (float32, for the
+// head and heat maps) are not packed.
+func TestBF16PassesBF16BetweenConvolutions(t *testing.T) {
+	m := modelWithBNStats("basic[1,1,1,1]", 21, rand.New(rand.NewSource(5)))
+	if err := m.SetPrecision(PrecisionBF16); err != nil {
+		t.Skipf("bf16 unavailable here: %v", err)
+	}
+	ms := &[2][3]float32{m.info.Mean, m.info.Std}
+	gr, err := m.net.inferenceGraph(1, 64, ms, PrecisionBF16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	convs := 0
+	for i := range m.net.blocks {
+		convs += len(m.net.blocks[i].convs)
+		if m.net.blocks[i].down != nil {
+			convs++
+		}
+	}
+	if got := len(gr.b.packed); got != convs {
+		t.Errorf("%d packed outputs, want one per residual-stage convolution (%d)", got, convs)
+	}
+	if gr.b.packed[gr.features] {
+		t.Error("the features are packed bfloat16; the head and heat maps read float32")
+	}
+	f32, err := m.net.inferenceGraph(1, 64, ms, PrecisionF32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f32.b.packed) != 0 {
+		t.Errorf("f32 graph: %d packed outputs, want none", len(f32.b.packed))
 	}
 }
 

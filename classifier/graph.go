@@ -20,8 +20,11 @@ type builder struct {
 	// training) BatchNorm run in oneDNN (see ops_dnnl.go).
 	dnnl bool
 	// bf16: inference convolutions take bfloat16 source and weights (see
-	// Precision); activations between ops stay float32.
-	bf16 bool
+	// Precision). With bf16Out set, the convolutions added from then on
+	// also write bfloat16 (packed: the first half of the node's float32
+	// buffer, see packed), so that the next one reads it as it is.
+	bf16, bf16Out bool
+	packed        map[*G.Node]bool
 	// noRunningUpdate keeps train-mode BatchNorm from updating the model's
 	// running statistics (used by gradient checks).
 	noRunningUpdate bool
@@ -49,7 +52,7 @@ type workspace struct {
 }
 
 func newBuilder() *builder {
-	return &builder{g: G.NewGraph(), ws: &workspace{}, nodes: map[*param]*G.Node{}}
+	return &builder{g: G.NewGraph(), ws: &workspace{}, nodes: map[*param]*G.Node{}, packed: map[*G.Node]bool{}}
 }
 
 // paramNode returns the graph input bound to p's storage (no copy: the
@@ -207,6 +210,10 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32, prec Precis
 	if h, err = b.stemPool(h); err != nil {
 		return nil, err
 	}
+	// The residual stages pass bfloat16 from convolution to convolution
+	// (at bf16); the stem, its pooling and the last stage's output (the
+	// features for pooling, fc and heat maps) stay float32.
+	b.bf16Out = b.bf16
 	for bi := range net.blocks {
 		blk := &net.blocks[bi]
 		identity := h
@@ -225,6 +232,9 @@ func (net *netSpec) inferenceGraph(n, size int, gray *[2][3]float32, prec Precis
 		if h, err = b.foldedConv(a, &blk.convs[last], &blk.bns[last], identity, true); err != nil {
 			return nil, err
 		}
+	}
+	if h, err = b.dnnlUnpack(h); err != nil {
+		return nil, err
 	}
 	pooled, err := b.globalAvgPool(h)
 	if err != nil {
@@ -252,10 +262,8 @@ type graph struct {
 	logits   *G.Node
 	features *G.Node // inference: the last stage's output, for heat maps
 	blocked  bool    // activations (features) are nChw16c
-	// eval graphs in a Model's pool: their pool key, and the gray planes
-	// of the current call (nil: three-channel input)
+	// eval graphs in a Model's pool: their pool key
 	key      [3]int
-	gray     []float32
 	fcW      []float32 // eval graphs: their copy of fc (heat maps)
 	fcB      float32
 	cost     *G.Node
@@ -272,8 +280,11 @@ type graph struct {
 }
 
 // run binds the inputs and executes the tape once.
+// run runs the graph on inputs (nil: the input tensor as it was filled).
 func (gr *graph) run(inputs, labels []float32) error {
-	copy(gr.xT.Data().([]float32), inputs)
+	if inputs != nil {
+		copy(gr.xT.Data().([]float32), inputs)
+	}
 	if err := G.Let(gr.x, gr.xT); err != nil {
 		return fmt.Errorf("classifier: bind input: %w", err)
 	}

@@ -48,8 +48,11 @@ func (m *Model) HeatMaps(ctx context.Context, inputs []float32, n int) ([]float3
 		}
 		return probs, maps, nil
 	}
+	if err := checkInputs("heat map", inputs, n, size); err != nil {
+		return nil, nil, err
+	}
 	// The images and their mirrors in one batch of 2n, as Predict does.
-	logits, maps, err := m.heatMaps(ctx, withMirrors(inputs, size), 2*n, size)
+	logits, maps, err := m.heatMapsOf(ctx, images{in: inputs, n: n, size: size, mirrors: true})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,14 +76,20 @@ func (m *Model) heatMaps(ctx context.Context, inputs []float32, n, size int) ([]
 	if n <= 0 || len(inputs) != n*per {
 		return nil, nil, fmt.Errorf("classifier: heat map: %d floats for %d images of 3x%dx%d", len(inputs), n, size, size)
 	}
+	return m.heatMapsOf(ctx, images{in: inputs, n: n, size: size})
+}
+
+// heatMapsOf returns the logit and heat map of each image of src.
+func (m *Model) heatMapsOf(ctx context.Context, src images) ([]float32, []HeatMap, error) {
+	size, total := src.size, src.count()
 	var logits []float32
 	var maps []HeatMap
-	for i := 0; i < n; i += maxInferBatch {
+	for i := 0; i < total; i += maxInferBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("classifier: heat map: %w", err)
 		}
-		b := min(maxInferBatch, n-i)
-		err := m.withInferGraph(ctx, inputs[i*per:(i+b)*per], b, size, func(gr *graph) error {
+		b := min(maxInferBatch, total-i)
+		err := m.withInferGraph(ctx, src, i, b, func(gr *graph) error {
 			l, err := gr.logitValues()
 			if err != nil {
 				return err

@@ -463,16 +463,21 @@ func (m *Model) Predict(ctx context.Context, inputs []float32, n int) ([]float32
 	if tta != TTAFlip {
 		return m.PredictPlain(ctx, inputs, n, size)
 	}
+	if err := checkInputs("predict", inputs, n, size); err != nil {
+		return nil, err
+	}
 	// The images and their mirrors go through as one batch of 2n: one
-	// pass over the weights instead of two.
-	p, err := m.PredictPlain(ctx, withMirrors(inputs, size), 2*n, size)
+	// pass over the weights instead of two. The mirrors are written
+	// straight into the graph's input, never copied out.
+	logits, err := m.logits(ctx, images{in: inputs, n: n, size: size, mirrors: true})
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < n; i++ {
-		p[i] = (p[i] + p[n+i]) / 2
+	p := make([]float32, n)
+	for i := range p {
+		p[i] = (sigmoid(logits[i]) + sigmoid(logits[n+i])) / 2
 	}
-	return p[:n], nil
+	return p, nil
 }
 
 // PredictPlain is Predict without test-time augmentation, at image side size.
@@ -494,15 +499,6 @@ func FlipInputs(inputs []float32, n, size int) []float32 {
 	return out
 }
 
-// withMirrors returns the images followed by their mirror images, for
-// flip TTA in one batch of 2n.
-func withMirrors(inputs []float32, size int) []float32 {
-	both := make([]float32, 2*len(inputs))
-	copy(both, inputs)
-	flipInto(both[len(inputs):], inputs, size)
-	return both
-}
-
 // flipInto writes the rows of side size in src, mirrored, into dst.
 func flipInto(dst, src []float32, size int) {
 	for r := 0; r < len(src)/size; r++ {
@@ -516,23 +512,37 @@ func flipInto(dst, src []float32, size int) {
 // Logits runs n images of 3 x size x size in eval mode (BatchNorm folded
 // into the convolutions) and returns one logit per image.
 func (m *Model) Logits(ctx context.Context, inputs []float32, n, size int) ([]float32, error) {
+	if err := checkInputs("predict", inputs, n, size); err != nil {
+		return nil, err
+	}
+	return m.logits(ctx, images{in: inputs, n: n, size: size})
+}
+
+// checkInputs says what is wrong with n images of 3 x size x size in inputs.
+func checkInputs(what string, inputs []float32, n, size int) error {
 	if n <= 0 {
-		return nil, fmt.Errorf("classifier: predict: n=%d, want > 0", n)
+		return fmt.Errorf("classifier: %s: n=%d, want > 0", what, n)
 	}
 	if size < 32 {
-		return nil, fmt.Errorf("classifier: predict: image size %d too small (min 32)", size)
+		return fmt.Errorf("classifier: %s: image size %d too small (min 32)", what, size)
 	}
-	per := 3 * size * size
-	if len(inputs) != n*per {
-		return nil, fmt.Errorf("classifier: predict: %d floats for %d images of 3x%dx%d, want %d", len(inputs), n, size, size, n*per)
+	if per := 3 * size * size; len(inputs) != n*per {
+		return fmt.Errorf("classifier: %s: %d floats for %d images of 3x%dx%d, want %d", what, len(inputs), n, size, size, n*per)
 	}
-	out := make([]float32, 0, n)
-	for i := 0; i < n; i += maxInferBatch {
+	return nil
+}
+
+// logits runs the images of src in batches of at most maxInferBatch and
+// returns one logit per image (src.count() of them).
+func (m *Model) logits(ctx context.Context, src images) ([]float32, error) {
+	total := src.count()
+	out := make([]float32, 0, total)
+	for i := 0; i < total; i += maxInferBatch {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("classifier: predict: %w", err)
 		}
-		b := min(maxInferBatch, n-i)
-		err := m.withInferGraph(ctx, inputs[i*per:(i+b)*per], b, size, func(gr *graph) error {
+		b := min(maxInferBatch, total-i)
+		err := m.withInferGraph(ctx, src, i, b, func(gr *graph) error {
 			l, err := gr.logitValues()
 			out = append(out, l...)
 			return err
@@ -560,35 +570,95 @@ type graphPool struct {
 	wait chan struct{}
 }
 
-// withInferGraph runs n images (3 x size x size each) through a free eval
+// images are the inputs of one inference call: n CHW images of side size
+// (3 x size x size floats each) and, with mirrors, their mirror images
+// after them, as images n..2n-1; the mirrors are never materialised.
+type images struct {
+	in      []float32
+	n, size int
+	mirrors bool
+}
+
+func (s images) count() int {
+	if s.mirrors {
+		return 2 * s.n
+	}
+	return s.n
+}
+
+// channels returns image i's 3 planes and whether it is to be mirrored.
+func (s images) channels(i int) (planes []float32, mirrored bool) {
+	if i >= s.n {
+		i, mirrored = i-s.n, true
+	}
+	per := 3 * s.size * s.size
+	return s.in[i*per : (i+1)*per], mirrored
+}
+
+// withInferGraph runs images from..from+n-1 of src through a free eval
 // graph of that shape, building one when none is free and the pool has
 // room, and calls fn with it before handing it back.
-func (m *Model) withInferGraph(ctx context.Context, in []float32, n, size int, fn func(*graph) error) error {
-	gr, pool, err := m.takeGraph(ctx, in, n, size)
+func (m *Model) withInferGraph(ctx context.Context, src images, from, n int, fn func(*graph) error) error {
+	// Whether the input is a normalised gray image decides the graph kind
+	// (a mirror is gray when its original is); the check only reads.
+	mean, std := m.Info().Mean, m.Info().Std
+	gray := true
+	for i := from; i < from+n && gray; i++ {
+		if i < src.n || !src.mirrors {
+			planes, _ := src.channels(i)
+			gray = isGray(planes, src.size, mean, std)
+		}
+	}
+	gr, pool, err := m.takeGraph(ctx, n, src.size, gray)
 	if err != nil {
 		return err
 	}
 	defer m.giveGraph(pool, gr)
-	x := in
-	if gr.gray != nil {
-		x = gr.gray
-	}
-	if err := gr.run(x, nil); err != nil {
+	fillInput(gr.xT.Data().([]float32), src, from, n, gray, mean, std)
+	if err := gr.run(nil, nil); err != nil {
 		return err
 	}
 	return fn(gr)
 }
 
-func (m *Model) takeGraph(ctx context.Context, in []float32, n, size int) (*graph, *graphPool, error) {
-	// Whether the input is a normalised gray image decides the graph kind;
-	// the check only reads the input.
-	mean, std := m.Info().Mean, m.Info().Std
-	gray := make([]float32, n*size*size)
-	if !grayPlanesInto(gray, in, n, size, mean, std) {
-		gray = nil
+// fillInput writes images from..from+n-1 of src into a graph's input x:
+// gray, one plane each (the gray image, undoing channel 0's
+// normalisation; the graph's first convolution folds the three); else
+// all three planes. Mirrors are written mirrored.
+func fillInput(x []float32, src images, from, n int, gray bool, mean, std [3]float32) {
+	size := src.size
+	plane := size * size
+	for j := 0; j < n; j++ {
+		planes, mirrored := src.channels(from + j)
+		if gray {
+			dst := x[j*plane : (j+1)*plane]
+			for r := 0; r < size; r++ {
+				s, d := planes[r*size:(r+1)*size], dst[r*size:(r+1)*size]
+				if mirrored {
+					for c, v := range s {
+						d[size-1-c] = v*std[0] + mean[0]
+					}
+				} else {
+					for c, v := range s {
+						d[c] = v*std[0] + mean[0]
+					}
+				}
+			}
+			continue
+		}
+		dst := x[j*3*plane : (j+1)*3*plane]
+		if mirrored {
+			flipInto(dst, planes, size)
+		} else {
+			copy(dst, planes)
+		}
 	}
+}
+
+func (m *Model) takeGraph(ctx context.Context, n, size int, gray bool) (*graph, *graphPool, error) {
+	mean, std := m.Info().Mean, m.Info().Std
 	key := [3]int{n, size, 0}
-	if gray != nil {
+	if gray {
 		key[2] = 1
 	}
 	m.mu.Lock()
@@ -608,14 +678,13 @@ func (m *Model) takeGraph(ctx context.Context, in []float32, n, size int) (*grap
 		if k := len(pool.free); k > 0 {
 			gr := pool.free[k-1]
 			pool.free = pool.free[:k-1]
-			gr.gray = gray
 			return gr, pool, nil
 		}
 		if pool.total < maxGraphsPerShape() {
 			// Built under the lock: builds read the parameters, which a
 			// Trainer step (holding the lock) may be changing.
 			var ms *[2][3]float32
-			if gray != nil {
+			if gray {
 				ms = &[2][3]float32{mean, std}
 			}
 			gr, err := m.net.inferenceGraph(n, size, ms, m.prec, m.threads)
@@ -623,7 +692,7 @@ func (m *Model) takeGraph(ctx context.Context, in []float32, n, size int) (*grap
 				return nil, nil, fmt.Errorf("build inference graph: %w", err)
 			}
 			pool.total++
-			gr.version, gr.key, gr.gray = pool.version, key, gray
+			gr.version, gr.key = pool.version, key
 			return gr, pool, nil
 		}
 		m.mu.Unlock()
@@ -653,31 +722,29 @@ func (m *Model) giveGraph(pool *graphPool, gr *graph) {
 // the inputs equals (g - Mean[c]) / Std[c] (a gray image replicated and
 // normalised, the pipeline's model input) to float32 rounding, else nil.
 func (m *Model) grayPlanes(in []float32, n, size int) []float32 {
-	g := make([]float32, n*size*size)
-	if !grayPlanesInto(g, in, n, size, m.info.Mean, m.info.Std) {
-		return nil
+	plane := size * size
+	for i := 0; i < n; i++ {
+		if !isGray(in[3*i*plane:3*(i+1)*plane], size, m.info.Mean, m.info.Std) {
+			return nil
+		}
 	}
+	g := make([]float32, n*plane)
+	fillInput(g, images{in: in, n: n, size: size}, 0, n, true, m.info.Mean, m.info.Std)
 	return g
 }
 
-// grayPlanesInto is grayPlanes writing into g (n*size*size floats); it
-// reports whether the input is gray.
-func grayPlanesInto(g, in []float32, n, size int, mean, std [3]float32) bool {
+// isGray reports whether the three planes of one image are one gray image
+// normalised per channel, to float32 rounding.
+func isGray(in []float32, size int, mean, std [3]float32) bool {
 	plane := size * size
-	for i := 0; i < n; i++ {
-		x0 := in[(3*i)*plane : (3*i+1)*plane]
-		x1 := in[(3*i+1)*plane : (3*i+2)*plane]
-		x2 := in[(3*i+2)*plane : (3*i+3)*plane]
-		gi := g[i*plane : (i+1)*plane]
-		x1, x2, gi = x1[:len(x0)], x2[:len(x0)], gi[:len(x0)]
-		for p, v := range x0 {
-			gv := v*std[0] + mean[0]
-			e1 := x1[p] - (gv-mean[1])/std[1]
-			e2 := x2[p] - (gv-mean[2])/std[2]
-			if e1 > 1e-5 || e1 < -1e-5 || e2 > 1e-5 || e2 < -1e-5 {
-				return false
-			}
-			gi[p] = gv
+	x0, x1, x2 := in[:plane], in[plane:2*plane], in[2*plane:3*plane]
+	x1, x2 = x1[:len(x0)], x2[:len(x0)]
+	for p, v := range x0 {
+		gv := v*std[0] + mean[0]
+		e1 := x1[p] - (gv-mean[1])/std[1]
+		e2 := x2[p] - (gv-mean[2])/std[2]
+		if e1 > 1e-5 || e1 < -1e-5 || e2 > 1e-5 || e2 < -1e-5 {
+			return false
 		}
 	}
 	return true

@@ -96,24 +96,46 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 		src = dnnl.NCHW // the network input
 	}
 	kind := dnnl.ConvInference
-	if b.bf16 {
+	packedIn, packedOut := b.packed[x], b.bf16 && b.bf16Out
+	switch {
+	case packedOut:
+		kind = dnnl.ConvInferenceBF16Out
+	case b.bf16:
 		kind = dnnl.ConvInferenceBF16
+	}
+	if packedIn && !b.bf16 {
+		return nil, fmt.Errorf("classifier: %s: bfloat16 input to a float32 convolution", name)
 	}
 	p, err := dnnl.Conv(kind, n, g.C, g.H, g.W, g.Cout, g.K, g.S, g.P, src, dnnl.Blocked, true, res != nil, relu, b.nthr())
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %s: %w", name, err)
 	}
-	// bf16: the float32 source is rounded to bfloat16 in the graph's temp
+	// bf16: a float32 source is rounded to bfloat16 in the graph's temp
 	// buffer right before the convolution (a few microseconds against the
-	// convolution's milliseconds), so every tensor of the graph, the
-	// residuals included, stays float32.
+	// convolution's milliseconds); a packed one (the previous convolution
+	// wrote bfloat16) is read as it is.
 	var toBF16 *dnnl.Prim
 	var bf16Floats int // the bf16 source's size, in float32s
-	if b.bf16 {
+	if b.bf16 && !packedIn {
 		if toBF16, err = dnnl.Reorder(dnnl.PlainMD(n, g.C, g.H, g.W, src, false), p.MD(dnnl.ArgSrc), b.nthr()); err != nil {
 			return nil, fmt.Errorf("classifier: %s source to bf16: %w", name, err)
 		}
 		bf16Floats = p.ArgFloats(dnnl.ArgSrc)
+	}
+	// The sum post-op adds dst's previous contents, in dst's type: the
+	// residual is copied in (packed into packed, float32 into float32) or
+	// rounded to bfloat16 (float32 into packed).
+	var resToBF16 *dnnl.Prim
+	dstFloats := p.ArgFloats(dnnl.ArgDst)
+	if res != nil {
+		switch packedRes := b.packed[res]; {
+		case packedRes && !packedOut:
+			return nil, fmt.Errorf("classifier: %s: bfloat16 residual into a float32 output", name)
+		case packedOut && !packedRes:
+			if resToBF16, err = dnnl.Reorder(dnnl.PlainMD(n, g.Cout, g.OH, g.OW, dnnl.Blocked, false), p.MD(dnnl.ArgDst), b.nthr()); err != nil {
+				return nil, fmt.Errorf("classifier: %s residual to bf16: %w", name, err)
+			}
+		}
 	}
 	wr, err := reorderWeights(p, dnnl.ArgWeights, w, g.Cout, g.C, g.K)
 	if err != nil {
@@ -128,11 +150,20 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 	if relu {
 		opName += "+relu"
 	}
+	if packedOut {
+		opName += " (bf16 out)"
+	}
 	op := newKernelOp(opName, dims, tensor.Shape{n, g.Cout, g.OH, g.OW})
 	ws := b.ws
 	op.run = func(out []float32, in [][]float32) error {
 		if len(in) > 3 {
-			copy(out, in[3]) // the sum post-op adds dst's previous contents
+			if resToBF16 != nil {
+				if err := resToBF16.Exec(ws.scratch(resToBF16.Scratch), in[3], out); err != nil {
+					return err
+				}
+			} else {
+				copy(out[:dstFloats], in[3][:dstFloats])
+			}
 		}
 		x := in[0]
 		if toBF16 != nil {
@@ -143,7 +174,31 @@ func (b *builder) dnnlInferConv(x *G.Node, name string, w, bias []float32, g ker
 		}
 		return p.Exec(ws.scratch(p.Scratch), x, in[1], in[2], out)
 	}
-	return apply(op, in...)
+	node, err := apply(op, in...)
+	if err == nil && packedOut {
+		b.packed[node] = true
+	}
+	return node, err
+}
+
+// dnnlUnpack returns x as float32: x itself, or, where a convolution wrote
+// it packed in bfloat16, a float32 copy (exact: bfloat16 widens losslessly).
+func (b *builder) dnnlUnpack(x *G.Node) (*G.Node, error) {
+	if !b.packed[x] {
+		return x, nil
+	}
+	shp := x.Shape()
+	n, c, h, w := shp[0], shp[1], shp[2], shp[3]
+	r, err := dnnl.Reorder(dnnl.BF16MD(n, c, h, w, dnnl.Blocked), dnnl.PlainMD(n, c, h, w, dnnl.Blocked, false), b.nthr())
+	if err != nil {
+		return nil, fmt.Errorf("classifier: bf16 to f32: %w", err)
+	}
+	ws := b.ws
+	op := newKernelOp("dnnl bf16->f32", []int{4}, tensor.Shape{n, c, h, w})
+	op.run = func(out []float32, in [][]float32) error {
+		return r.Exec(ws.scratch(r.Scratch), in[0], out)
+	}
+	return apply(op, x)
 }
 
 // dnnlMaxPoolInfer adds inference max pooling on a blocked tensor.

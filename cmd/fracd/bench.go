@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"time"
@@ -14,7 +16,7 @@ import (
 
 func newBenchCmd(m *Main) *cobra.Command {
 	var o classifier.BenchOptions
-	var cpuProfile, traceFile, precision string
+	var cpuProfile, memProfile, traceFile, precision string
 	e2e := e2eOptions{Rounds: 1, Settle: 300 * time.Millisecond, Timeout: 10 * time.Minute}
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -43,6 +45,13 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 					return fmt.Errorf("bench: profile: %w", err)
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if memProfile != "" {
+				// Every allocation, not a sample: what a file costs the heap.
+				old := runtime.MemProfileRate
+				runtime.MemProfileRate = 1
+				defer func() { runtime.MemProfileRate = old }()
+				defer writeAllocsProfile(memProfile, m.Stderr)
 			}
 			if traceFile != "" {
 				f, err := os.Create(traceFile)
@@ -102,6 +111,7 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 	f.BoolVar(&o.RandomInput, "random-input", false, "independent random channels instead of a normalised gray image (disables the gray conv1 fold)")
 	f.StringVar(&precision, "precision", "", "inference precision, f32 or bf16 (default f32; --e2e: model.precision)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a pprof CPU profile to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write a pprof allocation profile (every allocation) to this file")
 	f.StringVar(&traceFile, "trace", "", "write a Go execution trace (go tool trace) to this file: where workers wait")
 	f.StringVar(&e2e.Dir, "e2e", "", "run the whole daemon on the files of this folder instead (see above)")
 	f.IntVar(&e2e.Rounds, "rounds", e2e.Rounds, "--e2e: rounds, each on fresh state")
@@ -112,4 +122,20 @@ and per-stage p50/p95 over all rounds. Workers: the config's (workers), or
 	f.StringVar(&e2e.Work, "work", "", "--e2e: folder for the rounds' temporary state (default: the system temp dir)")
 	f.DurationVar(&e2e.Timeout, "timeout", e2e.Timeout, "--e2e: limit per round")
 	return cmd
+}
+
+// writeAllocsProfile writes the heap profile (its alloc_space and
+// alloc_objects views are what was allocated) to path; a failure is
+// reported, not returned: the benchmark's figures stand without it.
+func writeAllocsProfile(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: memprofile: %v\n", err)
+	}
 }

@@ -37,6 +37,7 @@ type e2eRound struct {
 	Wall     time.Duration // from the files' appearance in the inbox to the last outcome
 	PeakRSS  int64         // bytes (VmHWM, reset before the drop)
 	CPU      time.Duration // the process's user+system time over Wall
+	Faults   int64         // minor page faults over Wall (first touches of memory)
 	ByState  map[string]int
 	Stages   map[string][]time.Duration
 	Model    pipeline.ModelInfo
@@ -88,9 +89,9 @@ func (m *Main) benchE2E(ctx context.Context, o e2eOptions) error {
 		}
 		// CPU per file and busy cores tell work from waiting (settle,
 		// fsync, a worker idle for want of files).
-		fmt.Fprintf(m.Stdout, "round %d: %.2f s, %.2f files/s, cpu %.1f ms/file (%.2f cores busy), peak RSS %.0f MiB, outcomes %s\n",
+		fmt.Fprintf(m.Stdout, "round %d: %.2f s, %.2f files/s, cpu %.1f ms/file (%.2f cores busy), %d page faults/file, peak RSS %.0f MiB, outcomes %s\n",
 			r, res.Wall.Seconds(), res.FilesPer, ms(res.CPU)/float64(max(res.Files, 1)), res.CPU.Seconds()/res.Wall.Seconds(),
-			float64(res.PeakRSS)/(1<<20), formatCounts(res.ByState))
+			res.Faults/int64(max(res.Files, 1)), float64(res.PeakRSS)/(1<<20), formatCounts(res.ByState))
 		rounds = append(rounds, res)
 	}
 	printE2ESummary(m.Stdout, rounds)
@@ -181,7 +182,7 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 		return res, err
 	}
 	resetPeakRSS()
-	cpu0 := processCPU()
+	cpu0, flt0 := processCPU(), minorFaults()
 	t0 := time.Now()
 	if err := os.Rename(stage, filepath.Join(c.Paths.Inbox, "drop")); err != nil {
 		return res, err
@@ -198,6 +199,7 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 	}
 	res.Wall = time.Since(t0)
 	res.CPU = processCPU() - cpu0
+	res.Faults = minorFaults() - flt0
 	res.PeakRSS = peakRSSBytes()
 	res.Files = len(files)
 	res.FilesPer = float64(len(files)) / res.Wall.Seconds()
@@ -335,6 +337,15 @@ func peakRSSBytes() int64 {
 		}
 	}
 	return 0
+}
+
+// minorFaults is this process's minor page faults so far.
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
 }
 
 // processCPU is this process's user+system CPU time so far.

@@ -61,6 +61,10 @@ const (
 	// ConvInferenceBF16 is ConvInference with bfloat16 source and weights
 	// (bias and destination stay float32): see BF16MD for the source.
 	ConvInferenceBF16
+	// ConvInferenceBF16Out is ConvInferenceBF16 with a bfloat16
+	// destination too (the sum post-op then reads the residual in
+	// bfloat16 from it); accumulation stays float32.
+	ConvInferenceBF16Out
 )
 
 var (

@@ -151,7 +151,8 @@ int fd_exec(fd_prim *p, int nthr, void *a0, void *a1, void *a2, void *a3, void *
 	return dnnl_stream_wait(strm);
 }
 
-// bf16: source and weights in bfloat16 (bias and destination stay f32).
+// bf16: source and weights in bfloat16 (bias stays f32); bf16 == 2: the
+// destination too, else it is f32.
 static int conv_desc(dnnl_convolution_desc_t *cd, dnnl_prop_kind_t prop, int n, int c, int h, int w, int oc,
                      int k, int s, int p, int src_layout, int dst_layout, int bias, int bf16) {
 	int oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1;
@@ -160,7 +161,7 @@ static int conv_desc(dnnl_convolution_desc_t *cd, dnnl_prop_kind_t prop, int n, 
 	dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
 	md4t(&src, n, c, h, w, src_layout, 0, dt);
 	md4t(&wei, oc, c, k, k, FD_ANY, 1, dt);
-	md4(&dst, n, oc, oh, ow, dst_layout, 0);
+	md4t(&dst, n, oc, oh, ow, dst_layout, 0, bf16 == 2 ? dnnl_bf16 : dnnl_f32);
 	if (bias) dnnl_memory_desc_init_by_tag(&b, 1, bd, dnnl_f32, dnnl_x);
 	dnnl_dims_t st = {s, s}, pad = {p, p};
 	return dnnl_convolution_forward_desc_init(cd, prop, dnnl_convolution_direct, &src, &wei, bias ? &b : NULL, &dst,
@@ -170,7 +171,7 @@ static int conv_desc(dnnl_convolution_desc_t *cd, dnnl_prop_kind_t prop, int n, 
 int fd_conv(fd_prim **out, int kind, int n, int c, int h, int w, int oc, int k, int s, int p,
             int src_layout, int dst_layout, int bias, int sum, int relu, int nthr) {
 	dnnl_convolution_desc_t fwd;
-	int bf16 = kind == 4;
+	int bf16 = kind == 4 ? 1 : kind == 5 ? 2 : 0;
 	if (bf16) kind = 0;
 	dnnl_prop_kind_t prop = kind == 0 ? dnnl_forward_inference : dnnl_forward_training;
 	int st = conv_desc(&fwd, prop, n, c, h, w, oc, k, s, p, src_layout, dst_layout, bias, bf16);

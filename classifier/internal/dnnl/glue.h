@@ -31,7 +31,8 @@ int fd_exec(fd_prim *p, int nthr, void *a0, void *a1, void *a2, void *a3, void *
             void *a6, void *a7, void *a8, void *a9, void *scratch);
 
 // kind: 0 forward inference, 1 forward training, 2 backward data, 3 backward weights,
-// 4 forward inference with bfloat16 source and weights (f32 bias and destination).
+// 4 forward inference with bfloat16 source and weights (f32 bias and destination),
+// 5 as 4 with a bfloat16 destination.
 int fd_conv(fd_prim **out, int kind, int n, int c, int h, int w, int oc, int k, int s, int p,
             int src_layout, int dst_layout, int bias, int sum, int relu, int nthr);
 int fd_reorder(fd_prim **out, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *dst, int nthr);

@@ -32,6 +32,7 @@ const (
 	ConvBackwardData
 	ConvBackwardWeights
 	ConvInferenceBF16
+	ConvInferenceBF16Out
 )
 
 var errMissing = errors.New("dnnl: built without oneDNN (-tags nodnnl)")
