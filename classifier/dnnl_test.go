@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand"
+	"runtime"
 	"testing"
 
 	"github.com/fracd/fracd/classifier/internal/dnnl"
@@ -101,8 +102,8 @@ func TestPredictRunsWhileAGraphIsBusy(t *testing.T) {
 	m.giveGraph(pool, gr)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if p := m.infer[gr.key]; p.total > maxGraphsPerShape() || len(p.free) != p.total {
-		t.Errorf("pool: %d graphs built (max %d), %d free", p.total, maxGraphsPerShape(), len(p.free))
+	if p := m.infer[gr.key]; p.total > maxGraphsPerShape(m.threads) || len(p.free) != p.total {
+		t.Errorf("pool: %d graphs built (max %d), %d free", p.total, maxGraphsPerShape(m.threads), len(p.free))
 	}
 }
 
@@ -242,6 +243,29 @@ func TestSetThreadsKeepsResults(t *testing.T) {
 			if !closeRel(float64(one[i]), float64(all[i]), 1e-5, 1e-5) {
 				t.Errorf("%s image %d: logit %g on one thread, %g on all cores", p, i, one[i], all[i])
 			}
+		}
+	}
+}
+
+// TestGraphsPerShapeFollowThreads: one-thread graphs (the daemon's workers
+// side by side) get one per core, so no core waits for a graph; graphs
+// that use every core stay a few.
+func TestGraphsPerShapeFollowThreads(t *testing.T) {
+	cases := []struct {
+		cores, threads, want int
+	}{
+		{8, 1, 8},
+		{8, 2, 4},
+		{8, 0, 4},
+		{2, 1, 2},
+		{1, 1, 2},
+		{1, 0, 2},
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, c := range cases {
+		runtime.GOMAXPROCS(c.cores)
+		if got := maxGraphsPerShape(c.threads); got != c.want {
+			t.Errorf("%d cores, threads %d: %d graphs per shape, want %d", c.cores, c.threads, got, c.want)
 		}
 	}
 }

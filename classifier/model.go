@@ -555,9 +555,17 @@ func (m *Model) logits(ctx context.Context, src images) ([]float32, error) {
 }
 
 // maxGraphsPerShape bounds the compiled eval graphs of one (batch, size,
-// input kind): each owns its activations, so concurrent callers beyond
-// this many wait for a free one.
-func maxGraphsPerShape() int { return max(2, min(kernels.Workers(), 4)) }
+// input kind) for graphs whose primitives use threads threads (0: every
+// core): each owns its activations, so concurrent callers beyond this many
+// wait for a free one. One-thread graphs get one per core, so that as many
+// calls as there are cores run side by side (the daemon's workers); graphs
+// that use every core need only a few.
+func maxGraphsPerShape(threads int) int {
+	if threads > 0 {
+		return max(2, (kernels.Workers()+threads-1)/threads)
+	}
+	return max(2, min(kernels.Workers(), 4))
+}
 
 // graphPool holds the compiled eval graphs of one shape for one parameter
 // version. Graphs are taken for the duration of a run, so calls run
@@ -680,7 +688,7 @@ func (m *Model) takeGraph(ctx context.Context, n, size int, gray bool) (*graph, 
 			pool.free = pool.free[:k-1]
 			return gr, pool, nil
 		}
-		if pool.total < maxGraphsPerShape() {
+		if pool.total < maxGraphsPerShape(m.threads) {
 			// Built under the lock: builds read the parameters, which a
 			// Trainer step (holding the lock) may be changing.
 			var ms *[2][3]float32
