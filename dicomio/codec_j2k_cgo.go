@@ -141,7 +141,7 @@ func decodeJ2K(data []byte, ii ImageInfo, threads int) (*Frame, error) {
 			ErrMalformed, w, h, nc, ii.Columns, ii.Rows, ii.SamplesPerPixel)
 	}
 	n := int(w) * int(h) * int(nc)
-	fr := &Frame{Rows: int(h), Columns: int(w), Samples: int(nc), Photometric: ii.Photometric, Data: make([]int32, n)}
+	fr := &Frame{Rows: int(h), Columns: int(w), Samples: int(nc), Photometric: ii.Photometric, Data: frameData(n)}
 	copy(fr.Data, unsafe.Slice((*int32)(unsafe.Pointer(out)), n))
 	if fr.Samples == 3 && (ii.Photometric == "YBR_RCT" || ii.Photometric == "YBR_ICT") {
 		fr.Photometric = "RGB"

@@ -42,7 +42,7 @@ func newDCTDecoder(fr *jpegFrame, stream bool) *dctDecoder {
 		}
 	}
 	if d.stream {
-		d.out = make([]int32, fr.width*fr.height)
+		d.out = frameData(fr.width * fr.height)
 	}
 	return d
 }
@@ -284,7 +284,7 @@ func (d *dctDecoder) output(st *jpegState) []int32 {
 	}
 	fr := d.fr
 	nc := len(fr.comps)
-	out := make([]int32, fr.width*fr.height*nc)
+	out := frameData(fr.width * fr.height * nc)
 	pass1, center, maxv := d.levels()
 	if nc == 1 {
 		d.outputGray(st, out, pass1, center, maxv)

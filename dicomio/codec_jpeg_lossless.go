@@ -13,7 +13,7 @@ type losslessDecoder struct {
 func newLosslessDecoder(fr *jpegFrame) *losslessDecoder {
 	d := &losslessDecoder{fr: fr}
 	for range fr.comps {
-		d.planes = append(d.planes, make([]int32, fr.width*fr.height))
+		d.planes = append(d.planes, frameData(fr.width*fr.height))
 	}
 	return d
 }
@@ -103,11 +103,21 @@ func (d *losslessDecoder) scan(st *jpegState, sc *jpegScan) error {
 	return nil
 }
 
-// output interleaves the planes and undoes the point transform.
+// output interleaves the planes and undoes the point transform. One
+// component's plane is the output itself (shifted in place).
 func (d *losslessDecoder) output() []int32 {
 	fr := d.fr
 	nc := len(fr.comps)
-	out := make([]int32, fr.width*fr.height*nc)
+	if nc == 1 {
+		pl := d.planes[0]
+		if d.pt != 0 {
+			for i, v := range pl {
+				pl[i] = v << d.pt
+			}
+		}
+		return pl
+	}
+	out := frameData(fr.width * fr.height * nc)
 	for c, pl := range d.planes {
 		for i, v := range pl {
 			out[i*nc+c] = v << d.pt

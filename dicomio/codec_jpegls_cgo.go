@@ -67,7 +67,7 @@ func decodeJPEGLS(data []byte, ii ImageInfo) (*Frame, error) {
 		return nil, fmt.Errorf("%w: JPEG-LS decode (charls error %d)", ErrMalformed, int(ec))
 	}
 	raw := unsafe.Slice((*byte)(dst), n*bps)
-	fr := &Frame{Rows: int(h), Columns: int(w), Samples: int(comps), Photometric: ii.Photometric, Data: make([]int32, n)}
+	fr := &Frame{Rows: int(h), Columns: int(w), Samples: int(comps), Photometric: ii.Photometric, Data: frameData(n)}
 	pixels := int(w) * int(h)
 	planar := ilv == C.CHARLS_INTERLEAVE_MODE_NONE && comps > 1
 	for k := range n {

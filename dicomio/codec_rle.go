@@ -37,7 +37,7 @@ func decodeRLE(data []byte, ii ImageInfo) (*Frame, error) {
 			return nil, fmt.Errorf("%w: RLE segment %d of %d bytes cannot hold %d samples", ErrTruncated, s, n, pixels)
 		}
 	}
-	fr := &Frame{Rows: ii.Rows, Columns: ii.Columns, Samples: spp, Photometric: ii.Photometric, Data: make([]int32, pixels*spp)}
+	fr := &Frame{Rows: ii.Rows, Columns: ii.Columns, Samples: spp, Photometric: ii.Photometric, Data: frameData(pixels * spp)}
 	plane := make([]byte, pixels)
 	for s := range nseg {
 		if err := unpackBits(data[offs[s]:offs[s+1]], plane); err != nil {

@@ -20,7 +20,7 @@ func decodeNative(raw []byte, ii ImageInfo, i int, bo binary.ByteOrder, vr strin
 		if (startBit+nbits+7)/8 > len(raw) {
 			return nil, fmt.Errorf("%w: 1-bit pixel data shorter than frame %d", ErrTruncated, i)
 		}
-		fr.Data = make([]int32, nbits)
+		fr.Data = frameData(nbits)
 		for k := range nbits {
 			b := startBit + k
 			fr.Data[k] = int32(raw[b>>3]>>(b&7)) & 1
@@ -57,7 +57,7 @@ func decodeNative(raw []byte, ii ImageInfo, i int, bo binary.ByteOrder, vr strin
 	sf := newSampleFormat(ii)
 	// Values go straight into the frame (no intermediate word buffer), so a
 	// frame costs its int32s and nothing more.
-	fr.Data = make([]int32, n)
+	fr.Data = frameData(n)
 	if ybr422 {
 		// Y1 Y2 Cb Cr for each pair of pixels -> Y Cb Cr per pixel.
 		for p := 0; p+1 < pixels; p += 2 {

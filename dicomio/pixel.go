@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
@@ -35,6 +36,43 @@ type Frame struct {
 	Samples     int
 	Photometric string // colour space of Data (YBR_FULL_422 native data is expanded to YBR_FULL)
 	Data        []int32
+}
+
+// frameBuffers recycles the sample buffers of frames Render8 decoded for
+// itself: a fresh buffer of a megabyte costs 256 page faults on first
+// touch (several microseconds each on a virtual machine), a recycled one a
+// memclr. Get returns a *[]int32.
+var frameBuffers sync.Pool
+
+// minPooledFrame is the smallest buffer worth recycling (64 KiB; a
+// variable for tests).
+var minPooledFrame = 16 << 10
+
+// frameData returns n zeroed int32s, as make does: a recycled buffer when
+// one large enough is pooled. Every decoder allocates its frame with it.
+func frameData(n int) []int32 {
+	if n >= minPooledFrame {
+		if p, ok := frameBuffers.Get().(*[]int32); ok {
+			if cap(*p) >= n {
+				b := (*p)[:n]
+				clear(b)
+				return b
+			}
+			frameBuffers.Put(p) // another caller's size
+		}
+	}
+	return make([]int32, n)
+}
+
+// recycleFrame hands fr's samples back for reuse; fr must not be used
+// after, nor its Data seen by anyone else.
+func recycleFrame(fr *Frame) {
+	if fr == nil || cap(fr.Data) < minPooledFrame {
+		return
+	}
+	b := fr.Data[:0]
+	fr.Data = nil
+	frameBuffers.Put(&b)
 }
 
 // ImageInfo validates and returns the pixel description. It refuses images

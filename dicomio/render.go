@@ -16,7 +16,9 @@ func (f *File) Render8(i int) (*image.Gray, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.RenderFrame(fr)
+	img, err := f.RenderFrame(fr)
+	recycleFrame(fr) // nothing else saw this frame; img is a new image
+	return img, err
 }
 
 // RenderFrame renders decoded stored values to 8-bit gray:
