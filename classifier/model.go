@@ -607,15 +607,17 @@ func (s images) channels(i int) (planes []float32, mirrored bool) {
 // graph of that shape, building one when none is free and the pool has
 // room, and calls fn with it before handing it back.
 func (m *Model) withInferGraph(ctx context.Context, src images, from, n int, fn func(*graph) error) error {
-	// Whether the input is a normalised gray image decides the graph kind
-	// (a mirror is gray when its original is); the check only reads.
+	// Whether the input is a normalised gray image decides the graph kind;
+	// the check only reads. A mirror is gray when its original is, so a
+	// mirror is checked through its original unless that is in this batch.
 	mean, std := m.Info().Mean, m.Info().Std
 	gray := true
 	for i := from; i < from+n && gray; i++ {
-		if i < src.n || !src.mirrors {
-			planes, _ := src.channels(i)
-			gray = isGray(planes, src.size, mean, std)
+		if orig := i - src.n; src.mirrors && orig >= from && orig < from+n {
+			continue
 		}
+		planes, _ := src.channels(i)
+		gray = isGray(planes, src.size, mean, std)
 	}
 	gr, pool, err := m.takeGraph(ctx, n, src.size, gray)
 	if err != nil {

@@ -3,6 +3,7 @@ package classifier
 import (
 	"context"
 	"math"
+	"math/rand"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,10 +11,11 @@ import (
 
 // TestFlipTTA: a model whose metadata says hflip predicts the mean of the
 // image's and its mirror's probabilities, keeps the setting through save
-// and load, and rejects unknown values.
+// and load, and rejects unknown values. Five images and their mirrors make
+// two batches (maxInferBatch 8), the second of mirrors only.
 func TestFlipTTA(t *testing.T) {
 	ctx := context.Background()
-	const s, n = 32, 3
+	const s, n = 32, 5
 	m, err := New("basic[1,1,1,1]", 5)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +65,48 @@ func TestFlipTTA(t *testing.T) {
 	md := map[string]string{metaTTA: "rot90"}
 	if _, err := infoFromMetadata(md, "resnet18", strings.Repeat("0", 64)); err == nil || !strings.Contains(err.Error(), "tta") {
 		t.Errorf("unknown tta accepted: %v", err)
+	}
+}
+
+// TestFlipTTAGray: the pipeline's input, a normalised gray image, takes
+// the one-channel graph, into which TTA writes the mirrors itself; the
+// result must be the mean over the image and its mirror computed apart.
+// Also five images: two batches, the second of mirrors only, with heat maps.
+func TestFlipTTAGray(t *testing.T) {
+	ctx := context.Background()
+	const s, n = 32, 5
+	m := modelWithBNStats("basic[1,1,1,1]", 9, rand.New(rand.NewSource(3)))
+	m.info.InputSize = s
+	x := make([]float32, n*3*s*s)
+	grayInputs(rand.New(rand.NewSource(4)), x, n, s, m.info.Mean, m.info.Std)
+	if m.grayPlanes(x, n, s) == nil {
+		t.Fatal("test input is not gray: it would not take the one-channel graph")
+	}
+	plain, err := m.PredictPlain(ctx, x, n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := m.PredictPlain(ctx, FlipInputs(x, n, s), n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.info.TTA = TTAFlip
+	got, err := m.Predict(ctx, x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs, maps, err := m.HeatMaps(ctx, x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		want := (plain[i] + mirror[i]) / 2
+		if math.Abs(float64(got[i]-want)) > 1e-6 || math.Abs(float64(probs[i]-want)) > 1e-6 {
+			t.Errorf("image %d: TTA probability %v (heat maps: %v), want mean %v", i, got[i], probs[i], want)
+		}
+		if len(maps[i].Values) == 0 {
+			t.Errorf("image %d: no heat map", i)
+		}
 	}
 }
 
