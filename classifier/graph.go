@@ -279,8 +279,8 @@ type graph struct {
 	camH, camW  int
 }
 
-// run binds the inputs and executes the tape once.
-// run runs the graph on inputs (nil: the input tensor as it was filled).
+// run binds the inputs (nil: the input tensor as already filled) and
+// executes the tape once.
 func (gr *graph) run(inputs, labels []float32) error {
 	if inputs != nil {
 		copy(gr.xT.Data().([]float32), inputs)

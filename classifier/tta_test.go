@@ -22,14 +22,7 @@ func TestFlipTTA(t *testing.T) {
 	}
 	m.info.InputSize = s
 	x := randImages(4, n, s)
-	plain, err := m.PredictPlain(ctx, x, n, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mirror, err := m.PredictPlain(ctx, FlipInputs(x, n, s), n, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, mirror := plainAndMirror(t, m, x, n, s)
 	differ := false
 	for i := range plain {
 		differ = differ || math.Abs(float64(plain[i]-mirror[i])) > 1e-6
@@ -82,14 +75,7 @@ func TestFlipTTAGray(t *testing.T) {
 	if m.grayPlanes(x, n, s) == nil {
 		t.Fatal("test input is not gray: it would not take the one-channel graph")
 	}
-	plain, err := m.PredictPlain(ctx, x, n, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mirror, err := m.PredictPlain(ctx, FlipInputs(x, n, s), n, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, mirror := plainAndMirror(t, m, x, n, s)
 	m.info.TTA = TTAFlip
 	got, err := m.Predict(ctx, x, n)
 	if err != nil {
@@ -108,6 +94,22 @@ func TestFlipTTAGray(t *testing.T) {
 			t.Errorf("image %d: no heat map", i)
 		}
 	}
+}
+
+// plainAndMirror returns the probabilities, without TTA, of n images of
+// side s and of their mirror images.
+func plainAndMirror(t *testing.T, m *Model, x []float32, n, s int) (plain, mirror []float32) {
+	t.Helper()
+	ctx := context.Background()
+	plain, err := m.PredictPlain(ctx, x, n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err = m.PredictPlain(ctx, FlipInputs(x, n, s), n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain, mirror
 }
 
 func equalFloats(a, b []float32) bool {

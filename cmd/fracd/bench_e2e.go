@@ -137,7 +137,6 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 	var (
 		mu      sync.Mutex
 		outs    []pipeline.Outcome
-		doneAt  []time.Time
 		allDone = make(chan struct{})
 	)
 	sub := &Main{Config: m.Config, ConfigFile: m.ConfigFile, Stdin: m.Stdin, Stdout: io.Discard, Stderr: m.Stderr, viper: m.viper}
@@ -165,7 +164,6 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 		mu.Lock()
 		defer mu.Unlock()
 		outs = append(outs, out)
-		doneAt = append(doneAt, time.Now())
 		if len(outs) == len(files) {
 			close(allDone)
 		}
@@ -200,20 +198,6 @@ func (m *Main) e2eRound(ctx context.Context, o e2eOptions, files []string) (res 
 		return res, fmt.Errorf("%d of %d files finished within %s", n, len(files), o.Timeout)
 	}
 	res.Wall = time.Since(t0)
-	if os.Getenv("FRACD_TIMES") != "" {
-		mu.Lock()
-		var starts []time.Duration
-		for i, o := range outs {
-			var tot time.Duration
-			for _, d := range o.Stages {
-				tot += d
-			}
-			starts = append(starts, doneAt[i].Sub(t0)-tot)
-		}
-		slices.Sort(starts)
-		fmt.Fprintf(m.Stderr, "first start %v, 10th %v, 60th %v, last start %v; first done %v, last-but-4 done %v, last %v\n", starts[0], starts[9], starts[59], starts[len(starts)-1], doneAt[0].Sub(t0), doneAt[len(doneAt)-5].Sub(t0), doneAt[len(doneAt)-1].Sub(t0))
-		mu.Unlock()
-	}
 	res.CPU = processCPU() - cpu0
 	res.Faults = minorFaults() - flt0
 	res.PeakRSS = peakRSSBytes()
